@@ -1,0 +1,141 @@
+"""`churn`: one entry point for every stage; dvc.yaml calls these same commands with its paths."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="Churn-prediction pipeline stages.", no_args_is_help=True, add_completion=False)
+
+ParamsOpt = Annotated[Path, typer.Option("--params", help="Parameter file.")]
+PARAMS = Path("params.yaml")
+
+
+def _opt(help_text: str) -> object:
+    return typer.Option(..., help=help_text)
+
+
+def _run(fn, *args: object) -> None:
+    """Run a stage main; expected failures (bad input, bad params) print one clear message."""
+    from pipeline.featurize import FeaturizeError
+    from pipeline.ingest import IngestError
+    from pipeline.params import ParamsError
+    from pipeline.tables import ContractError
+    from pipeline.train import TrainError
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        fn(*args)
+    except (IngestError, ParamsError, ContractError, FeaturizeError, TrainError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+@app.command()
+def simulate(
+    raw: Annotated[Path, _opt("Raw transactions CSV to write.")],
+    truth: Annotated[Path, _opt("Per-customer, per-cutoff true churn probabilities (Parquet).")],
+    customers: Annotated[Path, _opt("Per-customer latent rates (Parquet).")],
+    params: ParamsOpt = PARAMS,
+) -> None:
+    """Simulate a retail transaction export and its ground truth (the bundled sample)."""
+    from pipeline import simulate as stage
+
+    _run(stage.main, params, raw, truth, customers)
+
+
+@app.command()
+def ingest(
+    raw: Annotated[Path, _opt("Raw export: CSV or Parquet.")],
+    out: Annotated[Path, _opt("Validated transactions (Parquet).")],
+    quarantine: Annotated[Path, _opt("Rejected rows with their reasons (Parquet).")],
+    metrics: Annotated[Path, _opt("Row counts (JSON).")],
+    params: ParamsOpt = PARAMS,
+) -> None:
+    """Map a raw export onto the transactions contract; quarantine what breaks it."""
+    from pipeline import ingest as stage
+
+    _run(stage.main, params, raw, out, quarantine, metrics)
+
+
+@app.command()
+def featurize(
+    transactions: Annotated[Path, _opt("Validated transactions (Parquet).")],
+    train: Annotated[Path, _opt("Labelled training snapshots (Parquet).")],
+    score: Annotated[Path, _opt("Scoring snapshot (Parquet).")],
+    metrics: Annotated[Path, _opt("Snapshot counts and churn rates (JSON).")],
+    params: ParamsOpt = PARAMS,
+) -> None:
+    """Point-in-time features and churn labels at each cutoff, and the scoring snapshot."""
+    from pipeline import featurize as stage
+
+    _run(stage.main, params, transactions, train, score, metrics)
+
+
+@app.command()
+def train(
+    snapshots: Annotated[Path, _opt("Labelled training snapshots (Parquet).")],
+    model: Annotated[Path, _opt("LightGBM model (text).")],
+    meta: Annotated[Path, _opt("Training summary (JSON).")],
+    run: Annotated[Path, _opt("MLflow run and model version (JSON).")],
+    params: ParamsOpt = PARAMS,
+) -> None:
+    """Train the LightGBM churn model with a purged temporal split; log and register it in MLflow."""
+    from pipeline import train as stage
+
+    _run(stage.main, params, snapshots, model, meta, run)
+
+
+@app.command()
+def evaluate(
+    snapshots: Annotated[Path, _opt("Labelled training snapshots (Parquet).")],
+    model: Annotated[Path, _opt("LightGBM model (text).")],
+    meta: Annotated[Path, _opt("Training summary (JSON) naming the held-out cutoffs.")],
+    run: Annotated[Path, _opt("MLflow run (JSON).")],
+    metrics: Annotated[Path, _opt("Held-out metrics (JSON).")],
+    plots: Annotated[Path, _opt("Folder for curves (CSV) and figures (PNG).")],
+    truth: Annotated[Path | None, typer.Option(help="Simulator truth, for the oracle AUC.")] = None,
+    params: ParamsOpt = PARAMS,
+) -> None:
+    """Held-out metrics, curves and figures for the trained model."""
+    from pipeline import evaluate as stage
+
+    _run(stage.main, params, snapshots, model, meta, run, truth, metrics, plots)
+
+
+@app.command()
+def explain(
+    snapshot: Annotated[Path, _opt("Scoring snapshot (Parquet).")],
+    model: Annotated[Path, _opt("LightGBM model (text).")],
+    run: Annotated[Path, _opt("MLflow run (JSON).")],
+    out: Annotated[Path, _opt("SHAP contributions (Parquet).")],
+    plots: Annotated[Path, _opt("Folder for the SHAP figures.")],
+    params: ParamsOpt = PARAMS,
+) -> None:
+    """Exact TreeSHAP contributions for every customer in the scoring snapshot."""
+    from pipeline import explain as stage
+
+    _run(stage.main, params, snapshot, model, run, out, plots)
+
+
+@app.command()
+def score(
+    snapshot: Annotated[Path, _opt("Scoring snapshot (Parquet).")],
+    model: Annotated[Path, _opt("LightGBM model (text).")],
+    shap_values: Annotated[Path, typer.Option("--shap", help="SHAP contributions (Parquet).")],
+    run: Annotated[Path, _opt("MLflow run and model version (JSON).")],
+    out_dir: Annotated[Path, typer.Option("--out-dir", help="Folder of the weekly score files.")],
+    params: ParamsOpt = PARAMS,
+) -> None:
+    """Write the weekly churn-risk file for CRM import."""
+    from pipeline import score as stage
+
+    _run(stage.main, params, snapshot, model, shap_values, run, out_dir)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,246 @@
+"""Stage featurize: validated transactions -> labelled training snapshots at each cutoff and the
+scoring snapshot at the scoring date.
+
+Features see only orders strictly before the cutoff; the label is 1 (churned) when the customer places
+no order in [cutoff, cutoff + horizon). A customer is in a snapshot when their last order falls in
+the eligibility lookback before the cutoff. Definitions are Ibis expressions, executed on DuckDB
+here and unchanged on any other Ibis backend. Lines are aggregated to orders first and orders are
+range-joined to the cutoffs, so the cost grows with orders x cutoffs, never lines x cutoffs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+
+from pipeline.cutoffs import training_cutoffs
+from pipeline.io import write_json, write_parquet
+from pipeline.params import FeaturizeParams
+
+log = logging.getLogger(__name__)
+
+DAY_SECONDS = 86_400.0
+KEYS = ["customer_id", "cutoff"]
+LABEL = "churned"
+CATEGORICAL_ATTRIBUTES = ("country", "channel")
+
+
+class FeaturizeError(ValueError):
+    """The data cannot support the requested cutoffs."""
+
+
+def _days(seconds: ir.NumericValue) -> ir.FloatingValue:
+    return seconds.cast("float64") / DAY_SECONDS
+
+
+def orders_from_lines(lines: ir.Table) -> ir.Table:
+    """One row per purchase order. Lines with a positive amount make an order; an order is the
+    order id when the export has one, else the customer's order timestamp."""
+    purchases = lines.filter(lines.amount > 0)
+    key = purchases.order_id if "order_id" in lines.columns else purchases.order_ts.cast("string")
+    metrics = {
+        "order_ts": purchases.order_ts.min(),
+        "value": purchases.amount.sum(),
+        "n_lines": purchases.count(),
+    }
+    if "quantity" in lines.columns:
+        metrics["items"] = purchases.quantity.sum()
+    orders = purchases.group_by([purchases.customer_id, key.name("order_key")]).aggregate(**metrics)
+    # a gap is known once its later order happens, so it is point-in-time safe as a column
+    window = ibis.window(group_by=orders.customer_id, order_by=[orders.order_ts, orders.order_key])
+    prev = orders.order_ts.lag().over(window)
+    return orders.mutate(
+        ts_s=orders.order_ts.epoch_seconds(),
+        gap_days=_days(orders.order_ts.epoch_seconds() - prev.epoch_seconds()),
+        weekend=(orders.order_ts.day_of_week.index() >= 5).cast("int64"),
+    )
+
+
+def _first_seen(lines: ir.Table, column: str) -> ir.Table:
+    """When each customer first bought each distinct value of `column`."""
+    purchases = lines.filter((lines.amount > 0) & lines[column].notnull())
+    return purchases.group_by([purchases.customer_id, purchases[column]]).aggregate(
+        first_s=purchases.order_ts.min().epoch_seconds()
+    )
+
+
+def build_features(lines: ir.Table, cutoffs: ir.Table, params: FeaturizeParams) -> ir.Table:
+    """Point-in-time features for every eligible customer at every cutoff (columns `cutoff`)."""
+    cutoffs = cutoffs.mutate(cutoff_s=cutoffs.cutoff.epoch_seconds())
+    orders = orders_from_lines(lines)
+    j = orders.join(cutoffs, orders.ts_s < cutoffs.cutoff_s)
+    age = _days(j.cutoff_s - j.ts_s)
+    metrics: dict[str, ir.Value] = {
+        "n_orders": j.count(),
+        "last_s": j.ts_s.max(),
+        "first_s": j.ts_s.min(),
+        "spend": j.value.sum(),
+        "max_order_value": j.value.max(),
+        "gap_mean": j.gap_days.mean(),
+        "gap_std": j.gap_days.std(),
+        "gap_max": j.gap_days.max(),
+        "lines_per_order": j.n_lines.mean(),
+        "weekend_share": j.weekend.mean(),
+    }
+    if "items" in orders.columns:
+        metrics["items_per_order"] = j["items"].mean()
+    for w in params.windows_days:
+        metrics[f"orders_{w}d"] = j.count(where=age < w)
+        metrics[f"spend_{w}d"] = j.value.sum(where=age < w).fill_null(0.0)
+    trend = params.trend_days
+    metrics["orders_trend_recent"] = j.count(where=age < trend)
+    metrics["orders_trend_before"] = j.count(where=(age >= trend) & (age < 2 * trend))
+    agg = j.group_by(["customer_id", "cutoff", "cutoff_s"]).aggregate(**metrics)
+    recency = _days(agg.cutoff_s - agg.last_s)
+    agg = agg.filter(recency <= params.eligibility_lookback_days)
+    recency = _days(agg.cutoff_s - agg.last_s)
+    feats = agg.mutate(
+        recency_days=recency,
+        tenure_days=_days(agg.cutoff_s - agg.first_s),
+        repeat_orders=agg.n_orders - 1,
+        avg_order_value=agg.spend / agg.n_orders,
+        overdue_ratio=recency / agg.gap_mean,
+        # orders in the last `trend_days` minus orders in the `trend_days` before them
+        order_trend=agg.orders_trend_recent - agg.orders_trend_before,
+    ).drop("last_s", "first_s", "orders_trend_recent", "orders_trend_before")
+
+    feats = _left_join_counts(feats, _returns(lines, cutoffs))
+    for column, name in (("product_id", "distinct_products"), ("category", "distinct_categories")):
+        if column in lines.columns:
+            seen = _first_seen(lines, column)
+            js = seen.join(cutoffs, seen.first_s < cutoffs.cutoff_s)
+            counts = js.group_by(["customer_id", "cutoff"]).aggregate(**{name: js.count()})
+            feats = _left_join_counts(feats, counts)
+    attrs = _first_order_attributes(lines)
+    if attrs is not None:
+        feats = feats.left_join(attrs, "customer_id").drop("customer_id_right")
+    return feats.drop("cutoff_s")
+
+
+def _returns(lines: ir.Table, cutoffs: ir.Table) -> ir.Table:
+    returns = lines.filter(lines.amount < 0)
+    returns = returns.mutate(ts_s=returns.order_ts.epoch_seconds())
+    j = returns.join(cutoffs, returns.ts_s < cutoffs.cutoff_s)
+    return j.group_by(["customer_id", "cutoff"]).aggregate(
+        n_return_lines=j.count(), return_value=-j.amount.sum()
+    )
+
+
+def _left_join_counts(feats: ir.Table, counts: ir.Table) -> ir.Table:
+    """Attach per-(customer, cutoff) counts; a customer with none gets 0."""
+    joined = feats.left_join(counts, ["customer_id", "cutoff"]).drop("customer_id_right", "cutoff_right")
+    added = [c for c in counts.columns if c not in KEYS]
+    return joined.mutate(**{c: joined[c].fill_null(0) for c in added})
+
+
+def _first_order_attributes(lines: ir.Table) -> ir.Table | None:
+    """Country and channel of the customer's first purchase: fixed once it happened."""
+    present = [c for c in CATEGORICAL_ATTRIBUTES if c in lines.columns]
+    if not present:
+        return None
+    purchases = lines.filter(lines.amount > 0)
+    return purchases.group_by("customer_id").aggregate(
+        **{c: purchases[c].argmin(purchases.order_ts) for c in present}
+    )
+
+
+def build_labels(lines: ir.Table, cutoffs: ir.Table, horizon_days: int) -> ir.Table:
+    """Per (customer, cutoff): 1 when no order in [cutoff, cutoff + horizon), else absent."""
+    cutoffs = cutoffs.mutate(cutoff_s=cutoffs.cutoff.epoch_seconds())
+    orders = orders_from_lines(lines)
+    # half-open: an order exactly at the cutoff belongs to the label window, not the features
+    j = orders.join(
+        cutoffs,
+        (orders.ts_s >= cutoffs.cutoff_s) & (orders.ts_s < cutoffs.cutoff_s + int(horizon_days * DAY_SECONDS)),
+    )
+    return j.group_by(["customer_id", "cutoff"]).aggregate(orders_in_horizon=j.count())
+
+
+def training_snapshots(lines: ir.Table, cutoff_dates: list[dt.date], params: FeaturizeParams) -> ir.Table:
+    cutoffs = cutoff_table(cutoff_dates)
+    feats = build_features(lines, cutoffs, params)
+    labels = build_labels(lines, cutoffs, params.horizon_days)
+    joined = feats.left_join(labels, KEYS).drop("customer_id_right", "cutoff_right")
+    return joined.mutate(**{LABEL: joined.orders_in_horizon.isnull().cast("int8")}).drop("orders_in_horizon")
+
+
+def cutoff_table(dates: list[dt.date]) -> ir.Table:
+    return ibis.memtable(
+        pd.DataFrame({"cutoff": pd.to_datetime(pd.Series(dates)).astype("datetime64[us]")})
+    )
+
+
+def resolve_score_date(params: FeaturizeParams, last_order: pd.Timestamp) -> dt.date:
+    """The scoring date: the param, or the day after the last order in the data."""
+    return params.score_date or (last_order.normalize() + pd.Timedelta(days=1)).date()
+
+
+@dataclass(frozen=True)
+class Snapshots:
+    train: pd.DataFrame
+    score: pd.DataFrame
+    score_date: dt.date
+    cutoffs: list[dt.date]
+
+
+def finish(frame: pd.DataFrame) -> pd.DataFrame:
+    """Stable row order and dtypes, so the same input writes the same bytes."""
+    frame = frame.sort_values(KEYS, kind="stable", ignore_index=True)
+    front = [c for c in KEYS if c in frame.columns]
+    back = [LABEL] if LABEL in frame.columns else []
+    middle = sorted(c for c in frame.columns if c not in front and c not in back)
+    frame = frame[front + middle + back]
+    for column in middle:
+        if pd.api.types.is_integer_dtype(frame[column]) or pd.api.types.is_float_dtype(frame[column]):
+            frame[column] = frame[column].astype("float64")
+    frame["cutoff"] = frame["cutoff"].astype("datetime64[us]")
+    return frame
+
+
+def make_snapshots(lines: ir.Table, params: FeaturizeParams) -> Snapshots:
+    bounds = lines.aggregate(first=lines.order_ts.min(), last=lines.order_ts.max()).to_pandas().iloc[0]
+    score_date = resolve_score_date(params, pd.Timestamp(bounds["last"]))
+    cutoffs = training_cutoffs(score_date, params.horizon_days, params.cutoff_every_days, params.n_cutoffs)
+    if pd.Timestamp(cutoffs[0]) <= pd.Timestamp(bounds["first"]):
+        raise FeaturizeError(
+            f"the earliest cutoff {cutoffs[0]} is not after the first order ({bounds['first']}): "
+            f"the data starts too late for {params.n_cutoffs} cutoffs every {params.cutoff_every_days} "
+            f"days before {score_date} - {params.horizon_days} days; lower featurize.n_cutoffs"
+        )
+    train = finish(training_snapshots(lines, cutoffs, params).to_pandas())
+    score = finish(build_features(lines, cutoff_table([score_date]), params).to_pandas())
+    return Snapshots(train=train, score=score, score_date=score_date, cutoffs=cutoffs)
+
+
+def main(params_path: Path, transactions: Path, train_out: Path, score_out: Path, metrics_out: Path) -> None:
+    from pipeline.params import load_params
+
+    params = load_params(params_path).featurize
+    con = ibis.duckdb.connect()
+    snaps = make_snapshots(con.read_parquet(transactions), params)
+    write_parquet(snaps.train, train_out)
+    write_parquet(snaps.score, score_out)
+    per_cutoff = snaps.train.groupby("cutoff")[LABEL].agg(["size", "mean"])
+    write_json(
+        {
+            "score_date": snaps.score_date.isoformat(),
+            "cutoffs": [c.isoformat() for c in snaps.cutoffs],
+            "training_rows": len(snaps.train),
+            "scoring_rows": len(snaps.score),
+            "churn_rate": round(float(snaps.train[LABEL].mean()), 6),
+            "churn_rate_by_cutoff": {
+                k.date().isoformat(): round(float(v), 6) for k, v in per_cutoff["mean"].items()
+            },
+        },
+        metrics_out,
+    )
+    log.info(
+        "%d training rows over %d cutoffs (churn rate %.3f), %d customers to score as of %s",
+        len(snaps.train), len(snaps.cutoffs), snaps.train[LABEL].mean(), len(snaps.score), snaps.score_date,
+    )

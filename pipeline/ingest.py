@@ -1,0 +1,275 @@
+"""Stage ingest: a raw CSV or Parquet export + the column mapping -> validated transactions and a
+quarantine of rejected rows, each with its reason. Input rows = kept + quarantined, always.
+
+The export is read in batches and each batch is parsed by one DuckDB query, so memory stays bounded
+whatever the file size; the outputs appear only when the whole file has passed.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from pipeline.io import atomic_path, write_json
+from pipeline.params import IngestParams
+from pipeline.tables import TRANSACTIONS, OPTIONAL_TYPES, validate
+
+log = logging.getLogger(__name__)
+
+BATCH_BYTES = 32 << 20
+SHOW_ROWS = 5
+
+
+class IngestError(ValueError):
+    """The export cannot be ingested; the message names the file, column and rows."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A row is quarantined with `reason` when `failed` (SQL over parsed columns) holds."""
+
+    reason: str
+    column: str
+    failed: str
+
+
+@dataclass
+class Tally:
+    input_rows: int = 0
+    kept_rows: int = 0
+    by_reason: Counter[str] = field(default_factory=Counter)
+    examples: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
+
+    @property
+    def quarantined_rows(self) -> int:
+        return sum(self.by_reason.values())
+
+    def as_metrics(self) -> dict[str, object]:
+        assert self.input_rows == self.kept_rows + self.quarantined_rows
+        return {
+            "input_rows": self.input_rows,
+            "kept_rows": self.kept_rows,
+            "quarantined_rows": self.quarantined_rows,
+            "quarantine_share": round(self.quarantined_rows / max(self.input_rows, 1), 6),
+            "quarantined_by_reason": dict(sorted(self.by_reason.items())),
+        }
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _sql_list(values: list[str]) -> str:
+    return "[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]"
+
+
+def parse_expressions(params: IngestParams, schema: pa.Schema) -> dict[str, str]:
+    """SQL expression for each canonical column present, from the mapped source column."""
+    exprs: dict[str, str] = {}
+    for target, source in params.columns.items():
+        col = _quote(source)
+        kind = schema.field(source).type
+        text = f"NULLIF(trim(CAST({col} AS VARCHAR)), '')"
+        if target == "order_ts":
+            exprs[target] = (
+                f"CAST({col} AS TIMESTAMP)"
+                if pa.types.is_timestamp(kind) or pa.types.is_date(kind)
+                else f"try_strptime({text}, {_sql_list(params.date_formats)})"
+            )
+        elif target in ("amount", "quantity", "unit_price"):
+            exprs[target] = f"TRY_CAST({text} AS DOUBLE)"
+        else:
+            exprs[target] = text
+    if "amount" not in exprs:
+        exprs["amount"] = "quantity * unit_price"
+    return exprs
+
+
+def quarantine_rules(params: IngestParams) -> list[Rule]:
+    """Checks in the order they are applied; the first that fails names the row's reason."""
+    rules = [
+        Rule("missing_customer_id", "customer_id", "customer_id IS NULL"),
+        Rule("unparseable_order_ts", "order_ts", "order_ts IS NULL"),
+    ]
+    for name in ("quantity", "unit_price", "amount"):
+        if name in params.columns:
+            rules.append(Rule(f"non_numeric_{name}", name, f"{name} IS NULL"))
+    if "unit_price" in params.columns:
+        rules.append(Rule("negative_unit_price", "unit_price", "unit_price < 0"))
+    rules += [
+        Rule("missing_amount", "amount", "amount IS NULL"),
+        Rule("non_finite_amount", "amount", "NOT isfinite(amount)"),
+        Rule("zero_amount", "amount", "amount = 0"),
+    ]
+    return rules
+
+
+def batch_query(params: IngestParams, schema: pa.Schema) -> str:
+    exprs = parse_expressions(params, schema)
+    rules = quarantine_rules(params)
+    reason = "CASE " + " ".join(f"WHEN {r.failed} THEN '{r.reason}'" for r in rules) + " END"
+    canonical = ["customer_id", "order_ts", "amount", *(c for c in OPTIONAL_TYPES if c in exprs)]
+    inner = ", ".join(f"{expr} AS {name}" for name, expr in exprs.items() if name != "amount")
+    raw = ", ".join(f"CAST({_quote(c)} AS VARCHAR) AS {_quote('raw:' + c)}" for c in schema.names)
+    return f"""
+        WITH parsed AS (SELECT source_row, {inner}, {raw} FROM batch),
+        typed AS (SELECT *, {exprs['amount']} AS amount FROM parsed)
+        SELECT source_row, {', '.join(canonical)}, {reason} AS reason,
+               {', '.join(_quote('raw:' + c) for c in schema.names)}
+        FROM typed
+    """
+
+
+def _read_header(path: Path) -> list[str]:
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            header = next(csv.reader(handle), None)
+    except UnicodeDecodeError as exc:
+        raise IngestError(f"{path}: the header is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    if not header:
+        raise IngestError(f"{path}: the file is empty; expected a header row and data rows")
+    return header
+
+
+def read_batches(path: Path) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    """The export's schema and its rows in batches: CSV columns all as text, Parquet as typed."""
+    if path.suffix.lower() in (".parquet", ".pq"):
+        source = pq.ParquetFile(path)
+        return source.schema_arrow, source.iter_batches(batch_size=256_000)
+    header = _read_header(path)
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if repeated:
+        raise IngestError(f"{path}: header repeats column(s) {repeated}")
+    schema = pa.schema([(name, pa.string()) for name in header])
+    reader = pacsv.open_csv(
+        path,
+        read_options=pacsv.ReadOptions(block_size=BATCH_BYTES),
+        convert_options=pacsv.ConvertOptions(
+            column_types=dict(zip(schema.names, schema.types, strict=True)),
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        try:
+            yield from reader
+        except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+            raise IngestError(f"{path}: cannot read the CSV: {exc}") from None
+
+    return schema, batches()
+
+
+def check_mapping(path: Path, params: IngestParams, schema: pa.Schema) -> None:
+    missing = {t: s for t, s in params.columns.items() if s not in schema.names}
+    if missing:
+        wanted = ", ".join(f"{s!r} (for {t})" for t, s in missing.items())
+        raise IngestError(
+            f"{path}: column(s) {wanted} named in ingest.columns are not in the file; "
+            f"its columns are {schema.names}. Fix the mapping in params.yaml."
+        )
+
+
+def ingest(
+    path: Path, params: IngestParams, kept_out: Path, quarantine_out: Path
+) -> Tally:
+    """Stream the export through the parse query into the two output files."""
+    path = Path(path)
+    if not path.exists():
+        raise IngestError(f"{path}: file not found")
+    if path.stat().st_size == 0:
+        raise IngestError(f"{path}: the file is empty; expected a header row and data rows")
+    schema, batches = read_batches(path)
+    check_mapping(path, params, schema)
+    query = batch_query(params, schema)
+    raw_names = ["raw:" + c for c in schema.names]
+    tally = Tally()
+    con = duckdb.connect()
+    con.execute("SET threads TO 1")
+    kept_writer: pq.ParquetWriter | None = None
+    quarantine_writer: pq.ParquetWriter | None = None
+    with atomic_path(kept_out) as kept_tmp, atomic_path(quarantine_out) as quarantine_tmp:
+        for raw_batch in batches:
+            offset = tally.input_rows
+            tally.input_rows += raw_batch.num_rows
+            batch = pa.Table.from_batches([raw_batch]).append_column(
+                "source_row", pa.array(range(offset + 1, offset + raw_batch.num_rows + 1), pa.int64())
+            )
+            con.register("batch", batch)
+            parsed = con.sql(query).to_arrow_table()
+            con.unregister("batch")
+            is_kept = parsed.column("reason").is_null()
+            kept = parsed.filter(is_kept).drop_columns(["reason", *raw_names])
+            kept = validate(kept.to_pandas(), TRANSACTIONS, f"{path} (validated rows)")
+            rejected = parsed.filter(pc.invert(is_kept))
+            rejected = rejected.select(["source_row", "reason", *raw_names])
+            tally.kept_rows += len(kept)
+            _count_reasons(tally, rejected)
+            kept_table = pa.Table.from_pandas(kept, preserve_index=False)
+            if kept_writer is None:
+                kept_writer = pq.ParquetWriter(kept_tmp, kept_table.schema)
+                quarantine_writer = pq.ParquetWriter(quarantine_tmp, rejected.schema)
+            kept_writer.write_table(kept_table)
+            assert quarantine_writer is not None
+            quarantine_writer.write_table(rejected)
+        if kept_writer is None:
+            raise IngestError(f"{path}: the file has a header but no data rows")
+        kept_writer.close()
+        assert quarantine_writer is not None
+        quarantine_writer.close()
+        _check_quarantine_share(path, params, tally)
+    return tally
+
+
+def _count_reasons(tally: Tally, rejected: pa.Table) -> None:
+    if rejected.num_rows == 0:
+        return
+    frame = rejected.to_pandas()
+    raw = [c for c in frame.columns if c.startswith("raw:")]
+    for reason, rows in frame.groupby("reason", sort=True):
+        tally.by_reason[str(reason)] += len(rows)
+        shown = tally.examples.setdefault(str(reason), [])
+        for _, row in rows.head(SHOW_ROWS - len(shown)).iterrows():
+            text = ", ".join(f"{c[4:]}={row[c]!r}" for c in raw)
+            shown.append((int(row["source_row"]), text))
+
+
+def _check_quarantine_share(path: Path, params: IngestParams, tally: Tally) -> None:
+    share = tally.quarantined_rows / tally.input_rows
+    if share <= params.max_quarantine_share:
+        return
+    lines = [
+        f"{path}: {tally.quarantined_rows} of {tally.input_rows} rows ({share:.1%}) fail the transactions "
+        f"contract, above ingest.max_quarantine_share = {params.max_quarantine_share:.1%}. Nothing was written."
+    ]
+    columns = {r.reason: r.column for r in quarantine_rules(params)}
+    for reason, count in tally.by_reason.most_common():
+        target = columns[reason]
+        source = params.columns.get(target, "quantity x unit_price")
+        lines.append(f"  {reason}: {count} rows, column {source!r} (mapped to {target}); first rows:")
+        lines += [f"    row {row}: {text}" for row, text in tally.examples[reason]]
+    if "unparseable_order_ts" in tally.by_reason:
+        lines.append(f"  order dates are parsed with ingest.date_formats = {params.date_formats}")
+    raise IngestError("\n".join(lines))
+
+
+def main(params_path: Path, raw_path: Path, kept_out: Path, quarantine_out: Path, metrics_out: Path) -> None:
+    from pipeline.params import load_params
+
+    params = load_params(params_path).ingest
+    tally = ingest(raw_path, params, kept_out, quarantine_out)
+    write_json(tally.as_metrics(), metrics_out)
+    log.info(
+        "%s: %d rows in, %d kept, %d quarantined %s",
+        raw_path, tally.input_rows, tally.kept_rows, tally.quarantined_rows, dict(tally.by_reason),
+    )

@@ -1,0 +1,162 @@
+"""Typed view of params.yaml: the only place it is parsed; a misspelt key is an error."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+CANONICAL_REQUIRED = ("customer_id", "order_ts")
+CANONICAL_OPTIONAL = (
+    "order_id",
+    "product_id",
+    "category",
+    "quantity",
+    "unit_price",
+    "country",
+    "channel",
+)
+CANONICAL_COLUMNS = (*CANONICAL_REQUIRED, "amount", *CANONICAL_OPTIONAL)
+
+PositiveInt = Annotated[int, Field(gt=0)]
+Share = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SimulateParams(_Frozen):
+    seed: int
+    n_customers: PositiveInt
+    start_date: dt.date
+    end_date: dt.date
+    mean_lines_per_order: Annotated[float, Field(ge=1.0)]
+    malformed_share: Share
+    return_share: Share
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SimulateParams:
+        if self.end_date <= self.start_date:
+            raise ValueError("simulate.end_date must be after simulate.start_date")
+        return self
+
+
+class IngestParams(_Frozen):
+    """How a user's export maps onto the canonical transactions contract."""
+
+    columns: dict[str, str]
+    date_formats: list[str] = Field(min_length=1)
+    max_quarantine_share: Share
+
+    @field_validator("columns")
+    @classmethod
+    def _known_targets(cls, columns: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(columns) - set(CANONICAL_COLUMNS))
+        if unknown:
+            raise ValueError(
+                f"unknown canonical column(s) {unknown} in ingest.columns; "
+                f"allowed: {list(CANONICAL_COLUMNS)}"
+            )
+        missing = [c for c in CANONICAL_REQUIRED if c not in columns]
+        if missing:
+            raise ValueError(f"ingest.columns must map the required column(s) {missing}")
+        if "amount" not in columns and not {"quantity", "unit_price"} <= set(columns):
+            raise ValueError(
+                "ingest.columns must map 'amount', or both 'quantity' and 'unit_price' "
+                "so that amount = quantity x unit_price"
+            )
+        sources = list(columns.values())
+        repeated = sorted({s for s in sources if sources.count(s) > 1})
+        if repeated:
+            raise ValueError(f"source column(s) {repeated} mapped more than once in ingest.columns")
+        return columns
+
+
+class FeaturizeParams(_Frozen):
+    horizon_days: PositiveInt
+    cutoff_every_days: PositiveInt
+    n_cutoffs: PositiveInt
+    eligibility_lookback_days: PositiveInt
+    score_date: dt.date | None = None
+    windows_days: list[PositiveInt] = Field(min_length=1)
+    trend_days: PositiveInt
+
+
+class TrainParams(_Frozen):
+    test_cutoffs: PositiveInt
+    valid_cutoffs: PositiveInt
+    seed: int
+    num_threads: PositiveInt
+    learning_rate: Annotated[float, Field(gt=0.0, le=1.0)]
+    num_leaves: Annotated[int, Field(ge=2)]
+    min_child_samples: PositiveInt
+    feature_fraction: Annotated[float, Field(gt=0.0, le=1.0)]
+    lambda_l2: Annotated[float, Field(ge=0.0)]
+    max_rounds: PositiveInt
+    early_stopping_rounds: PositiveInt
+
+
+class EvaluateParams(_Frozen):
+    top_share: Annotated[float, Field(gt=0.0, lt=1.0)]
+    calibration_bins: Annotated[int, Field(ge=2)]
+
+
+class ExplainParams(_Frozen):
+    beeswarm_rows: PositiveInt
+
+
+class RiskTiers(_Frozen):
+    high: Share
+    medium: Share
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RiskTiers:
+        if not self.medium < self.high:
+            raise ValueError("score.risk_tiers.medium must be below score.risk_tiers.high")
+        return self
+
+
+class ScoreParams(_Frozen):
+    risk_tiers: RiskTiers
+    n_reasons: Annotated[int, Field(ge=1, le=10)]
+
+
+class MlflowParams(_Frozen):
+    experiment: str
+    registered_model: str
+
+
+class Params(_Frozen):
+    simulate: SimulateParams
+    ingest: IngestParams
+    featurize: FeaturizeParams
+    train: TrainParams
+    evaluate: EvaluateParams
+    explain: ExplainParams
+    score: ScoreParams
+    mlflow: MlflowParams
+
+
+class ParamsError(ValueError):
+    """params.yaml is missing, unreadable or does not match the typed model."""
+
+
+def load_params(path: Path | str = "params.yaml") -> Params:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ParamsError(f"{path}: parameter file not found") from exc
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML: {exc}") from exc
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        lines = [
+            f"  {'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        ]
+        raise ParamsError(f"{path}: invalid parameters\n" + "\n".join(lines)) from exc

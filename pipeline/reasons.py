@@ -1,0 +1,103 @@
+"""Churn reasons an agent can say: SHAP contributions grouped by cause, written with the customer's
+own values. One table maps features to causes and causes to templates."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Cause:
+    """Features that express one cause, and templates tried in order: the first whose fields are
+    all present and not missing for the customer is used."""
+
+    name: str
+    features: tuple[str, ...]
+    templates: tuple[str, ...]
+
+
+CAUSES: tuple[Cause, ...] = (
+    Cause(
+        "lapse",
+        ("recency_days", "overdue_ratio", "gap_mean", "gap_max", "gap_std"),
+        ("No order for {recency_days:.0f} days; usually orders every {gap_mean:.0f} days",
+         "No order for {recency_days:.0f} days"),
+    ),
+    Cause(
+        "frequency",
+        ("n_orders", "repeat_orders", "orders_30d", "orders_90d", "orders_180d", "orders_365d"),
+        ("Only {n_orders:.0f} order(s) in {tenure_days:.0f} days as a customer",
+         "Only {n_orders:.0f} order(s) so far"),
+    ),
+    Cause("trend", ("order_trend",), ("Ordering less: {order_trend:+.0f} orders vs the period before",)),
+    Cause(
+        "spend",
+        ("spend", "spend_30d", "spend_90d", "spend_180d", "spend_365d", "avg_order_value", "max_order_value"),
+        ("Spent {spend_365d:.2f} in the last year; average order {avg_order_value:.2f}",
+         "Average order {avg_order_value:.2f}"),
+    ),
+    Cause("tenure", ("tenure_days",), ("Customer for only {tenure_days:.0f} days",)),
+    Cause(
+        "returns",
+        ("n_return_lines", "return_value"),
+        ("Returned {n_return_lines:.0f} item line(s) worth {return_value:.2f}",),
+    ),
+    Cause(
+        "breadth",
+        ("distinct_products", "distinct_categories"),
+        ("Bought {distinct_products:.0f} product(s) from {distinct_categories:.0f} categories",
+         "Bought {distinct_products:.0f} product(s)"),
+    ),
+    Cause(
+        "basket",
+        ("lines_per_order", "items_per_order"),
+        ("Small baskets: {items_per_order:.1f} items per order", "Small baskets: {lines_per_order:.1f} lines per order"),
+    ),
+    Cause("habits", ("weekend_share",), ("Weekend orders: {weekend_share:.0%}",)),
+    Cause("country", ("country",), ("Customers in {country} churn more",)),
+    Cause("channel", ("channel",), ("Customers buying via {channel} churn more",)),
+)  # fmt: skip
+
+
+def cause_of(feature: str) -> Cause:
+    for cause in CAUSES:
+        if feature in cause.features:
+            return cause
+    return Cause(feature, (feature,), (feature.replace("_", " ") + ": {" + feature + "}",))
+
+
+def _render(cause: Cause, values: dict[str, object]) -> str:
+    for template in cause.templates:
+        try:
+            text = template.format_map(values)
+        except (KeyError, ValueError, TypeError):
+            continue
+        if "nan" not in text:
+            return text
+    return cause.name
+
+
+def top_reasons(contrib: pd.DataFrame, snapshot: pd.DataFrame, n: int) -> list[list[str]]:
+    """For each row, up to `n` causes that raise churn risk most (summed positive SHAP per cause),
+    as sentences; rows with fewer such causes get empty strings."""
+    features = [c for c in contrib.columns if c in snapshot.columns and c != "customer_id"]
+    causes: dict[str, Cause] = {}
+    members: dict[str, list[str]] = {}
+    for feature in features:
+        cause = cause_of(feature)
+        causes.setdefault(cause.name, cause)
+        members.setdefault(cause.name, []).append(feature)
+    names = list(members)
+    pushes = np.column_stack([contrib[members[c]].to_numpy().sum(axis=1) for c in names])
+    order = np.argsort(-pushes, axis=1, kind="stable")[:, :n]
+    records = snapshot.to_dict(orient="records")
+    out = []
+    for i, record in enumerate(records):
+        values = {k: v for k, v in record.items() if not (isinstance(v, float) and math.isnan(v))}
+        row = [_render(causes[names[j]], values) for j in order[i] if pushes[i, j] > 0]
+        out.append(row + [""] * (n - len(row)))
+    return out

@@ -1,0 +1,168 @@
+"""Stage train: training snapshots -> LightGBM churn model, recorded and registered in MLflow.
+
+The latest cutoff(s) are held out for evaluation. Training uses only cutoffs whose label window has
+closed by the first held-out cutoff, so no training label saw anything after it; the latest of those
+stops boosting early. Customers recur across cutoffs, so a random split would leak.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightgbm as lgb
+import mlflow
+import mlflow.data
+import numpy as np
+import pandas as pd
+from mlflow.models import infer_signature
+
+from pipeline import tracking
+from pipeline.featurize import LABEL
+from pipeline.io import write_json
+from pipeline.model import feature_columns, model_frame
+from pipeline.params import Params, TrainParams
+
+log = logging.getLogger(__name__)
+
+
+class TrainError(ValueError):
+    """The snapshots cannot support the requested split."""
+
+
+@dataclass(frozen=True)
+class Split:
+    train: list[pd.Timestamp]
+    valid: list[pd.Timestamp]
+    test: list[pd.Timestamp]
+
+
+def temporal_split(cutoffs: list[pd.Timestamp], horizon_days: int, params: TrainParams) -> Split:
+    """Purged walk-forward split. Test = the latest cutoffs; valid = the latest cutoffs whose label
+    windows close by the first test cutoff; train = cutoffs whose label windows close by the first
+    valid cutoff. A customer's labels at nearby cutoffs share most of their window, so without the
+    purge early stopping would be judged on labels the model was trained on."""
+    cutoffs = sorted(set(cutoffs))
+    horizon = pd.Timedelta(days=horizon_days)
+    test = cutoffs[-params.test_cutoffs :]
+    valid = [c for c in cutoffs if c + horizon <= test[0]][-params.valid_cutoffs :]
+    train = [c for c in cutoffs if valid and c + horizon <= valid[0]]
+    if len(valid) < params.valid_cutoffs or not train:
+        raise TrainError(
+            f"{len(cutoffs)} cutoffs cannot be split into train, {params.valid_cutoffs} validation and "
+            f"{params.test_cutoffs} test cutoff(s) with every label window closed before the next part "
+            f"starts ({horizon_days}-day horizon). Raise featurize.n_cutoffs or lower featurize.horizon_days."
+        )
+    return Split(train=train, valid=valid, test=test)
+
+
+def lgb_params(params: TrainParams) -> dict[str, object]:
+    return {
+        "objective": "binary",
+        "metric": ["binary_logloss", "auc"],
+        "learning_rate": params.learning_rate,
+        "num_leaves": params.num_leaves,
+        "min_child_samples": params.min_child_samples,
+        "feature_fraction": params.feature_fraction,
+        "lambda_l2": params.lambda_l2,
+        "seed": params.seed,
+        "deterministic": True,
+        "force_row_wise": True,
+        "num_threads": params.num_threads,
+        "verbosity": -1,
+    }
+
+
+def fit(train: pd.DataFrame, valid: pd.DataFrame, params: TrainParams) -> lgb.Booster:
+    features = feature_columns(train)
+    x_train, x_valid = model_frame(train, features), model_frame(valid, features)
+    # the validation frame must share the training category levels
+    for column in x_train.select_dtypes("category"):
+        x_valid[column] = x_valid[column].cat.set_categories(x_train[column].cat.categories)
+    train_set = lgb.Dataset(x_train, train[LABEL], free_raw_data=False)
+    valid_set = lgb.Dataset(x_valid, valid[LABEL], reference=train_set)
+    return lgb.train(
+        lgb_params(params),
+        train_set,
+        num_boost_round=params.max_rounds,
+        valid_sets=[valid_set],
+        valid_names=["valid"],
+        callbacks=[lgb.early_stopping(params.early_stopping_rounds, first_metric_only=True, verbose=False)],
+    )
+
+
+def select(snapshots: pd.DataFrame, cutoffs: list[pd.Timestamp]) -> pd.DataFrame:
+    return snapshots[snapshots["cutoff"].isin(cutoffs)]
+
+
+def _dates(cutoffs: list[pd.Timestamp]) -> list[str]:
+    return [c.date().isoformat() for c in cutoffs]
+
+
+def main(params_path: Path, snapshots_path: Path, model_out: Path, meta_out: Path, run_out: Path) -> None:
+    from pipeline.params import load_params
+
+    params: Params = load_params(params_path)
+    snapshots = pd.read_parquet(snapshots_path)
+    split = temporal_split(list(snapshots["cutoff"].unique()), params.featurize.horizon_days, params.train)
+    train, valid = select(snapshots, split.train), select(snapshots, split.valid)
+    booster = fit(train, valid, params.train)
+    best = booster.best_iteration or booster.current_iteration()
+    valid_scores = {f"valid_{k}": float(v) for k, v in booster.best_score["valid"].items()}
+    model_out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = model_out.with_name(f".{model_out.name}.tmp")
+    booster.save_model(str(tmp), num_iteration=best)
+    tmp.replace(model_out)
+    meta = {
+        "features": booster.feature_name(),
+        "best_iteration": best,
+        "train_cutoffs": _dates(split.train),
+        "valid_cutoffs": _dates(split.valid),
+        "test_cutoffs": _dates(split.test),
+        "train_rows": len(train),
+        "valid_rows": len(valid),
+        **{k: round(v, 6) for k, v in valid_scores.items()},
+    }
+    write_json(meta, meta_out)
+    log.info("trained %d rounds on %d rows; %s", best, len(train), valid_scores)
+    write_json(record_run(params, booster, train, snapshots_path, meta, valid_scores), run_out)
+
+
+def record_run(
+    params: Params,
+    booster: lgb.Booster,
+    train: pd.DataFrame,
+    snapshots_path: Path,
+    meta: dict[str, object],
+    valid_scores: dict[str, float],
+) -> dict[str, str]:
+    """One MLflow run per training: params, metrics, lineage, the dataset and the registered model."""
+    tracking.configure(params.mlflow.experiment)
+    with mlflow.start_run(run_name=f"train-{dt.date.fromisoformat(str(meta['test_cutoffs'][-1]))}") as run:  # type: ignore[index]
+        mlflow.set_tags(tracking.lineage_tags())
+        mlflow.log_params({f"train.{k}": v for k, v in params.train.model_dump().items()})
+        mlflow.log_params({f"featurize.{k}": v for k, v in params.featurize.model_dump().items()})
+        mlflow.log_params({"best_iteration": meta["best_iteration"], "n_features": len(meta["features"])})  # type: ignore[arg-type]
+        mlflow.log_metrics(valid_scores)
+        dataset = mlflow.data.from_pandas(
+            train, source=str(snapshots_path), targets=LABEL, name="training-snapshots"
+        )
+        mlflow.log_input(dataset, context="training")
+        x = model_frame(train.head(200), booster.feature_name())
+        signature = infer_signature(
+            x.astype({c: "string" for c in x.select_dtypes("category")}), np.zeros(len(x))
+        )
+        info = mlflow.lightgbm.log_model(
+            booster,
+            name="model",
+            signature=signature,
+            registered_model_name=params.mlflow.registered_model,
+        )
+    return {
+        "run_id": run.info.run_id,
+        "model_uri": info.model_uri,
+        "registered_model": params.mlflow.registered_model,
+        "model_version": str(info.registered_model_version),
+    }
