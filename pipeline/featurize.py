@@ -40,20 +40,20 @@ def _days(seconds: ir.NumericValue) -> ir.FloatingValue:
 
 
 def orders_from_lines(lines: ir.Table) -> ir.Table:
-    """One row per purchase order. Lines with a positive amount make an order; an order is the
-    order id when the export has one, else the customer's order timestamp."""
+    """One row per purchase event. Lines with a positive amount make an order; lines sharing the
+    customer, the order id (when the export has one) and the timestamp are one order. Lines of one
+    order id at different times are separate events, so no order ever mixes both sides of a cutoff."""
     purchases = lines.filter(lines.amount > 0)
-    key = purchases.order_id if "order_id" in lines.columns else purchases.order_ts.cast("string")
-    metrics = {
-        "order_ts": purchases.order_ts.min(),
-        "value": purchases.amount.sum(),
-        "n_lines": purchases.count(),
-    }
+    keys = [purchases.customer_id, purchases.order_ts]
+    if "order_id" in lines.columns:
+        keys.append(purchases.order_id.fill_null("").name("order_key"))
+    metrics = {"value": purchases.amount.sum(), "n_lines": purchases.count()}
     if "quantity" in lines.columns:
         metrics["items"] = purchases.quantity.sum()
-    orders = purchases.group_by([purchases.customer_id, key.name("order_key")]).aggregate(**metrics)
+    orders = purchases.group_by(keys).aggregate(**metrics)
+    order_by = [orders.order_ts, orders.order_key] if "order_key" in orders.columns else [orders.order_ts]
     # a gap is known once its later order happens, so it is point-in-time safe as a column
-    window = ibis.window(group_by=orders.customer_id, order_by=[orders.order_ts, orders.order_key])
+    window = ibis.window(group_by=orders.customer_id, order_by=order_by)
     prev = orders.order_ts.lag().over(window)
     return orders.mutate(
         ts_s=orders.order_ts.epoch_seconds(),

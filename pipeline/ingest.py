@@ -119,11 +119,13 @@ def batch_query(params: IngestParams, schema: pa.Schema) -> str:
     rules = quarantine_rules(params)
     reason = "CASE " + " ".join(f"WHEN {r.failed} THEN '{r.reason}'" for r in rules) + " END"
     canonical = ["customer_id", "order_ts", "amount", *(c for c in OPTIONAL_TYPES if c in exprs)]
-    inner = ", ".join(f"{expr} AS {name}" for name, expr in exprs.items() if name != "amount")
+    derived = "amount" not in params.columns
+    inner = ", ".join(f"{expr} AS {name}" for name, expr in exprs.items() if not (derived and name == "amount"))
     raw = ", ".join(f"CAST({_quote(c)} AS VARCHAR) AS {_quote('raw:' + c)}" for c in schema.names)
+    amount = f", {exprs['amount']} AS amount" if derived else ""
     return f"""
         WITH parsed AS (SELECT source_row, {inner}, {raw} FROM batch),
-        typed AS (SELECT *, {exprs['amount']} AS amount FROM parsed)
+        typed AS (SELECT *{amount} FROM parsed)
         SELECT source_row, {', '.join(canonical)}, {reason} AS reason,
                {', '.join(_quote('raw:' + c) for c in schema.names)}
         FROM typed
@@ -131,9 +133,10 @@ def batch_query(params: IngestParams, schema: pa.Schema) -> str:
 
 
 def _read_header(path: Path) -> list[str]:
+    with path.open("rb") as handle:
+        first = handle.readline()
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            header = next(csv.reader(handle), None)
+        header = next(csv.reader([first.decode("utf-8-sig")]), None)
     except UnicodeDecodeError as exc:
         raise IngestError(f"{path}: the header is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     if not header:
@@ -151,15 +154,18 @@ def read_batches(path: Path) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     if repeated:
         raise IngestError(f"{path}: header repeats column(s) {repeated}")
     schema = pa.schema([(name, pa.string()) for name in header])
-    reader = pacsv.open_csv(
-        path,
-        read_options=pacsv.ReadOptions(block_size=BATCH_BYTES),
-        convert_options=pacsv.ConvertOptions(
-            column_types=dict(zip(schema.names, schema.types, strict=True)),
-            strings_can_be_null=False,
-            quoted_strings_can_be_null=False,
-        ),
-    )
+    try:
+        reader = pacsv.open_csv(
+            path,
+            read_options=pacsv.ReadOptions(block_size=BATCH_BYTES),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict(zip(schema.names, schema.types, strict=True)),
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        raise IngestError(f"{path}: cannot read the CSV: {exc}") from None
 
     def batches() -> Iterator[pa.RecordBatch]:
         try:

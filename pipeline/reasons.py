@@ -30,17 +30,17 @@ CAUSES: tuple[Cause, ...] = (
     Cause(
         "frequency",
         ("n_orders", "repeat_orders", "orders_30d", "orders_90d", "orders_180d", "orders_365d"),
-        ("Only {n_orders:.0f} order(s) in {tenure_days:.0f} days as a customer",
-         "Only {n_orders:.0f} order(s) so far"),
+        ("{n_orders:.0f} order(s) in {tenure_days:.0f} days as a customer",
+         "{n_orders:.0f} order(s) so far"),
     ),
-    Cause("trend", ("order_trend",), ("Ordering less: {order_trend:+.0f} orders vs the period before",)),
+    Cause("trend", ("order_trend",), ("Order trend: {order_trend:+.0f} orders vs the period before",)),
     Cause(
         "spend",
         ("spend", "spend_30d", "spend_90d", "spend_180d", "spend_365d", "avg_order_value", "max_order_value"),
         ("Spent {spend_365d:.2f} in the last year; average order {avg_order_value:.2f}",
          "Average order {avg_order_value:.2f}"),
     ),
-    Cause("tenure", ("tenure_days",), ("Customer for only {tenure_days:.0f} days",)),
+    Cause("tenure", ("tenure_days",), ("Customer for {tenure_days:.0f} days",)),
     Cause(
         "returns",
         ("n_return_lines", "return_value"),
@@ -55,11 +55,11 @@ CAUSES: tuple[Cause, ...] = (
     Cause(
         "basket",
         ("lines_per_order", "items_per_order"),
-        ("Small baskets: {items_per_order:.1f} items per order", "Small baskets: {lines_per_order:.1f} lines per order"),
+        ("Basket size: {items_per_order:.1f} items per order", "Basket size: {lines_per_order:.1f} lines per order"),
     ),
     Cause("habits", ("weekend_share",), ("Weekend orders: {weekend_share:.0%}",)),
-    Cause("country", ("country",), ("Customers in {country} churn more",)),
-    Cause("channel", ("channel",), ("Customers buying via {channel} churn more",)),
+    Cause("country", ("country",), ("Customers in {country} churn more often",)),
+    Cause("channel", ("channel",), ("Customers buying via {channel} churn more often",)),
 )  # fmt: skip
 
 

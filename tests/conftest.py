@@ -1,0 +1,47 @@
+"""Shared fixtures: small hand-made data, typed params, and one MLflow store per test session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pipeline.params import Params, load_params
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def params() -> Params:
+    return load_params(ROOT / "params.yaml")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A fresh SQLite store costs seconds of migrations: one per session, never the project's own."""
+    store = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{store / 'mlflow.db'}"
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    return uri
+
+
+def frame(text: str) -> pd.DataFrame:
+    """A table written as whitespace-separated columns, the first line the header."""
+    rows = [line.split() for line in text.strip().splitlines()]
+    return pd.DataFrame(rows[1:], columns=rows[0])
+
+
+def canonical(text: str) -> pd.DataFrame:
+    """Canonical transactions from a text table: customer_id, order_ts (ISO, 'T' between date and
+    time), amount, and any optional columns."""
+    df = frame(text)
+    df["order_ts"] = pd.to_datetime(df["order_ts"]).astype("datetime64[us]")
+    df["amount"] = df["amount"].astype(float)
+    for column in ("quantity", "unit_price"):
+        if column in df:
+            df[column] = df[column].astype(float)
+    df.insert(0, "source_row", range(1, len(df) + 1))
+    df["source_row"] = df["source_row"].astype("int64")
+    return df

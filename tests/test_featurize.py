@@ -1,0 +1,161 @@
+import datetime as dt
+
+import ibis
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pipeline.featurize import finish, make_snapshots, training_snapshots
+from pipeline.params import FeaturizeParams
+from tests.conftest import canonical
+
+PARAMS = FeaturizeParams(
+    horizon_days=90,
+    cutoff_every_days=14,
+    n_cutoffs=1,
+    eligibility_lookback_days=365,
+    score_date=None,
+    windows_days=[30, 90],
+    trend_days=30,
+)
+CUTOFF = dt.date(2024, 4, 1)
+
+# a loyal customer (one order exactly at the cutoff), a lapsing one, a new one, and one too old
+LINES = canonical(
+    """
+customer_id order_id order_ts            amount product_id category quantity country
+L           o1       2024-01-01T10:00:00 10     p1         a        1        UK
+L           o1       2024-01-01T10:00:00 20     p2         b        2        UK
+L           o2       2024-01-31T10:00:00 30     p1         a        3        UK
+L           r1       2024-02-05T10:00:00 -5     p1         a        -1       UK
+L           o3       2024-03-01T10:00:00 40     p3         a        1        UK
+L           o4       2024-04-01T00:00:00 50     p4         c        1        DE
+P           o5       2023-10-01T12:00:00 15     p1         a        1        FR
+P           o6       2023-11-15T12:00:00 25     p2         b        1        FR
+N           o7       2024-03-20T12:00:00 12     p5         d        2        NL
+N           o8       2024-05-15T12:00:00 8      p5         d        1        NL
+X           o9       2022-01-01T12:00:00 99     p1         a        1        UK
+"""
+)
+
+EXPECTED = {
+    "L": dict(
+        n_orders=3, repeat_orders=2, spend=100, avg_order_value=100 / 3, max_order_value=40,
+        recency_days=30 + 14 / 24, tenure_days=90 + 14 / 24, gap_mean=30, gap_std=0, gap_max=30,
+        overdue_ratio=(30 + 14 / 24) / 30, orders_30d=0, orders_90d=2, spend_30d=0, spend_90d=70,
+        order_trend=-1, lines_per_order=4 / 3, items_per_order=7 / 3, weekend_share=0,
+        n_return_lines=1, return_value=5, distinct_products=3, distinct_categories=2,
+        country="UK", churned=0,
+    ),
+    "N": dict(
+        n_orders=1, repeat_orders=0, spend=12, avg_order_value=12, max_order_value=12,
+        recency_days=11.5, tenure_days=11.5, gap_mean=np.nan, gap_std=np.nan, gap_max=np.nan,
+        overdue_ratio=np.nan, orders_30d=1, orders_90d=1, spend_30d=12, spend_90d=12,
+        order_trend=1, lines_per_order=1, items_per_order=2, weekend_share=0,
+        n_return_lines=0, return_value=0, distinct_products=1, distinct_categories=1,
+        country="NL", churned=0,
+    ),
+    "P": dict(
+        n_orders=2, repeat_orders=1, spend=40, avg_order_value=20, max_order_value=25,
+        recency_days=137.5, tenure_days=182.5, gap_mean=45, gap_std=np.nan, gap_max=45,
+        overdue_ratio=137.5 / 45, orders_30d=0, orders_90d=0, spend_30d=0, spend_90d=0,
+        order_trend=0, lines_per_order=1, items_per_order=1, weekend_share=0.5,
+        n_return_lines=0, return_value=0, distinct_products=2, distinct_categories=2,
+        country="FR", churned=1,
+    ),
+}  # fmt: skip
+
+
+def snapshot(lines: pd.DataFrame, cutoffs=(CUTOFF,), params=PARAMS) -> pd.DataFrame:
+    return finish(training_snapshots(ibis.memtable(lines), list(cutoffs), params).to_pandas())
+
+
+def test_hand_made_features_and_labels():
+    snap = snapshot(LINES)
+    assert snap["customer_id"].tolist() == ["L", "N", "P"]  # X's last order is beyond the lookback
+    assert (snap["cutoff"] == pd.Timestamp(CUTOFF)).all()
+    for customer, expected in EXPECTED.items():
+        row = snap.set_index("customer_id").loc[customer]
+        for name, value in expected.items():
+            if isinstance(value, str):
+                assert row[name] == value, (customer, name)
+            elif np.isnan(value):
+                assert np.isnan(row[name]), (customer, name)
+            else:
+                assert row[name] == pytest.approx(value, abs=1e-9), (customer, name)
+    assert set(snap.columns) == {"customer_id", "cutoff", *EXPECTED["L"]}
+
+
+def test_an_order_at_the_cutoff_counts_in_the_label_not_the_features():
+    lines = LINES[LINES["order_id"].isin(["o3", "o4"])]
+    snap = snapshot(lines).set_index("customer_id")
+    assert snap.loc["L", "n_orders"] == 1  # o3 only: o4 is at the cutoff
+    assert snap.loc["L", "churned"] == 0  # o4 is inside [cutoff, cutoff + 90 days)
+    snap_after = snapshot(lines, cutoffs=(dt.date(2024, 4, 2),)).set_index("customer_id")
+    assert snap_after.loc["L", "n_orders"] == 2
+
+
+def test_label_window_is_half_open_at_its_end():
+    lines = LINES[LINES["order_id"].isin(["o3"])].copy()
+    at_end = lines.assign(order_id="o10", order_ts=pd.Timestamp(CUTOFF) + pd.Timedelta(days=90))
+    snap = snapshot(pd.concat([lines, at_end], ignore_index=True)).set_index("customer_id")
+    assert snap.loc["L", "churned"] == 1
+
+
+def test_make_snapshots_resolves_the_scoring_date_from_the_data():
+    snaps = make_snapshots(ibis.memtable(LINES), PARAMS.model_copy(update={"n_cutoffs": 2}))
+    # last order 2024-05-15 12:00: scoring date is the next day; cutoffs end 90 days before it
+    assert snaps.score_date == dt.date(2024, 5, 16)
+    assert snaps.cutoffs == [dt.date(2024, 2, 2), dt.date(2024, 2, 16)]
+    assert "churned" not in snaps.score.columns
+    assert snaps.score["customer_id"].tolist() == ["L", "N", "P"]
+
+
+# ---- properties -----------------------------------------------------------------------------
+
+START = pd.Timestamp("2023-06-01")
+C = pd.Timestamp(CUTOFF)
+
+
+@st.composite
+def transactions(draw, min_minute=0, max_minute=int((C - START).total_seconds() // 60) + 200 * 1440):
+    n = draw(st.integers(1, 25))
+    rows = {
+        "customer_id": draw(st.lists(st.sampled_from(["a", "b", "c", "007"]), min_size=n, max_size=n)),
+        "order_id": [f"o{i}" for i in draw(st.lists(st.integers(0, 30), min_size=n, max_size=n))],
+        "order_ts": [
+            START + pd.Timedelta(minutes=m)
+            for m in draw(st.lists(st.integers(min_minute, max_minute), min_size=n, max_size=n))
+        ],
+        "amount": draw(
+            st.lists(st.sampled_from([-7.5, -1.0, 0.5, 3.0, 12.25, 99.0]), min_size=n, max_size=n)
+        ),
+        "product_id": draw(st.lists(st.sampled_from(["p1", "p2", "p3"]), min_size=n, max_size=n)),
+    }
+    frame = pd.DataFrame(rows)
+    frame["order_ts"] = frame["order_ts"].astype("datetime64[us]")
+    return frame
+
+
+FEATURE_SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _features_only(snap: pd.DataFrame) -> pd.DataFrame:
+    return snap.drop(columns=["churned"])
+
+
+@FEATURE_SETTINGS
+@given(history=transactions(), later=transactions(min_minute=int((C - START).total_seconds() // 60)))
+def test_rows_at_or_after_the_cutoff_never_change_its_features(history, later):
+    before = _features_only(snapshot(history))
+    after = _features_only(snapshot(pd.concat([history, later], ignore_index=True)))
+    pd.testing.assert_frame_equal(before, after)
+
+
+@FEATURE_SETTINGS
+@given(lines=transactions(), seed=st.integers(0, 2**16))
+def test_row_order_does_not_matter(lines, seed):
+    shuffled = lines.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    pd.testing.assert_frame_equal(snapshot(lines), snapshot(shuffled))

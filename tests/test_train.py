@@ -1,0 +1,77 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.explain import BASE, contributions
+from pipeline.model import model_frame
+from pipeline.params import TrainParams
+from pipeline.train import TrainError, fit, temporal_split
+
+PARAMS = TrainParams(
+    test_cutoffs=1,
+    valid_cutoffs=1,
+    seed=3,
+    num_threads=1,
+    learning_rate=0.1,
+    num_leaves=7,
+    min_child_samples=5,
+    feature_fraction=1.0,
+    lambda_l2=0.0,
+    max_rounds=60,
+    early_stopping_rounds=10,
+)
+
+
+def _cutoffs(*days: str) -> list[pd.Timestamp]:
+    return [pd.Timestamp(d) for d in days]
+
+
+def test_purged_split_keeps_every_label_window_before_the_next_part():
+    cutoffs = _cutoffs(*pd.date_range("2024-01-01", periods=12, freq="14D").strftime("%Y-%m-%d"))
+    split = temporal_split(cutoffs, horizon_days=30, params=PARAMS)
+    assert split.test == _cutoffs("2024-06-03")
+    assert split.valid == _cutoffs("2024-04-22")  # 2024-04-22 + 30 days <= 2024-06-03 < 2024-05-06 + 30
+    assert split.train == _cutoffs("2024-01-01", "2024-01-15", "2024-01-29", "2024-02-12", "2024-02-26",
+                                   "2024-03-11")  # fmt: skip
+
+
+def test_split_refuses_too_few_cutoffs():
+    with pytest.raises(TrainError, match="Raise featurize.n_cutoffs"):
+        temporal_split(_cutoffs("2024-01-01", "2024-01-15", "2024-01-29"), horizon_days=30, params=PARAMS)
+
+
+def _snapshots(n: int = 600, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    recency = rng.uniform(0, 300, n)
+    frame = pd.DataFrame(
+        {
+            "customer_id": [f"c{i:04d}" for i in range(n)],
+            "cutoff": pd.Timestamp("2024-01-01"),
+            "recency_days": recency,
+            "n_orders": rng.integers(1, 10, n).astype(float),
+            "channel": rng.choice(["web", "store"], n),
+        }
+    )
+    frame["churned"] = (rng.uniform(0, 300, n) < recency).astype("int8")
+    return frame
+
+
+@pytest.fixture(scope="module")
+def booster():
+    return fit(_snapshots(seed=1), _snapshots(seed=2), PARAMS)
+
+
+def test_training_is_deterministic(booster):
+    again = fit(_snapshots(seed=1), _snapshots(seed=2), PARAMS)
+    assert booster.model_to_string() == again.model_to_string()
+
+
+def test_shap_contributions_plus_base_value_equal_the_raw_score(booster):
+    snap = _snapshots(seed=5)
+    contrib = contributions(booster, snap)
+    raw = booster.predict(model_frame(snap, booster.feature_name()), raw_score=True)
+    features = booster.feature_name()
+    np.testing.assert_allclose(contrib[features].sum(axis=1) + contrib[BASE], raw, rtol=1e-9, atol=1e-9)
+    assert contrib["customer_id"].tolist() == snap["customer_id"].tolist()
+    # recency drives churn in this data, so it must carry the largest mean |SHAP|
+    assert contrib[features].abs().mean().idxmax() == "recency_days"
