@@ -12,12 +12,12 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import mlflow  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from sklearn.calibration import calibration_curve  # noqa: E402
-from sklearn.metrics import (  # noqa: E402
+import matplotlib.pyplot as plt
+import mlflow
+import numpy as np
+import pandas as pd
+from sklearn.calibration import calibration_curve
+from sklearn.metrics import (
     average_precision_score,
     brier_score_loss,
     log_loss,
@@ -26,11 +26,11 @@ from sklearn.metrics import (  # noqa: E402
     roc_curve,
 )
 
-from pipeline import tracking  # noqa: E402
-from pipeline.featurize import LABEL  # noqa: E402
-from pipeline.io import atomic_path, read_json, write_json  # noqa: E402
-from pipeline.model import load_booster, predict_proba, risk_deciles  # noqa: E402
-from pipeline.params import EvaluateParams  # noqa: E402
+from pipeline import tracking
+from pipeline.featurize import LABEL
+from pipeline.io import atomic_path, read_json, write_json
+from pipeline.model import load_booster, predict_proba, risk_deciles
+from pipeline.params import EvaluateParams
 
 log = logging.getLogger(__name__)
 CURVE_POINTS = 200
@@ -39,7 +39,7 @@ CURVE_POINTS = 200
 def top_share_lift(y: np.ndarray, p: np.ndarray, share: float) -> tuple[float, float]:
     """Lift (churn rate in the riskiest `share` / overall rate) and capture (share of all churners
     found there). Ties at the boundary are broken by order of appearance after a stable sort."""
-    n_top = max(1, int(round(share * len(y))))
+    n_top = max(1, round(share * len(y)))
     top = np.argsort(-p, kind="stable")[:n_top]
     rate = y.mean()
     return float(y[top].mean() / rate), float(y[top].sum() / y.sum())
@@ -47,7 +47,7 @@ def top_share_lift(y: np.ndarray, p: np.ndarray, share: float) -> tuple[float, f
 
 def classification_metrics(y: np.ndarray, p: np.ndarray, top_share: float) -> dict[str, float]:
     lift, capture = top_share_lift(y, p, top_share)
-    pct = int(round(top_share * 100))
+    pct = round(top_share * 100)
     return {
         "roc_auc": float(roc_auc_score(y, p)),
         "pr_auc": float(average_precision_score(y, p)),
@@ -92,7 +92,10 @@ def curves(y: np.ndarray, p: np.ndarray, params: EvaluateParams) -> dict[str, pd
 def figure(tables: dict[str, pd.DataFrame], metrics: dict[str, float]) -> plt.Figure:
     fig, axes = plt.subplots(1, 4, figsize=(18, 4.2))
     roc, pr, cal, lift = (tables[k] for k in ("roc", "pr", "calibration", "lift"))
-    axes[0].plot(roc["fpr"], roc["tpr"], label=f"model AUC {metrics['roc_auc']:.3f}")
+    label = f"model AUC {metrics['roc_auc']:.3f}"
+    if "oracle_roc_auc" in metrics:
+        label += f" (oracle {metrics['oracle_roc_auc']:.3f})"
+    axes[0].plot(roc["fpr"], roc["tpr"], label=label)
     axes[0].plot([0, 1], [0, 1], "k--", lw=0.8)
     axes[0].set(title="ROC", xlabel="false positive rate", ylabel="true positive rate")
     axes[0].legend(loc="lower right")

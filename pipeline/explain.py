@@ -12,16 +12,16 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import lightgbm as lgb  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import mlflow  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import shap  # noqa: E402
+import lightgbm as lgb
+import matplotlib.pyplot as plt
+import mlflow
+import numpy as np
+import pandas as pd
+import shap
 
-from pipeline import tracking  # noqa: E402
-from pipeline.io import atomic_path, read_json, write_parquet  # noqa: E402
-from pipeline.model import load_booster, model_frame  # noqa: E402
+from pipeline import tracking
+from pipeline.io import atomic_path, read_json, write_parquet
+from pipeline.model import load_booster, model_frame
 
 log = logging.getLogger(__name__)
 BASE = "base_value"

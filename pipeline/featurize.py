@@ -29,6 +29,7 @@ DAY_SECONDS = 86_400.0
 KEYS = ["customer_id", "cutoff"]
 LABEL = "churned"
 CATEGORICAL_ATTRIBUTES = ("country", "channel")
+FLOAT_DECIMALS = 9
 
 
 class FeaturizeError(ValueError):
@@ -157,7 +158,8 @@ def build_labels(lines: ir.Table, cutoffs: ir.Table, horizon_days: int) -> ir.Ta
     # half-open: an order exactly at the cutoff belongs to the label window, not the features
     j = orders.join(
         cutoffs,
-        (orders.ts_s >= cutoffs.cutoff_s) & (orders.ts_s < cutoffs.cutoff_s + int(horizon_days * DAY_SECONDS)),
+        (orders.ts_s >= cutoffs.cutoff_s)
+        & (orders.ts_s < cutoffs.cutoff_s + int(horizon_days * DAY_SECONDS)),
     )
     return j.group_by(["customer_id", "cutoff"]).aggregate(orders_in_horizon=j.count())
 
@@ -171,9 +173,7 @@ def training_snapshots(lines: ir.Table, cutoff_dates: list[dt.date], params: Fea
 
 
 def cutoff_table(dates: list[dt.date]) -> ir.Table:
-    return ibis.memtable(
-        pd.DataFrame({"cutoff": pd.to_datetime(pd.Series(dates)).astype("datetime64[us]")})
-    )
+    return ibis.memtable(pd.DataFrame({"cutoff": pd.to_datetime(pd.Series(dates)).astype("datetime64[us]")}))
 
 
 def resolve_score_date(params: FeaturizeParams, last_order: pd.Timestamp) -> dt.date:
@@ -198,7 +198,8 @@ def finish(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame[front + middle + back]
     for column in middle:
         if pd.api.types.is_integer_dtype(frame[column]) or pd.api.types.is_float_dtype(frame[column]):
-            frame[column] = frame[column].astype("float64")
+            # parallel aggregation sums floats in varying order; rounding removes the last-bit noise
+            frame[column] = frame[column].astype("float64").round(FLOAT_DECIMALS)
     frame["cutoff"] = frame["cutoff"].astype("datetime64[us]")
     return frame
 
@@ -242,5 +243,9 @@ def main(params_path: Path, transactions: Path, train_out: Path, score_out: Path
     )
     log.info(
         "%d training rows over %d cutoffs (churn rate %.3f), %d customers to score as of %s",
-        len(snaps.train), len(snaps.cutoffs), snaps.train[LABEL].mean(), len(snaps.score), snaps.score_date,
+        len(snaps.train),
+        len(snaps.cutoffs),
+        snaps.train[LABEL].mean(),
+        len(snaps.score),
+        snaps.score_date,
     )

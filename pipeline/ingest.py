@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from pipeline.io import atomic_path, write_json
 from pipeline.params import IngestParams
-from pipeline.tables import TRANSACTIONS, OPTIONAL_TYPES, validate
+from pipeline.tables import OPTIONAL_TYPES, TRANSACTIONS, validate
 
 log = logging.getLogger(__name__)
 
@@ -120,14 +120,16 @@ def batch_query(params: IngestParams, schema: pa.Schema) -> str:
     reason = "CASE " + " ".join(f"WHEN {r.failed} THEN '{r.reason}'" for r in rules) + " END"
     canonical = ["customer_id", "order_ts", "amount", *(c for c in OPTIONAL_TYPES if c in exprs)]
     derived = "amount" not in params.columns
-    inner = ", ".join(f"{expr} AS {name}" for name, expr in exprs.items() if not (derived and name == "amount"))
+    inner = ", ".join(
+        f"{expr} AS {name}" for name, expr in exprs.items() if not (derived and name == "amount")
+    )
     raw = ", ".join(f"CAST({_quote(c)} AS VARCHAR) AS {_quote('raw:' + c)}" for c in schema.names)
     amount = f", {exprs['amount']} AS amount" if derived else ""
     return f"""
         WITH parsed AS (SELECT source_row, {inner}, {raw} FROM batch),
         typed AS (SELECT *{amount} FROM parsed)
-        SELECT source_row, {', '.join(canonical)}, {reason} AS reason,
-               {', '.join(_quote('raw:' + c) for c in schema.names)}
+        SELECT source_row, {", ".join(canonical)}, {reason} AS reason,
+               {", ".join(_quote("raw:" + c) for c in schema.names)}
         FROM typed
     """
 
@@ -138,7 +140,9 @@ def _read_header(path: Path) -> list[str]:
     try:
         header = next(csv.reader([first.decode("utf-8-sig")]), None)
     except UnicodeDecodeError as exc:
-        raise IngestError(f"{path}: the header is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        raise IngestError(
+            f"{path}: the header is not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from None
     if not header:
         raise IngestError(f"{path}: the file is empty; expected a header row and data rows")
     return header
@@ -186,9 +190,7 @@ def check_mapping(path: Path, params: IngestParams, schema: pa.Schema) -> None:
         )
 
 
-def ingest(
-    path: Path, params: IngestParams, kept_out: Path, quarantine_out: Path
-) -> Tally:
+def ingest(path: Path, params: IngestParams, kept_out: Path, quarantine_out: Path) -> Tally:
     """Stream the export through the parse query into the two output files."""
     path = Path(path)
     if not path.exists():
@@ -256,7 +258,8 @@ def _check_quarantine_share(path: Path, params: IngestParams, tally: Tally) -> N
         return
     lines = [
         f"{path}: {tally.quarantined_rows} of {tally.input_rows} rows ({share:.1%}) fail the transactions "
-        f"contract, above ingest.max_quarantine_share = {params.max_quarantine_share:.1%}. Nothing was written."
+        f"contract, above ingest.max_quarantine_share = {params.max_quarantine_share:.1%}. "
+        "Nothing was written."
     ]
     columns = {r.reason: r.column for r in quarantine_rules(params)}
     for reason, count in tally.by_reason.most_common():
@@ -277,5 +280,9 @@ def main(params_path: Path, raw_path: Path, kept_out: Path, quarantine_out: Path
     write_json(tally.as_metrics(), metrics_out)
     log.info(
         "%s: %d rows in, %d kept, %d quarantined %s",
-        raw_path, tally.input_rows, tally.kept_rows, tally.quarantined_rows, dict(tally.by_reason),
+        raw_path,
+        tally.input_rows,
+        tally.kept_rows,
+        tally.quarantined_rows,
+        dict(tally.by_reason),
     )

@@ -58,8 +58,7 @@ class IngestParams(_Frozen):
         unknown = sorted(set(columns) - set(CANONICAL_COLUMNS))
         if unknown:
             raise ValueError(
-                f"unknown canonical column(s) {unknown} in ingest.columns; "
-                f"allowed: {list(CANONICAL_COLUMNS)}"
+                f"unknown canonical column(s) {unknown} in ingest.columns; allowed: {list(CANONICAL_COLUMNS)}"
             )
         missing = [c for c in CANONICAL_REQUIRED if c not in columns]
         if missing:
@@ -156,7 +155,5 @@ def load_params(path: Path | str = "params.yaml") -> Params:
     try:
         return Params.model_validate(raw)
     except ValidationError as exc:
-        lines = [
-            f"  {'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        ]
+        lines = [f"  {'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()]
         raise ParamsError(f"{path}: invalid parameters\n" + "\n".join(lines)) from exc

@@ -55,7 +55,8 @@ CAUSES: tuple[Cause, ...] = (
     Cause(
         "basket",
         ("lines_per_order", "items_per_order"),
-        ("Basket size: {items_per_order:.1f} items per order", "Basket size: {lines_per_order:.1f} lines per order"),
+        ("Basket size: {items_per_order:.1f} items per order",
+         "Basket size: {lines_per_order:.1f} lines per order"),
     ),
     Cause("habits", ("weekend_share",), ("Weekend orders: {weekend_share:.0%}",)),
     Cause("country", ("country",), ("Customers in {country} churn more often",)),

@@ -50,7 +50,12 @@ def score_table(
 
 
 def main(
-    params_path: Path, snapshot_path: Path, model_path: Path, shap_path: Path, run_path: Path, scores_dir: Path
+    params_path: Path,
+    snapshot_path: Path,
+    model_path: Path,
+    shap_path: Path,
+    run_path: Path,
+    scores_dir: Path,
 ) -> Path:
     from pipeline.params import load_params
 
@@ -61,7 +66,11 @@ def main(
     run = read_json(run_path)
     p = predict_proba(load_booster(model_path), snapshot)
     table = score_table(
-        snapshot, p, pd.read_parquet(shap_path), f"{run['registered_model']}/{run['model_version']}", params.score
+        snapshot,
+        p,
+        pd.read_parquet(shap_path),
+        f"{run['registered_model']}/{run['model_version']}",
+        params.score,
     )
     table = validate(table, SCORES, "weekly score file")
     out = scores_dir / f"churn_scores_{iso_week_label(pd.Timestamp(table['score_date'].iloc[0]).date())}.csv"

@@ -58,7 +58,9 @@ def seasonality(days: np.ndarray, start: dt.date) -> np.ndarray:
     dates = pd.to_datetime(start) + pd.to_timedelta(days, unit="D")
     doy = dates.dayofyear.to_numpy()
     yearly = 1.0 + 0.2 * np.sin(2 * np.pi * (doy - 80) / 365.25)
-    xmas = np.where((dates.month == 11) & (dates.day >= 15) | (dates.month == 12) & (dates.day <= 20), 1.6, 1.0)
+    xmas = np.where(
+        (dates.month == 11) & (dates.day >= 15) | (dates.month == 12) & (dates.day <= 20), 1.6, 1.0
+    )
     weekend = np.where(dates.dayofweek.to_numpy() >= 5, 1.25, 0.9)
     return yearly * xmas * weekend
 
@@ -203,7 +205,9 @@ def draw_lines(
     product_category = rng.integers(0, CATEGORIES.size, N_PRODUCTS)
     product_price = np.round(np.exp(rng.normal(1.2, 0.8, N_PRODUCTS)), 2) + 0.29
     by_category = [np.flatnonzero(product_category == c) for c in range(CATEGORIES.size)]
-    category = np.where(rng.random(idx.size) < 0.5, pop.favourite[owner], rng.integers(0, CATEGORIES.size, idx.size))
+    category = np.where(
+        rng.random(idx.size) < 0.5, pop.favourite[owner], rng.integers(0, CATEGORIES.size, idx.size)
+    )
     product = np.empty(idx.size, dtype=np.int64)
     for c, members in enumerate(by_category):
         at = np.flatnonzero(category == c)
@@ -268,9 +272,7 @@ def corrupt(rng: np.random.Generator, table: pa.Table, share: float) -> pa.Table
     return pa.table({name: pa.array(values, pa.string()) for name, values in columns.items()})
 
 
-def simulate(
-    p: SimulateParams, fp: FeaturizeParams
-) -> tuple[pa.Table, pd.DataFrame, pd.DataFrame]:
+def simulate(p: SimulateParams, fp: FeaturizeParams) -> tuple[pa.Table, pd.DataFrame, pd.DataFrame]:
     """Raw export table, per-customer latent truth, and per-cutoff true churn probabilities."""
     rng = np.random.default_rng(p.seed)
     n_days = (p.end_date - p.start_date).days
@@ -336,5 +338,7 @@ def main(params_path: Path, raw_path: Path, truth_path: Path, customers_path: Pa
     write_parquet(customers, customers_path)
     log.info(
         "simulated %d customers, %d order lines; truth for %d customer-cutoffs",
-        len(customers), raw.num_rows, len(truth),
+        len(customers),
+        raw.num_rows,
+        len(truth),
     )

@@ -30,10 +30,7 @@ TRANSACTIONS = pa.DataFrameSchema(
         "order_ts": pa.Column("datetime64[us]"),
         # negative amounts are returns and cancellations; zero-value lines are quarantined
         "amount": pa.Column(float, [_FINITE, pa.Check.ne(0.0)]),
-        **{
-            name: pa.Column(kind, nullable=True, required=False)
-            for name, kind in OPTIONAL_TYPES.items()
-        },
+        **{name: pa.Column(kind, nullable=True, required=False) for name, kind in OPTIONAL_TYPES.items()},
     },
     strict=True,
     name="transactions",

@@ -8,15 +8,17 @@ stops boosting early. Customers recur across cutoffs, so a random split would le
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import lightgbm as lgb
 import mlflow
-import mlflow.data
 import numpy as np
 import pandas as pd
+from mlflow.data.dataset_source_registry import resolve_dataset_source
+from mlflow.data.meta_dataset import MetaDataset
 from mlflow.models import infer_signature
 
 from pipeline import tracking
@@ -130,6 +132,19 @@ def main(params_path: Path, snapshots_path: Path, model_out: Path, meta_out: Pat
     write_json(record_run(params, booster, train, snapshots_path, meta, valid_scores), run_out)
 
 
+def snapshot_dataset(train: pd.DataFrame, snapshots_path: Path) -> MetaDataset:
+    """The training snapshot as an MLflow dataset: its file, content digest and schema. (MLflow's
+    pandas dataset infers the schema row by row in Python: 9 s for 200k rows.)"""
+    digest = hashlib.sha256(Path(snapshots_path).read_bytes()).hexdigest()[:16]
+    return MetaDataset(
+        source=resolve_dataset_source(str(Path(snapshots_path).resolve())),
+        name=f"training-snapshots ({len(train)} rows, cutoffs {train['cutoff'].min().date()}"
+        f"..{train['cutoff'].max().date()})",
+        digest=digest,
+        schema=infer_signature(train.head(1000)).inputs,
+    )
+
+
 def record_run(
     params: Params,
     booster: lgb.Booster,
@@ -146,10 +161,7 @@ def record_run(
         mlflow.log_params({f"featurize.{k}": v for k, v in params.featurize.model_dump().items()})
         mlflow.log_params({"best_iteration": meta["best_iteration"], "n_features": len(meta["features"])})  # type: ignore[arg-type]
         mlflow.log_metrics(valid_scores)
-        dataset = mlflow.data.from_pandas(
-            train, source=str(snapshots_path), targets=LABEL, name="training-snapshots"
-        )
-        mlflow.log_input(dataset, context="training")
+        mlflow.log_input(snapshot_dataset(train, snapshots_path), context="training")
         x = model_frame(train.head(200), booster.feature_name())
         signature = infer_signature(
             x.astype({c: "string" for c in x.select_dtypes("category")}), np.zeros(len(x))

@@ -7,10 +7,16 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import settings
 
 from pipeline.params import Params, load_params
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# CI explores the same examples every run, so a red build is reproducible from its log
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session")

@@ -117,10 +117,11 @@ def test_make_snapshots_resolves_the_scoring_date_from_the_data():
 
 START = pd.Timestamp("2023-06-01")
 C = pd.Timestamp(CUTOFF)
+CUTOFF_MINUTE = int((C - START).total_seconds() // 60)
 
 
 @st.composite
-def transactions(draw, min_minute=0, max_minute=int((C - START).total_seconds() // 60) + 200 * 1440):
+def transactions(draw, min_minute=0, max_minute=CUTOFF_MINUTE + 200 * 1440):
     n = draw(st.integers(1, 25))
     rows = {
         "customer_id": draw(st.lists(st.sampled_from(["a", "b", "c", "007"]), min_size=n, max_size=n)),
@@ -147,7 +148,7 @@ def _features_only(snap: pd.DataFrame) -> pd.DataFrame:
 
 
 @FEATURE_SETTINGS
-@given(history=transactions(), later=transactions(min_minute=int((C - START).total_seconds() // 60)))
+@given(history=transactions(), later=transactions(min_minute=CUTOFF_MINUTE))
 def test_rows_at_or_after_the_cutoff_never_change_its_features(history, later):
     before = _features_only(snapshot(history))
     after = _features_only(snapshot(pd.concat([history, later], ignore_index=True)))

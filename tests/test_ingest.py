@@ -82,7 +82,11 @@ def test_amount_column_is_used_when_mapped(tmp_path):
 
 def test_parquet_export_with_typed_columns(tmp_path):
     source = pd.DataFrame(
-        {"cust": ["a", "b"], "ts": pd.to_datetime(["2024-01-02 10:00", "2024-01-03"], format="ISO8601"), "revenue": [1.5, 2.0]}
+        {
+            "cust": ["a", "b"],
+            "ts": pd.to_datetime(["2024-01-02 10:00", "2024-01-03"], format="ISO8601"),
+            "revenue": [1.5, 2.0],
+        }
     )
     source.to_parquet(tmp_path / "export.parquet")
     params = IngestParams(
@@ -105,12 +109,12 @@ def test_missing_column_names_file_and_column(tmp_path):
 
 
 def test_empty_file(tmp_path):
-    with pytest.raises(IngestError, match="export.csv: the file is empty"):
+    with pytest.raises(IngestError, match=r"export\.csv: the file is empty"):
         _run(tmp_path, "")
 
 
 def test_header_only(tmp_path):
-    with pytest.raises(IngestError, match="export.csv: the file has a header but no data rows"):
+    with pytest.raises(IngestError, match=r"export\.csv: the file has a header but no data rows"):
         _run(tmp_path, EXPORT.splitlines()[0] + "\n")
     assert list(tmp_path.glob("*.parquet")) == []
 
@@ -135,5 +139,5 @@ def test_wrong_date_format_stops_with_the_first_rows_and_writes_nothing(tmp_path
 def test_non_utf8_bytes_give_a_clear_error(tmp_path):
     raw = tmp_path / "export.csv"
     raw.write_bytes(EXPORT.encode() + b"500009,1,07/05/2024 09:00,2.00,\xff\xfe,France\n")
-    with pytest.raises(IngestError, match="export.csv: cannot read the CSV"):
+    with pytest.raises(IngestError, match=r"export\.csv: cannot read the CSV"):
         ingest(raw, MAPPING, tmp_path / "k.parquet", tmp_path / "q.parquet")

@@ -48,11 +48,18 @@ def test_reasons_group_related_features_and_use_the_customers_values():
 
 
 def test_risk_tiers():
-    assert risk_tiers(np.array([0.7, 0.69, 0.4, 0.39]), PARAMS).tolist() == ["high", "medium", "medium", "low"]
+    assert risk_tiers(np.array([0.7, 0.69, 0.4, 0.39]), PARAMS).tolist() == [
+        "high",
+        "medium",
+        "medium",
+        "low",
+    ]
 
 
 def test_score_table_is_sorted_and_valid():
-    table = validate(score_table(SNAPSHOT, np.array([0.9, 0.2]), CONTRIB, "churn-model/3", PARAMS), SCORES, "t")
+    table = validate(
+        score_table(SNAPSHOT, np.array([0.9, 0.2]), CONTRIB, "churn-model/3", PARAMS), SCORES, "t"
+    )
     assert table["customer_id"].tolist() == ["a", "b"]
     assert table.loc[1].to_dict() == {
         "customer_id": "b",
@@ -69,7 +76,9 @@ def test_score_table_is_sorted_and_valid():
 
 def test_contract_names_the_column_and_row():
     table = score_table(SNAPSHOT, np.array([1.5, 0.2]), CONTRIB, "churn-model/3", PARAMS)
-    with pytest.raises(ContractError, match=r"column 'churn_probability' check 'in_range\(0.0, 1.0\)': value 1.5 at row 1"):
+    with pytest.raises(
+        ContractError, match=r"column 'churn_probability' check 'in_range\(0.0, 1.0\)': value 1.5 at row 1"
+    ):
         validate(table, SCORES, "weekly score file")
 
 

@@ -36,7 +36,7 @@ def test_purged_split_keeps_every_label_window_before_the_next_part():
 
 
 def test_split_refuses_too_few_cutoffs():
-    with pytest.raises(TrainError, match="Raise featurize.n_cutoffs"):
+    with pytest.raises(TrainError, match=r"Raise featurize\.n_cutoffs"):
         temporal_split(_cutoffs("2024-01-01", "2024-01-15", "2024-01-29"), horizon_days=30, params=PARAMS)
 
 

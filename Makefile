@@ -1,0 +1,25 @@
+# Two entry points for a fresh machine: `make run` (the pipeline on the bundled sample) and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+# LightGBM's OpenMP threads spin while waiting; passive waiting keeps a shared 2-core machine usable
+export OMP_WAIT_POLICY := passive
+
+.PHONY: install run test lint
+
+$(BIN)/churn: pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[test]"
+	touch $@
+
+install: $(BIN)/churn
+
+run: install
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
+
+test: install
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check pipeline tests benchmarks
