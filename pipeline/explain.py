@@ -55,6 +55,8 @@ def explanation(contrib: pd.DataFrame, snapshot: pd.DataFrame, rows: int) -> sha
 def figures(exp: shap.Explanation) -> dict[str, plt.Figure]:
     out = {}
     for name, draw in (("beeswarm", shap.plots.beeswarm), ("bar", shap.plots.bar)):
+        # the beeswarm shuffles its points with numpy's global generator: seed it for stable bytes
+        np.random.seed(0)
         plt.figure()
         draw(exp, max_display=15, show=False)
         fig = plt.gcf()

@@ -19,6 +19,7 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
+from pipeline.btyd import Summary, btyd_outputs, fit_sample
 from pipeline.cutoffs import training_cutoffs
 from pipeline.io import write_json, write_parquet
 from pipeline.params import FeaturizeParams
@@ -58,6 +59,8 @@ def orders_from_lines(lines: ir.Table) -> ir.Table:
     prev = orders.order_ts.lag().over(window)
     return orders.mutate(
         ts_s=orders.order_ts.epoch_seconds(),
+        order_rank=ibis.row_number().over(window),
+        hour=orders.order_ts.hour() + orders.order_ts.minute() / 60.0,
         gap_days=_days(orders.order_ts.epoch_seconds() - prev.epoch_seconds()),
         weekend=(orders.order_ts.day_of_week.index() >= 5).cast("int64"),
     )
@@ -88,6 +91,8 @@ def build_features(lines: ir.Table, cutoffs: ir.Table, params: FeaturizeParams) 
         "gap_max": j.gap_days.max(),
         "lines_per_order": j.n_lines.mean(),
         "weekend_share": j.weekend.mean(),
+        "hour_mean": j.hour.mean(),
+        "second_s": j.ts_s.min(where=j.order_rank == 1),  # row_number starts at 0
     }
     if "items" in orders.columns:
         metrics["items_per_order"] = j["items"].mean()
@@ -106,12 +111,14 @@ def build_features(lines: ir.Table, cutoffs: ir.Table, params: FeaturizeParams) 
         tenure_days=_days(agg.cutoff_s - agg.first_s),
         repeat_orders=agg.n_orders - 1,
         avg_order_value=agg.spend / agg.n_orders,
+        days_since_second_order=_days(agg.cutoff_s - agg.second_s),
         overdue_ratio=recency / agg.gap_mean,
         # orders in the last `trend_days` minus orders in the `trend_days` before them
         order_trend=agg.orders_trend_recent - agg.orders_trend_before,
-    ).drop("last_s", "first_s", "orders_trend_recent", "orders_trend_before")
+    ).drop("last_s", "first_s", "second_s", "orders_trend_recent", "orders_trend_before")
 
     feats = _left_join_counts(feats, _returns(lines, cutoffs))
+    feats = feats.mutate(return_rate=feats.n_return_lines / feats.n_orders)
     for column, name in (("product_id", "distinct_products"), ("category", "distinct_categories")):
         if column in lines.columns:
             seen = _first_seen(lines, column)
@@ -151,6 +158,46 @@ def _first_order_attributes(lines: ir.Table) -> ir.Table | None:
     )
 
 
+def customer_summary(lines: ir.Table, cutoffs: ir.Table) -> ir.Table:
+    """Per (customer, cutoff), for every customer with an order before the cutoff (eligible or not):
+    orders, days since the last and the first order. The BTYD models are fitted on these."""
+    cutoffs = cutoffs.mutate(cutoff_s=cutoffs.cutoff.epoch_seconds())
+    orders = orders_from_lines(lines)
+    j = orders.join(cutoffs, orders.ts_s < cutoffs.cutoff_s)
+    agg = j.group_by(["customer_id", "cutoff", "cutoff_s"]).aggregate(
+        n_orders=j.count(), last_s=j.ts_s.max(), first_s=j.ts_s.min()
+    )
+    return agg.select(
+        "customer_id",
+        "cutoff",
+        "n_orders",
+        recency_days=_days(agg.cutoff_s - agg.last_s),
+        tenure_days=_days(agg.cutoff_s - agg.first_s),
+    )
+
+
+def btyd_features(
+    summary: pd.DataFrame, keys: pd.DataFrame, params: FeaturizeParams
+) -> tuple[pd.DataFrame, dict]:
+    """BTYD outputs at each cutoff for the customers in `keys`, each cutoff's models fitted by
+    maximum likelihood on every customer with an order before it; the fitted parameters by cutoff."""
+    frames, fitted, start = [], {}, None
+    for cutoff, at in summary.groupby("cutoff", sort=True):
+        whole = Summary.from_days(at["n_orders"], at["recency_days"], at["tenure_days"])
+        wanted = keys.loc[keys["cutoff"] == cutoff, ["customer_id"]].merge(at, on="customer_id", how="left")
+        target = Summary.from_days(wanted["n_orders"], wanted["recency_days"], wanted["tenure_days"])
+        sample = fit_sample(whole, params.btyd_fit_customers, seed=int(pd.Timestamp(cutoff).value // 10**9))
+        outputs, bg, pnbd = btyd_outputs(sample, target, params.horizon_days, start)
+        start = (bg, pnbd)  # neighbouring cutoffs have similar parameters: warm start
+        frames.append(pd.DataFrame({"customer_id": wanted["customer_id"], "cutoff": cutoff, **outputs}))
+        fitted[pd.Timestamp(cutoff).date().isoformat()] = {
+            "bgnbd": {k: round(float(v), 6) for k, v in vars(bg).items()},
+            "pareto_nbd": {k: round(float(v), 6) for k, v in vars(pnbd).items()},
+            "customers": len(at),
+        }
+    return pd.concat(frames, ignore_index=True), fitted
+
+
 def build_labels(lines: ir.Table, cutoffs: ir.Table, horizon_days: int) -> ir.Table:
     """Per (customer, cutoff): 1 when no order in [cutoff, cutoff + horizon), else absent."""
     cutoffs = cutoffs.mutate(cutoff_s=cutoffs.cutoff.epoch_seconds())
@@ -187,6 +234,7 @@ class Snapshots:
     score: pd.DataFrame
     score_date: dt.date
     cutoffs: list[dt.date]
+    btyd_params: dict[str, dict]
 
 
 def finish(frame: pd.DataFrame) -> pd.DataFrame:
@@ -214,9 +262,13 @@ def make_snapshots(lines: ir.Table, params: FeaturizeParams) -> Snapshots:
             f"the data starts too late for {params.n_cutoffs} cutoffs every {params.cutoff_every_days} "
             f"days before {score_date} - {params.horizon_days} days; lower featurize.n_cutoffs"
         )
-    train = finish(training_snapshots(lines, cutoffs, params).to_pandas())
-    score = finish(build_features(lines, cutoff_table([score_date]), params).to_pandas())
-    return Snapshots(train=train, score=score, score_date=score_date, cutoffs=cutoffs)
+    train = training_snapshots(lines, cutoffs, params).to_pandas()
+    score = build_features(lines, cutoff_table([score_date]), params).to_pandas()
+    summary = customer_summary(lines, cutoff_table([*cutoffs, score_date])).to_pandas()
+    keys = pd.concat([train[KEYS], score[KEYS]], ignore_index=True)
+    btyd, fitted = btyd_features(summary, keys, params)
+    train, score = (finish(frame.merge(btyd, on=KEYS, how="left")) for frame in (train, score))
+    return Snapshots(train=train, score=score, score_date=score_date, cutoffs=cutoffs, btyd_params=fitted)
 
 
 def main(params_path: Path, transactions: Path, train_out: Path, score_out: Path, metrics_out: Path) -> None:
@@ -238,6 +290,7 @@ def main(params_path: Path, transactions: Path, train_out: Path, score_out: Path
             "churn_rate_by_cutoff": {
                 k.date().isoformat(): round(float(v), 6) for k, v in per_cutoff["mean"].items()
             },
+            "btyd_params_by_cutoff": snaps.btyd_params,
         },
         metrics_out,
     )

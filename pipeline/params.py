@@ -83,6 +83,7 @@ class FeaturizeParams(_Frozen):
     score_date: dt.date | None = None
     windows_days: list[PositiveInt] = Field(min_length=1)
     trend_days: PositiveInt
+    btyd_fit_customers: Annotated[int, Field(ge=100)]
 
 
 class TrainParams(_Frozen):

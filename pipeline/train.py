@@ -141,7 +141,7 @@ def snapshot_dataset(train: pd.DataFrame, snapshots_path: Path) -> MetaDataset:
         name=f"training-snapshots ({len(train)} rows, cutoffs {train['cutoff'].min().date()}"
         f"..{train['cutoff'].max().date()})",
         digest=digest,
-        schema=infer_signature(train.head(1000)).inputs,
+        schema=infer_signature(train.head(1000).astype({LABEL: "float64"})).inputs,
     )
 
 

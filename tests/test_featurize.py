@@ -19,6 +19,7 @@ PARAMS = FeaturizeParams(
     score_date=None,
     windows_days=[30, 90],
     trend_days=30,
+    btyd_fit_customers=1000,
 )
 CUTOFF = dt.date(2024, 4, 1)
 
@@ -47,7 +48,7 @@ EXPECTED = {
         overdue_ratio=(30 + 14 / 24) / 30, orders_30d=0, orders_90d=2, spend_30d=0, spend_90d=70,
         order_trend=-1, lines_per_order=4 / 3, items_per_order=7 / 3, weekend_share=0,
         n_return_lines=1, return_value=5, distinct_products=3, distinct_categories=2,
-        country="UK", churned=0,
+        days_since_second_order=60 + 14 / 24, hour_mean=10, return_rate=1 / 3, country="UK", churned=0,
     ),
     "N": dict(
         n_orders=1, repeat_orders=0, spend=12, avg_order_value=12, max_order_value=12,
@@ -55,7 +56,7 @@ EXPECTED = {
         overdue_ratio=np.nan, orders_30d=1, orders_90d=1, spend_30d=12, spend_90d=12,
         order_trend=1, lines_per_order=1, items_per_order=2, weekend_share=0,
         n_return_lines=0, return_value=0, distinct_products=1, distinct_categories=1,
-        country="NL", churned=0,
+        days_since_second_order=np.nan, hour_mean=12, return_rate=0, country="NL", churned=0,
     ),
     "P": dict(
         n_orders=2, repeat_orders=1, spend=40, avg_order_value=20, max_order_value=25,
@@ -63,7 +64,7 @@ EXPECTED = {
         overdue_ratio=137.5 / 45, orders_30d=0, orders_90d=0, spend_30d=0, spend_90d=0,
         order_trend=0, lines_per_order=1, items_per_order=1, weekend_share=0.5,
         n_return_lines=0, return_value=0, distinct_products=2, distinct_categories=2,
-        country="FR", churned=1,
+        days_since_second_order=137.5, hour_mean=12, return_rate=0, country="FR", churned=1,
     ),
 }  # fmt: skip
 
@@ -111,6 +112,11 @@ def test_make_snapshots_resolves_the_scoring_date_from_the_data():
     assert snaps.cutoffs == [dt.date(2024, 2, 2), dt.date(2024, 2, 16)]
     assert "churned" not in snaps.score.columns
     assert snaps.score["customer_id"].tolist() == ["L", "N", "P"]
+    btyd = ["pnbd_p_no_order", "pnbd_expected_orders", "pnbd_p_alive", "bgnbd_p_no_order", "bgnbd_p_alive"]
+    for frame in (snaps.train, snaps.score):
+        assert frame[btyd].notna().all().all()
+        assert frame[[c for c in btyd if "expected" not in c]].stack().between(0, 1).all()
+    assert set(snaps.btyd_params) == {"2024-02-02", "2024-02-16", "2024-05-16"}
 
 
 # ---- properties -----------------------------------------------------------------------------

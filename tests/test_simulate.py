@@ -23,6 +23,7 @@ FEAT = FeaturizeParams(
     eligibility_lookback_days=365,
     windows_days=[30],
     trend_days=30,
+    btyd_fit_customers=1000,
 )
 
 
