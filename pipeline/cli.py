@@ -24,13 +24,14 @@ def _run(fn, *args: object) -> None:
     from pipeline.featurize import FeaturizeError
     from pipeline.ingest import IngestError
     from pipeline.params import ParamsError
+    from pipeline.promote import PromoteError
     from pipeline.tables import ContractError
     from pipeline.train import TrainError
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         fn(*args)
-    except (IngestError, ParamsError, ContractError, FeaturizeError, TrainError) as exc:
+    except (IngestError, ParamsError, ContractError, FeaturizeError, TrainError, PromoteError) as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
 
@@ -79,38 +80,51 @@ def featurize(
 @app.command()
 def train(
     snapshots: Annotated[Path, _opt("Labelled training snapshots (Parquet).")],
-    model: Annotated[Path, _opt("LightGBM model (text).")],
-    meta: Annotated[Path, _opt("Training summary (JSON).")],
+    out_dir: Annotated[Path, typer.Option("--out-dir", help="Model folder to write.")],
     run: Annotated[Path, _opt("MLflow run and model version (JSON).")],
     params: ParamsOpt = PARAMS,
 ) -> None:
-    """Train the LightGBM churn model with a purged temporal split; log and register it in MLflow."""
+    """Train the LightGBM churn model with a purged temporal split, calibrate it on the held-out
+    validation cutoff, log and register it in MLflow."""
     from pipeline import train as stage
 
-    _run(stage.main, params, snapshots, model, meta, run)
+    _run(stage.main, params, snapshots, out_dir, run)
 
 
 @app.command()
 def evaluate(
     snapshots: Annotated[Path, _opt("Labelled training snapshots (Parquet).")],
-    model: Annotated[Path, _opt("LightGBM model (text).")],
-    meta: Annotated[Path, _opt("Training summary (JSON) naming the held-out cutoffs.")],
+    model_dir: Annotated[Path, typer.Option("--model-dir", help="Model folder to evaluate.")],
     run: Annotated[Path, _opt("MLflow run (JSON).")],
     metrics: Annotated[Path, _opt("Held-out metrics (JSON).")],
     plots: Annotated[Path, _opt("Folder for curves (CSV) and figures (PNG).")],
     truth: Annotated[Path | None, typer.Option(help="Simulator truth, for the oracle AUC.")] = None,
     params: ParamsOpt = PARAMS,
 ) -> None:
-    """Held-out metrics, curves and figures for the trained model."""
+    """Held-out metrics of the model and of every baseline, per segment, with curves and figures."""
     from pipeline import evaluate as stage
 
-    _run(stage.main, params, snapshots, model, meta, run, truth, metrics, plots)
+    _run(stage.main, params, snapshots, model_dir, run, truth, metrics, plots)
+
+
+@app.command()
+def promote(
+    metrics: Annotated[Path, _opt("Held-out metrics of the new model (JSON).")],
+    model_dir: Annotated[Path, typer.Option("--model-dir", help="The new model's folder.")],
+    run: Annotated[Path, _opt("MLflow run and model version (JSON).")],
+    out_dir: Annotated[Path, typer.Option("--out-dir", help="Folder to hold the champion model.")],
+    params: ParamsOpt = PARAMS,
+) -> None:
+    """Make the new model champion if it passes the gate; materialise the champion either way."""
+    from pipeline import promote as stage
+
+    _run(stage.main, params, metrics, model_dir, run, out_dir)
 
 
 @app.command()
 def explain(
     snapshot: Annotated[Path, _opt("Scoring snapshot (Parquet).")],
-    model: Annotated[Path, _opt("LightGBM model (text).")],
+    model_dir: Annotated[Path, typer.Option("--model-dir", help="Champion model folder.")],
     run: Annotated[Path, _opt("MLflow run (JSON).")],
     out: Annotated[Path, _opt("SHAP contributions (Parquet).")],
     plots: Annotated[Path, _opt("Folder for the SHAP figures.")],
@@ -119,22 +133,21 @@ def explain(
     """Exact TreeSHAP contributions for every customer in the scoring snapshot."""
     from pipeline import explain as stage
 
-    _run(stage.main, params, snapshot, model, run, out, plots)
+    _run(stage.main, params, snapshot, model_dir, run, out, plots)
 
 
 @app.command()
 def score(
     snapshot: Annotated[Path, _opt("Scoring snapshot (Parquet).")],
-    model: Annotated[Path, _opt("LightGBM model (text).")],
+    model_dir: Annotated[Path, typer.Option("--model-dir", help="Champion model folder.")],
     shap_values: Annotated[Path, typer.Option("--shap", help="SHAP contributions (Parquet).")],
-    run: Annotated[Path, _opt("MLflow run and model version (JSON).")],
     out_dir: Annotated[Path, typer.Option("--out-dir", help="Folder of the weekly score files.")],
     params: ParamsOpt = PARAMS,
 ) -> None:
     """Write the weekly churn-risk file for CRM import."""
     from pipeline import score as stage
 
-    _run(stage.main, params, snapshot, model, shap_values, run, out_dir)
+    _run(stage.main, params, snapshot, model_dir, shap_values, out_dir)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ import matplotlib.pyplot as plt
 import mlflow
 import numpy as np
 import pandas as pd
-from sklearn.calibration import calibration_curve
 from sklearn.metrics import (
     average_precision_score,
     brier_score_loss,
@@ -27,9 +26,11 @@ from sklearn.metrics import (
 )
 
 from pipeline import tracking
+from pipeline.baselines import baseline_scores
+from pipeline.calibration import expected_calibration_error, reliability_table
 from pipeline.featurize import LABEL
 from pipeline.io import atomic_path, read_json, write_json
-from pipeline.model import load_booster, predict_proba, risk_deciles
+from pipeline.model import SUMMARY_FILE, ChurnModel, risk_deciles
 from pipeline.params import EvaluateParams
 
 log = logging.getLogger(__name__)
@@ -45,19 +46,59 @@ def top_share_lift(y: np.ndarray, p: np.ndarray, share: float) -> tuple[float, f
     return float(y[top].mean() / rate), float(y[top].sum() / y.sum())
 
 
-def classification_metrics(y: np.ndarray, p: np.ndarray, top_share: float) -> dict[str, float]:
+def classification_metrics(
+    y: np.ndarray, p: np.ndarray, top_share: float, probability: bool = True
+) -> dict[str, float]:
+    """Ranking metrics for any score; calibration metrics too when the score is a probability."""
     lift, capture = top_share_lift(y, p, top_share)
     pct = round(top_share * 100)
-    return {
+    metrics = {
         "roc_auc": float(roc_auc_score(y, p)),
         "pr_auc": float(average_precision_score(y, p)),
-        "brier": float(brier_score_loss(y, p)),
-        "log_loss": float(log_loss(y, np.clip(p, 1e-7, 1 - 1e-7), labels=[0, 1])),
         f"lift_top{pct}": lift,
         f"capture_top{pct}": capture,
-        "churn_rate": float(y.mean()),
-        "rows": float(len(y)),
     }
+    if probability:
+        metrics |= {
+            "brier": float(brier_score_loss(y, p)),
+            "log_loss": float(log_loss(y, np.clip(p, 1e-7, 1 - 1e-7), labels=[0, 1])),
+            "ece": expected_calibration_error(y, p),
+        }
+    return metrics
+
+
+def segment_masks(held_out: pd.DataFrame, new_customer_days: int) -> dict[str, np.ndarray]:
+    """One-time vs repeat buyers, new customers, and value tiers (terciles of last-year spend)."""
+    spend = held_out["spend_365d"] if "spend_365d" in held_out.columns else held_out["spend"]
+    low, high = np.quantile(spend, [1 / 3, 2 / 3])
+    return {
+        "one_time": (held_out["n_orders"] == 1).to_numpy(),
+        "repeat": (held_out["n_orders"] > 1).to_numpy(),
+        "new": (held_out["tenure_days"] < new_customer_days).to_numpy(),
+        "value_low": (spend <= low).to_numpy(),
+        "value_mid": ((spend > low) & (spend <= high)).to_numpy(),
+        "value_high": (spend > high).to_numpy(),
+    }
+
+
+def segment_metrics(
+    y: np.ndarray, p: np.ndarray, masks: dict[str, np.ndarray]
+) -> dict[str, dict[str, float]]:
+    out = {}
+    for name, mask in masks.items():
+        ys, ps = y[mask], p[mask]
+        row = {"rows": float(mask.sum())}
+        if mask.any():
+            row |= {
+                "churn_rate": float(ys.mean()),
+                "mean_predicted": float(ps.mean()),
+                "brier": float(brier_score_loss(ys, ps)),
+                "ece": expected_calibration_error(ys, ps),
+            }
+            if 0 < ys.sum() < len(ys):
+                row["roc_auc"] = float(roc_auc_score(ys, ps))
+        out[name] = row
+    return out
 
 
 def lift_table(y: np.ndarray, p: np.ndarray) -> pd.DataFrame:
@@ -80,11 +121,10 @@ def _thin(frame: pd.DataFrame) -> pd.DataFrame:
 def curves(y: np.ndarray, p: np.ndarray, params: EvaluateParams) -> dict[str, pd.DataFrame]:
     fpr, tpr, _ = roc_curve(y, p)
     precision, recall, _ = precision_recall_curve(y, p)
-    observed, predicted = calibration_curve(y, p, n_bins=params.calibration_bins, strategy="quantile")
     return {
         "roc": _thin(pd.DataFrame({"fpr": fpr, "tpr": tpr})),
         "pr": _thin(pd.DataFrame({"recall": recall[::-1], "precision": precision[::-1]})),
-        "calibration": pd.DataFrame({"predicted": predicted, "observed": observed}),
+        "calibration": pd.DataFrame(reliability_table(y, p, params.calibration_bins)),
         "lift": lift_table(y, p),
     }
 
@@ -104,7 +144,11 @@ def figure(tables: dict[str, pd.DataFrame], metrics: dict[str, float]) -> plt.Fi
     axes[1].set(title=f"Precision-recall (AP {metrics['pr_auc']:.3f})", xlabel="recall", ylabel="precision")
     axes[2].plot(cal["predicted"], cal["observed"], "o-")
     axes[2].plot([0, 1], [0, 1], "k--", lw=0.8)
-    axes[2].set(title=f"Calibration (Brier {metrics['brier']:.3f})", xlabel="predicted", ylabel="observed")
+    axes[2].set(
+        title=f"Reliability (ECE {metrics['ece']:.3f}, Brier {metrics['brier']:.3f})",
+        xlabel="mean predicted",
+        ylabel="observed churn rate",
+    )
     axes[3].bar(lift["decile"], lift["lift"])
     axes[3].axhline(1.0, color="k", ls="--", lw=0.8)
     axes[3].set(title="Lift by risk decile", xlabel="decile (1 = riskiest)", ylabel="lift")
@@ -126,11 +170,50 @@ def oracle_auc(held_out: pd.DataFrame, truth_path: Path | None) -> float | None:
     return float(roc_auc_score(joined[LABEL], joined["true_p_no_order"]))
 
 
+def evaluate(
+    snapshots: pd.DataFrame, model: ChurnModel, summary: dict, params: EvaluateParams
+) -> tuple[dict, np.ndarray, pd.DataFrame]:
+    """Metrics of the calibrated model, the raw model and every baseline on the held-out cutoffs."""
+    test = snapshots[snapshots["cutoff"].isin(pd.to_datetime(summary["test_cutoffs"]))].reset_index(drop=True)
+    train = snapshots[snapshots["cutoff"].isin(pd.to_datetime(summary["train_cutoffs"]))]
+    y = test[LABEL].to_numpy()
+    raw = model.raw_probability(test)
+    p = model.calibrator.apply(raw)
+    report: dict = {
+        "rows": len(test),
+        "churn_rate": float(y.mean()),
+        "calibration": model.calibrator.method,
+        "model": classification_metrics(y, p, params.top_share),
+        "model_uncalibrated": classification_metrics(y, raw, params.top_share),
+        "baselines": {
+            name: classification_metrics(y, score, params.top_share, probability)
+            for name, (score, probability) in baseline_scores(train, test).items()
+        },
+        "segments": segment_metrics(y, p, segment_masks(test, params.new_customer_days)),
+    }
+    return report, p, test
+
+
+def _rounded(value):
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    return round(value, 6) if isinstance(value, float) else value
+
+
+def _flat(report: dict, prefix: str = "") -> dict[str, float]:
+    out = {}
+    for key, value in report.items():
+        if isinstance(value, dict):
+            out |= _flat(value, f"{prefix}{key}.")
+        elif isinstance(value, int | float):
+            out[f"{prefix}{key}"] = float(value)
+    return out
+
+
 def main(
     params_path: Path,
     snapshots_path: Path,
-    model_path: Path,
-    train_meta: Path,
+    model_dir: Path,
     run_path: Path,
     truth_path: Path | None,
     metrics_out: Path,
@@ -139,31 +222,41 @@ def main(
     from pipeline.params import load_params
 
     params = load_params(params_path)
-    test_cutoffs = pd.to_datetime(read_json(train_meta)["test_cutoffs"])
-    snapshots = pd.read_parquet(snapshots_path)
-    held_out = snapshots[snapshots["cutoff"].isin(test_cutoffs)].reset_index(drop=True)
-    y = held_out[LABEL].to_numpy()
-    p = predict_proba(load_booster(model_path), held_out)
-    metrics = classification_metrics(y, p, params.evaluate.top_share)
-    oracle = oracle_auc(held_out, truth_path)
+    summary = read_json(model_dir / SUMMARY_FILE)
+    report, p, test = evaluate(
+        pd.read_parquet(snapshots_path), ChurnModel.load(model_dir), summary, params.evaluate
+    )
+    y = test[LABEL].to_numpy()
+    oracle = oracle_auc(test, truth_path)
     if oracle is not None:
-        metrics["oracle_roc_auc"] = oracle
-        metrics["roc_auc_gap_to_oracle"] = oracle - metrics["roc_auc"]
-    metrics = {k: round(v, 6) for k, v in metrics.items()}
-    write_json(metrics, metrics_out)
+        report["oracle_roc_auc"] = oracle
+        report["roc_auc_gap_to_oracle"] = oracle - report["model"]["roc_auc"]
+    report = _rounded(report)
+    write_json(report, metrics_out)
     tables = curves(y, p, params.evaluate)
     plots_dir.mkdir(parents=True, exist_ok=True)
     for name, table in tables.items():
         with atomic_path(plots_dir / f"{name}.csv") as tmp:
             table.round(6).to_csv(tmp, index=False)
-    fig = figure(tables, metrics)
+    fig = figure(tables, {**report["model"], "churn_rate": report["churn_rate"], **_oracle(report)})
     with atomic_path(plots_dir / "evaluation.png") as tmp:
         fig.savefig(tmp, format="png", dpi=90, metadata={"Software": None})
     tracking.configure(params.mlflow.experiment)
     with mlflow.start_run(run_id=read_json(run_path)["run_id"]):
-        mlflow.log_metrics({f"test_{k}": v for k, v in metrics.items()})
+        mlflow.log_metrics({f"test.{k}": v for k, v in _flat(report).items()})
+        mlflow.log_dict(report, "evaluation/metrics.json")
         mlflow.log_figure(fig, "evaluation/evaluation.png")
         for name in tables:
             mlflow.log_artifact(str(plots_dir / f"{name}.csv"), "evaluation")
     plt.close(fig)
-    log.info("held-out %s: %s", [c.date().isoformat() for c in test_cutoffs], metrics)
+    log.info(
+        "held-out %s: model %s; baselines %s; oracle AUC %s",
+        summary["test_cutoffs"],
+        report["model"],
+        {k: v["roc_auc"] for k, v in report["baselines"].items()},
+        report.get("oracle_roc_auc"),
+    )
+
+
+def _oracle(report: dict) -> dict[str, float]:
+    return {"oracle_roc_auc": report["oracle_roc_auc"]} if "oracle_roc_auc" in report else {}

@@ -21,7 +21,7 @@ import shap
 
 from pipeline import tracking
 from pipeline.io import atomic_path, read_json, write_parquet
-from pipeline.model import load_booster, model_frame
+from pipeline.model import ChurnModel, model_frame
 
 log = logging.getLogger(__name__)
 BASE = "base_value"
@@ -67,13 +67,13 @@ def figures(exp: shap.Explanation) -> dict[str, plt.Figure]:
 
 
 def main(
-    params_path: Path, snapshot_path: Path, model_path: Path, run_path: Path, shap_out: Path, plots_dir: Path
+    params_path: Path, snapshot_path: Path, model_dir: Path, run_path: Path, shap_out: Path, plots_dir: Path
 ) -> None:
     from pipeline.params import load_params
 
     params = load_params(params_path)
     snapshot = pd.read_parquet(snapshot_path)
-    booster = load_booster(model_path)
+    booster = ChurnModel.load(model_dir).booster
     contrib = contributions(booster, snapshot)
     write_parquet(contrib, shap_out)
     figs = figures(explanation(contrib, snapshot, params.explain.beeswarm_rows))

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from pipeline.calibration import Calibrator
 from pipeline.featurize import KEYS, LABEL
+from pipeline.io import read_json
 
 
 def feature_columns(snapshot: pd.DataFrame) -> list[str]:
@@ -29,12 +32,29 @@ def model_frame(snapshot: pd.DataFrame, features: list[str] | None = None) -> pd
     return frame
 
 
-def load_booster(path: Path) -> lgb.Booster:
-    return lgb.Booster(model_file=str(path))
+MODEL_FILE = "model.txt"
+CALIBRATOR_FILE = "calibrator.json"
+SUMMARY_FILE = "train.json"
 
 
-def predict_proba(booster: lgb.Booster, snapshot: pd.DataFrame) -> np.ndarray:
-    return booster.predict(model_frame(snapshot, booster.feature_name()))
+@dataclass(frozen=True)
+class ChurnModel:
+    """A LightGBM booster and the calibrator fitted on its held-out predictions: one model folder."""
+
+    booster: lgb.Booster
+    calibrator: Calibrator
+
+    @classmethod
+    def load(cls, folder: Path) -> ChurnModel:
+        folder = Path(folder)
+        booster = lgb.Booster(model_file=str(folder / MODEL_FILE))
+        return cls(booster, Calibrator.from_dict(read_json(folder / CALIBRATOR_FILE)))
+
+    def raw_probability(self, snapshot: pd.DataFrame) -> np.ndarray:
+        return self.booster.predict(model_frame(snapshot, self.booster.feature_name()))
+
+    def probability(self, snapshot: pd.DataFrame) -> np.ndarray:
+        return self.calibrator.apply(self.raw_probability(snapshot))
 
 
 def risk_deciles(p: np.ndarray) -> np.ndarray:

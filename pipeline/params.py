@@ -98,11 +98,21 @@ class TrainParams(_Frozen):
     lambda_l2: Annotated[float, Field(ge=0.0)]
     max_rounds: PositiveInt
     early_stopping_rounds: PositiveInt
+    min_customers: PositiveInt
+    min_class_rows: PositiveInt
 
 
 class EvaluateParams(_Frozen):
     top_share: Annotated[float, Field(gt=0.0, lt=1.0)]
     calibration_bins: Annotated[int, Field(ge=2)]
+    new_customer_days: PositiveInt
+
+
+class PromoteParams(_Frozen):
+    """The gate a new model passes to become `champion`."""
+
+    max_ece: Annotated[float, Field(gt=0.0, lt=1.0)]
+    must_beat: list[str] = Field(min_length=1)
 
 
 class ExplainParams(_Frozen):
@@ -136,6 +146,7 @@ class Params(_Frozen):
     featurize: FeaturizeParams
     train: TrainParams
     evaluate: EvaluateParams
+    promote: PromoteParams
     explain: ExplainParams
     score: ScoreParams
     mlflow: MlflowParams

@@ -23,13 +23,16 @@ class Cause:
 CAUSES: tuple[Cause, ...] = (
     Cause(
         "lapse",
-        ("recency_days", "overdue_ratio", "gap_mean", "gap_max", "gap_std"),
+        # the BTYD outputs are functions of recency against the customer's own order rate
+        ("recency_days", "overdue_ratio", "gap_mean", "gap_max", "gap_std", "pnbd_p_no_order",
+         "pnbd_expected_orders", "pnbd_p_alive", "bgnbd_p_no_order", "bgnbd_p_alive"),
         ("No order for {recency_days:.0f} days; usually orders every {gap_mean:.0f} days",
          "No order for {recency_days:.0f} days"),
     ),
     Cause(
         "frequency",
-        ("n_orders", "repeat_orders", "orders_30d", "orders_90d", "orders_180d", "orders_365d"),
+        ("n_orders", "repeat_orders", "orders_30d", "orders_90d", "orders_180d", "orders_365d",
+         "days_since_second_order"),
         ("{n_orders:.0f} order(s) in {tenure_days:.0f} days as a customer",
          "{n_orders:.0f} order(s) so far"),
     ),
@@ -43,7 +46,7 @@ CAUSES: tuple[Cause, ...] = (
     Cause("tenure", ("tenure_days",), ("Customer for {tenure_days:.0f} days",)),
     Cause(
         "returns",
-        ("n_return_lines", "return_value"),
+        ("n_return_lines", "return_value", "return_rate"),
         ("Returned {n_return_lines:.0f} item line(s) worth {return_value:.2f}",),
     ),
     Cause(
@@ -58,7 +61,11 @@ CAUSES: tuple[Cause, ...] = (
         ("Basket size: {items_per_order:.1f} items per order",
          "Basket size: {lines_per_order:.1f} lines per order"),
     ),
-    Cause("habits", ("weekend_share",), ("Weekend orders: {weekend_share:.0%}",)),
+    Cause(
+        "habits",
+        ("weekend_share", "hour_mean"),
+        ("Weekend orders: {weekend_share:.0%}; usual order time {hour_mean:.0f}h",),
+    ),
     Cause("country", ("country",), ("Customers in {country} churn more often",)),
     Cause("channel", ("channel",), ("Customers buying via {channel} churn more often",)),
 )  # fmt: skip

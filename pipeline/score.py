@@ -14,8 +14,9 @@ import pandas as pd
 
 from pipeline.cutoffs import iso_week_label
 from pipeline.io import atomic_path, read_json
-from pipeline.model import load_booster, predict_proba, risk_deciles
+from pipeline.model import ChurnModel, risk_deciles
 from pipeline.params import ScoreParams
+from pipeline.promote import CHAMPION_FILE
 from pipeline.reasons import top_reasons
 from pipeline.tables import SCORES, validate
 
@@ -49,29 +50,17 @@ def score_table(
     return table.sort_values("customer_id", kind="stable", ignore_index=True)
 
 
-def main(
-    params_path: Path,
-    snapshot_path: Path,
-    model_path: Path,
-    shap_path: Path,
-    run_path: Path,
-    scores_dir: Path,
-) -> Path:
+def main(params_path: Path, snapshot_path: Path, model_dir: Path, shap_path: Path, scores_dir: Path) -> Path:
     from pipeline.params import load_params
 
     params = load_params(params_path)
     snapshot = pd.read_parquet(snapshot_path)
     if snapshot.empty:
         raise ValueError(f"{snapshot_path}: no eligible customers to score")
-    run = read_json(run_path)
-    p = predict_proba(load_booster(model_path), snapshot)
-    table = score_table(
-        snapshot,
-        p,
-        pd.read_parquet(shap_path),
-        f"{run['registered_model']}/{run['model_version']}",
-        params.score,
-    )
+    champion = read_json(model_dir / CHAMPION_FILE)
+    p = ChurnModel.load(model_dir).probability(snapshot)
+    version = f"{champion['registered_model']}/{champion['model_version']}"
+    table = score_table(snapshot, p, pd.read_parquet(shap_path), version, params.score)
     table = validate(table, SCORES, "weekly score file")
     out = scores_dir / f"churn_scores_{iso_week_label(pd.Timestamp(table['score_date'].iloc[0]).date())}.csv"
     with atomic_path(out) as tmp:

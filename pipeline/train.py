@@ -7,11 +7,11 @@ stops boosting early. Customers recur across cutoffs, so a random split would le
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import lightgbm as lgb
 import mlflow
@@ -22,12 +22,14 @@ from mlflow.data.meta_dataset import MetaDataset
 from mlflow.models import infer_signature
 
 from pipeline import tracking
+from pipeline.calibration import Calibrator, choose
 from pipeline.featurize import LABEL
-from pipeline.io import write_json
-from pipeline.model import feature_columns, model_frame
+from pipeline.io import atomic_path, write_json
+from pipeline.model import CALIBRATOR_FILE, MODEL_FILE, SUMMARY_FILE, feature_columns, model_frame
 from pipeline.params import Params, TrainParams
 
 log = logging.getLogger(__name__)
+MODEL_ARTIFACTS = "churn_model"  # the run's copy of the model folder, for promotion and rollback
 
 
 class TrainError(ValueError):
@@ -58,6 +60,33 @@ def temporal_split(cutoffs: list[pd.Timestamp], horizon_days: int, params: Train
             f"starts ({horizon_days}-day horizon). Raise featurize.n_cutoffs or lower featurize.horizon_days."
         )
     return Split(train=train, valid=valid, test=test)
+
+
+def preflight(parts: dict[str, pd.DataFrame], params: TrainParams) -> None:
+    """Refuse, with the reason, to train on data that cannot support the configuration."""
+    problems = []
+    customers = parts["training"]["customer_id"].nunique()
+    if customers < params.min_customers:
+        problems.append(
+            f"only {customers} distinct customers in the training cutoffs (train.min_customers = "
+            f"{params.min_customers}): too few to learn from"
+        )
+    for name, part in parts.items():
+        churners = int(part[LABEL].sum())
+        stayers = len(part) - churners
+        if min(churners, stayers) < params.min_class_rows:
+            problems.append(
+                f"the {name} cutoffs hold {churners} churners and {stayers} non-churners; each needs at "
+                f"least train.min_class_rows = {params.min_class_rows}. A horizon this "
+                + (
+                    "long labels nearly everyone churned"
+                    if stayers < churners
+                    else "short labels few churners"
+                )
+                + "; change featurize.horizon_days or add cutoffs"
+            )
+    if problems:
+        raise TrainError("cannot train on these snapshots:\n  " + "\n  ".join(problems))
 
 
 def lgb_params(params: TrainParams) -> dict[str, object]:
@@ -103,21 +132,35 @@ def _dates(cutoffs: list[pd.Timestamp]) -> list[str]:
     return [c.date().isoformat() for c in cutoffs]
 
 
-def main(params_path: Path, snapshots_path: Path, model_out: Path, meta_out: Path, run_out: Path) -> None:
+def calibrate(booster: lgb.Booster, valid: pd.DataFrame) -> tuple[Calibrator, dict[str, float]]:
+    """Calibrator fitted on the held-out validation cutoffs; methods (and no calibration) compared
+    by cross-validated log loss. With several cutoffs each is a fold, so a calibrator that only fits
+    one period's churn rate loses; with one, customers are split in two."""
+    p = booster.predict(model_frame(valid, booster.feature_name()))
+    if valid["cutoff"].nunique() > 1:
+        folds = valid["cutoff"].rank(method="dense").astype(int).to_numpy()
+    else:
+        folds = (pd.util.hash_array(valid["customer_id"].to_numpy(dtype=object)) % 2).astype(int)
+    return choose(p, valid[LABEL].to_numpy(), folds)
+
+
+def main(params_path: Path, snapshots_path: Path, out_dir: Path, run_out: Path) -> None:
     from pipeline.params import load_params
 
     params: Params = load_params(params_path)
     snapshots = pd.read_parquet(snapshots_path)
     split = temporal_split(list(snapshots["cutoff"].unique()), params.featurize.horizon_days, params.train)
     train, valid = select(snapshots, split.train), select(snapshots, split.valid)
+    preflight({"training": train, "validation": valid, "test": select(snapshots, split.test)}, params.train)
     booster = fit(train, valid, params.train)
     best = booster.best_iteration or booster.current_iteration()
     valid_scores = {f"valid_{k}": float(v) for k, v in booster.best_score["valid"].items()}
-    model_out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = model_out.with_name(f".{model_out.name}.tmp")
-    booster.save_model(str(tmp), num_iteration=best)
-    tmp.replace(model_out)
-    meta = {
+    calibrator, calibration_losses = calibrate(booster, valid)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out_dir / MODEL_FILE) as tmp:
+        booster.save_model(str(tmp), num_iteration=best)
+    write_json(calibrator.to_dict(), out_dir / CALIBRATOR_FILE)
+    summary = {
         "features": booster.feature_name(),
         "best_iteration": best,
         "train_cutoffs": _dates(split.train),
@@ -125,11 +168,20 @@ def main(params_path: Path, snapshots_path: Path, model_out: Path, meta_out: Pat
         "test_cutoffs": _dates(split.test),
         "train_rows": len(train),
         "valid_rows": len(valid),
+        "calibration": calibrator.method,
+        "calibration_log_loss": {k: round(v, 6) for k, v in calibration_losses.items()},
         **{k: round(v, 6) for k, v in valid_scores.items()},
     }
-    write_json(meta, meta_out)
-    log.info("trained %d rounds on %d rows; %s", best, len(train), valid_scores)
-    write_json(record_run(params, booster, train, snapshots_path, meta, valid_scores), run_out)
+    write_json(summary, out_dir / SUMMARY_FILE)
+    log.info(
+        "trained %d rounds on %d rows; %s; calibration %s %s",
+        best,
+        len(train),
+        valid_scores,
+        calibrator.method,
+        calibration_losses,
+    )
+    write_json(record_run(params, booster, train, snapshots_path, out_dir, summary), run_out)
 
 
 def snapshot_dataset(train: pd.DataFrame, snapshots_path: Path) -> MetaDataset:
@@ -150,17 +202,27 @@ def record_run(
     booster: lgb.Booster,
     train: pd.DataFrame,
     snapshots_path: Path,
-    meta: dict[str, object],
-    valid_scores: dict[str, float],
+    model_dir: Path,
+    summary: dict[str, Any],
 ) -> dict[str, str]:
-    """One MLflow run per training: params, metrics, lineage, the dataset and the registered model."""
+    """One MLflow run per training: params, metrics, lineage, the dataset, the model folder as
+    artifacts (booster, calibrator, summary) and the booster registered with its signature."""
     tracking.configure(params.mlflow.experiment)
-    with mlflow.start_run(run_name=f"train-{dt.date.fromisoformat(str(meta['test_cutoffs'][-1]))}") as run:  # type: ignore[index]
+    with mlflow.start_run(run_name=f"train-{summary['test_cutoffs'][-1]}") as run:
         mlflow.set_tags(tracking.lineage_tags())
         mlflow.log_params({f"train.{k}": v for k, v in params.train.model_dump().items()})
         mlflow.log_params({f"featurize.{k}": v for k, v in params.featurize.model_dump().items()})
-        mlflow.log_params({"best_iteration": meta["best_iteration"], "n_features": len(meta["features"])})  # type: ignore[arg-type]
-        mlflow.log_metrics(valid_scores)
+        mlflow.log_params(
+            {
+                "best_iteration": summary["best_iteration"],
+                "n_features": len(summary["features"]),
+                "calibration": summary["calibration"],
+            }
+        )
+        mlflow.log_metrics(
+            {k: v for k, v in summary.items() if k.startswith("valid_") and isinstance(v, float)}
+        )
+        mlflow.log_artifacts(str(model_dir), MODEL_ARTIFACTS)
         mlflow.log_input(snapshot_dataset(train, snapshots_path), context="training")
         x = model_frame(train.head(200), booster.feature_name())
         signature = infer_signature(

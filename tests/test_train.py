@@ -5,7 +5,7 @@ import pytest
 from pipeline.explain import BASE, contributions
 from pipeline.model import model_frame
 from pipeline.params import TrainParams
-from pipeline.train import TrainError, fit, temporal_split
+from pipeline.train import TrainError, fit, preflight, temporal_split
 
 PARAMS = TrainParams(
     test_cutoffs=1,
@@ -19,6 +19,8 @@ PARAMS = TrainParams(
     lambda_l2=0.0,
     max_rounds=60,
     early_stopping_rounds=10,
+    min_customers=50,
+    min_class_rows=10,
 )
 
 
@@ -75,3 +77,20 @@ def test_shap_contributions_plus_base_value_equal_the_raw_score(booster):
     assert contrib["customer_id"].tolist() == snap["customer_id"].tolist()
     # recency drives churn in this data, so it must carry the largest mean |SHAP|
     assert contrib[features].abs().mean().idxmax() == "recency_days"
+
+
+def test_preflight_accepts_enough_customers_and_both_classes():
+    preflight({"training": _snapshots(seed=1), "validation": _snapshots(seed=2)}, PARAMS)
+
+
+def test_preflight_refuses_a_handful_of_customers():
+    with pytest.raises(TrainError, match=r"only 30 distinct customers in the training cutoffs"):
+        preflight({"training": _snapshots(n=30)}, PARAMS)
+
+
+def test_preflight_refuses_cutoffs_without_non_churners():
+    everyone_churns = _snapshots(seed=3).assign(churned=np.int8(1))
+    with pytest.raises(TrainError) as err:
+        preflight({"training": _snapshots(seed=1), "test": everyone_churns}, PARAMS)
+    assert "the test cutoffs hold 600 churners and 0 non-churners" in str(err.value)
+    assert "labels nearly everyone churned; change featurize.horizon_days" in str(err.value)

@@ -1,0 +1,36 @@
+"""The baselines a churn model must beat, scored on the same held-out rows: recency alone,
+the BTYD models' P(no order in the horizon), and a logistic regression on RFM features."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from pipeline.featurize import LABEL
+
+RFM = ("recency_days", "n_orders", "spend", "tenure_days")
+
+
+def rfm_matrix(snapshot: pd.DataFrame) -> np.ndarray:
+    return np.column_stack([np.log1p(snapshot[c].clip(lower=0).to_numpy()) for c in RFM])
+
+
+def logistic_rfm(train: pd.DataFrame, held_out: pd.DataFrame) -> np.ndarray:
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    model.fit(rfm_matrix(train), train[LABEL].to_numpy())
+    return model.predict_proba(rfm_matrix(held_out))[:, 1]
+
+
+def baseline_scores(train: pd.DataFrame, held_out: pd.DataFrame) -> dict[str, tuple[np.ndarray, bool]]:
+    """Name -> (score, is_probability). Higher scores mean likelier churn."""
+    scores: dict[str, tuple[np.ndarray, bool]] = {
+        "recency": (held_out["recency_days"].to_numpy(), False),
+        "logistic_rfm": (logistic_rfm(train, held_out), True),
+    }
+    for name, column in (("pareto_nbd", "pnbd_p_no_order"), ("bg_nbd", "bgnbd_p_no_order")):
+        if column in held_out.columns:
+            scores[name] = (held_out[column].to_numpy(), True)
+    return scores

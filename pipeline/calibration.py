@@ -1,0 +1,106 @@
+"""Probability calibration fitted on held-out predictions: Platt scaling or isotonic regression,
+whichever has the lower cross-validated log loss; and the calibration error measures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss
+
+EPS = 1e-6
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, EPS, 1 - EPS)
+    return np.log(p / (1 - p))
+
+
+@dataclass(frozen=True)
+class Calibrator:
+    """A monotone map from raw model probabilities to calibrated ones, stored as plain numbers."""
+
+    method: str  # "platt", "isotonic" or "identity"
+    coef: tuple[float, float] = (1.0, 0.0)  # platt: sigmoid(a * logit(p) + b)
+    x: tuple[float, ...] = field(default=())  # isotonic: knots, interpolated linearly
+    y: tuple[float, ...] = field(default=())
+
+    def apply(self, p: np.ndarray) -> np.ndarray:
+        p = np.asarray(p, dtype=float)
+        if self.method == "platt":
+            a, b = self.coef
+            return 1.0 / (1.0 + np.exp(-(a * _logit(p) + b)))
+        if self.method == "isotonic":
+            return np.clip(np.interp(p, self.x, self.y), EPS, 1 - EPS)
+        return p
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "coef": list(self.coef), "x": list(self.x), "y": list(self.y)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Calibrator:
+        return cls(data["method"], tuple(data["coef"]), tuple(data["x"]), tuple(data["y"]))
+
+
+def fit_platt(p: np.ndarray, y: np.ndarray) -> Calibrator:
+    model = LogisticRegression(C=1e6, solver="lbfgs").fit(_logit(p).reshape(-1, 1), y)
+    return Calibrator("platt", coef=(float(model.coef_[0, 0]), float(model.intercept_[0])))
+
+
+def fit_isotonic(p: np.ndarray, y: np.ndarray) -> Calibrator:
+    iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(p, y)
+    return Calibrator(
+        "isotonic",
+        x=tuple(float(v) for v in iso.X_thresholds_),
+        y=tuple(float(v) for v in iso.y_thresholds_),
+    )
+
+
+FITTERS = {"platt": fit_platt, "isotonic": fit_isotonic}
+
+
+def choose(p: np.ndarray, y: np.ndarray, folds: np.ndarray) -> tuple[Calibrator, dict[str, float]]:
+    """Each method's log loss when fitted on all folds but one and scored on that one; the winner
+    is refitted on everything. `folds` assigns each row to a fold (customers, not rows, should
+    share a fold)."""
+    losses = {}
+    for name, fit in FITTERS.items():
+        out = np.empty_like(p)
+        for fold in np.unique(folds):
+            held = folds == fold
+            out[held] = fit(p[~held], y[~held]).apply(p[held])
+        losses[name] = float(log_loss(y, np.clip(out, EPS, 1 - EPS), labels=[0, 1]))
+    losses["identity"] = float(log_loss(y, np.clip(p, EPS, 1 - EPS), labels=[0, 1]))
+    best = min(losses, key=losses.__getitem__)
+    chosen = Calibrator("identity") if best == "identity" else FITTERS[best](p, y)
+    return chosen, losses
+
+
+def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
+    """ECE with equal-width bins: the row-weighted mean |observed rate - mean prediction|."""
+    y, p = np.asarray(y, dtype=float), np.asarray(p, dtype=float)
+    which = np.minimum((p * bins).astype(int), bins - 1)
+    total = 0.0
+    for b in np.unique(which):
+        in_bin = which == b
+        total += in_bin.sum() * abs(y[in_bin].mean() - p[in_bin].mean())
+    return float(total / len(y))
+
+
+def reliability_table(y: np.ndarray, p: np.ndarray, bins: int = 10) -> list[dict[str, float]]:
+    """Per equal-width bin: mean prediction, observed rate and rows (the reliability diagram)."""
+    which = np.minimum((np.asarray(p) * bins).astype(int), bins - 1)
+    rows = []
+    for b in np.unique(which):
+        in_bin = which == b
+        rows.append(
+            {
+                "predicted": float(p[in_bin].mean()),
+                "observed": float(y[in_bin].mean()),
+                "rows": int(in_bin.sum()),
+            }
+        )
+    return rows

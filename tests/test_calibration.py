@@ -1,0 +1,56 @@
+import numpy as np
+import pytest
+
+from pipeline.calibration import Calibrator, choose, expected_calibration_error, fit_isotonic, fit_platt
+
+
+def test_ece_on_hand_made_bins():
+    y = np.array([1, 0, 0, 0, 1, 1, 1, 0])
+    p = np.array([0.15, 0.15, 0.15, 0.15, 0.85, 0.85, 0.85, 0.85])
+    # bin 1: observed 0.25 vs 0.15; bin 8: observed 0.75 vs 0.85; each half the rows
+    assert expected_calibration_error(y, p) == pytest.approx(0.1)
+
+
+def test_platt_recovers_a_known_distortion():
+    rng = np.random.default_rng(0)
+    true_p = rng.uniform(0.05, 0.95, 40_000)
+    y = (rng.random(true_p.size) < true_p).astype(int)
+    logit = np.log(true_p / (1 - true_p))
+    distorted = 1 / (1 + np.exp(-(0.5 * logit + 0.7)))  # too flat and shifted up
+    cal = fit_platt(distorted, y)
+    assert cal.coef == pytest.approx((2.0, -1.4), abs=0.08)
+    assert (
+        expected_calibration_error(y, cal.apply(distorted)) < 0.01 < expected_calibration_error(y, distorted)
+    )
+
+
+def test_isotonic_is_monotone_and_round_trips():
+    rng = np.random.default_rng(1)
+    p = rng.uniform(0, 1, 5000)
+    y = (rng.random(p.size) < p**2).astype(int)
+    cal = fit_isotonic(p, y)
+    out = cal.apply(np.linspace(0, 1, 101))
+    assert np.all(np.diff(out) >= 0)
+    again = Calibrator.from_dict(cal.to_dict())
+    np.testing.assert_array_equal(again.apply(p), cal.apply(p))
+
+
+def test_choose_keeps_a_calibrated_model_as_it_is():
+    rng = np.random.default_rng(2)
+    p = rng.uniform(0.05, 0.95, 20_000)
+    y = (rng.random(p.size) < p).astype(int)
+    chosen, losses = choose(p, y, folds=np.arange(p.size) % 2)
+    assert set(losses) == {"platt", "isotonic", "identity"}
+    # Platt can only match an already calibrated model; it must not beat identity by more than noise
+    assert losses["platt"] == pytest.approx(losses["identity"], abs=1e-3)
+    assert chosen.method in {"identity", "platt"}
+
+
+def test_choose_picks_isotonic_when_no_sigmoid_can_undo_the_distortion():
+    rng = np.random.default_rng(3)
+    true_p = rng.uniform(0.01, 0.99, 30_000)
+    y = (rng.random(true_p.size) < true_p).astype(int)
+    # squeezed towards 0 and 1 around the middle: monotone, but not linear in the logit
+    p = 0.5 + 0.5 * np.sign(true_p - 0.5) * np.abs(2 * true_p - 1) ** 0.3
+    chosen, _ = choose(p, y, folds=np.arange(p.size) % 2)
+    assert chosen.method == "isotonic"
