@@ -9,7 +9,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from pipeline.featurize import LABEL
+from pipeline.tables import LABEL
 
 RFM = ("recency_days", "n_orders", "spend", "tenure_days")
 

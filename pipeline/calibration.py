@@ -62,10 +62,14 @@ def fit_isotonic(p: np.ndarray, y: np.ndarray) -> Calibrator:
 FITTERS = {"platt": fit_platt, "isotonic": fit_isotonic}
 
 
-def choose(p: np.ndarray, y: np.ndarray, folds: np.ndarray) -> tuple[Calibrator, dict[str, float]]:
+def choose(
+    p: np.ndarray, y: np.ndarray, folds: np.ndarray, min_gain: float = 0.0
+) -> tuple[Calibrator, dict[str, float]]:
     """Each method's log loss when fitted on all folds but one and scored on that one; the winner
     is refitted on everything. `folds` assigns each row to a fold (customers, not rows, should
-    share a fold)."""
+    share a fold). A calibrator must cut the uncalibrated log loss by at least the relative
+    `min_gain` to be used: a model trained on log loss is close to calibrated already, and a
+    calibrator fitted on one period also learns that period's churn rate, which need not last."""
     losses = {}
     for name, fit in FITTERS.items():
         out = np.empty_like(p)
@@ -75,6 +79,8 @@ def choose(p: np.ndarray, y: np.ndarray, folds: np.ndarray) -> tuple[Calibrator,
         losses[name] = float(log_loss(y, np.clip(out, EPS, 1 - EPS), labels=[0, 1]))
     losses["identity"] = float(log_loss(y, np.clip(p, EPS, 1 - EPS), labels=[0, 1]))
     best = min(losses, key=losses.__getitem__)
+    if losses[best] > losses["identity"] * (1.0 - min_gain):
+        best = "identity"
     chosen = Calibrator("identity") if best == "identity" else FITTERS[best](p, y)
     return chosen, losses
 

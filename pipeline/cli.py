@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import yaml
 
 app = typer.Typer(help="Churn-prediction pipeline stages.", no_args_is_help=True, add_completion=False)
 
@@ -21,6 +22,7 @@ def _opt(help_text: str) -> object:
 
 def _run(fn, *args: object) -> None:
     """Run a stage main; expected failures (bad input, bad params) print one clear message."""
+    from pipeline.data import DataError
     from pipeline.featurize import FeaturizeError
     from pipeline.ingest import IngestError
     from pipeline.params import ParamsError
@@ -31,7 +33,15 @@ def _run(fn, *args: object) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         fn(*args)
-    except (IngestError, ParamsError, ContractError, FeaturizeError, TrainError, PromoteError) as exc:
+    except (
+        IngestError,
+        ParamsError,
+        ContractError,
+        FeaturizeError,
+        TrainError,
+        PromoteError,
+        DataError,
+    ) as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
 
@@ -68,13 +78,14 @@ def featurize(
     transactions: Annotated[Path, _opt("Validated transactions (Parquet).")],
     train: Annotated[Path, _opt("Labelled training snapshots (Parquet).")],
     score: Annotated[Path, _opt("Scoring snapshot (Parquet).")],
-    metrics: Annotated[Path, _opt("Snapshot counts and churn rates (JSON).")],
+    metrics: Annotated[Path, _opt("Snapshot counts, churn rates, BTYD fits, horizon report (JSON).")],
+    horizons: Annotated[Path, _opt("Churn rate and false-churn share per candidate horizon (CSV).")],
     params: ParamsOpt = PARAMS,
 ) -> None:
     """Point-in-time features and churn labels at each cutoff, and the scoring snapshot."""
     from pipeline import featurize as stage
 
-    _run(stage.main, params, transactions, train, score, metrics)
+    _run(stage.main, params, transactions, train, score, metrics, horizons)
 
 
 @app.command()
@@ -119,6 +130,78 @@ def promote(
     from pipeline import promote as stage
 
     _run(stage.main, params, metrics, model_dir, run, out_dir)
+
+
+@app.command()
+def backtest(
+    snapshots: Annotated[Path, _opt("Labelled training snapshots (Parquet).")],
+    run: Annotated[Path, _opt("MLflow run (JSON).")],
+    metrics: Annotated[Path, _opt("Mean metrics over the origins, per scorer (JSON).")],
+    table: Annotated[Path, _opt("Per-origin, per-scorer metrics (CSV).")],
+    auc_plot: Annotated[
+        Path, typer.Option("--auc-plot", help="ROC AUC by origin, a column per scorer (CSV).")
+    ],
+    figure: Annotated[Path, _opt("Metrics by origin (PNG).")],
+    params: ParamsOpt = PARAMS,
+) -> None:
+    """Rolling-origin backtest of the model and the baselines over the last cutoffs."""
+    from pipeline import backtest as stage
+
+    _run(stage.main, params, snapshots, run, metrics, table, auc_plot, figure)
+
+
+benchmark = typer.Typer(help="Measurements on any data.", no_args_is_help=True)
+app.add_typer(benchmark, name="benchmark")
+
+
+@benchmark.command("quality")
+def benchmark_quality(
+    transactions: Annotated[Path, _opt("A transactions export: CSV or Parquet.")],
+    mapping: Annotated[
+        Path | None, typer.Option(help="YAML with an `ingest` section mapping its columns (else params').")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Also write the table as CSV here.")] = None,
+    params: ParamsOpt = PARAMS,
+) -> None:
+    """Backtest the pipeline and every baseline on TRANSACTIONS and print AUC, PR-AUC, Brier, ECE
+    and lift at 10% per origin cutoff."""
+
+    def run() -> None:
+        from pipeline import quality
+        from pipeline.params import load_params
+
+        settings = load_params(params)
+        if mapping is not None:
+            settings = settings.model_copy(update={"ingest": quality.load_mapping(mapping, settings.ingest)})
+        table = quality.quality_table(transactions, settings)
+        typer.echo(quality.render(table))
+        if out is not None:
+            table.to_csv(out, index=False)
+
+    _run(run)
+
+
+data_app = typer.Typer(help="Public data sets mapped onto the transactions contract.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("download")
+def data_download(
+    name: Annotated[str, typer.Argument(help="Data set: online-retail-ii.")],
+    out: Annotated[Path, typer.Option(help="CSV to write.")] = Path("data/raw/online_retail_ii.csv"),
+) -> None:
+    """Download a public data set (needs internet) and write it as a CSV the documented mapping reads."""
+
+    def run() -> None:
+        from pipeline import data
+
+        if name != "online-retail-ii":
+            raise data.DataError(f"unknown data set {name!r}; available: online-retail-ii")
+        rows = data.download_online_retail_ii(out)
+        typer.echo(f"{out}: {rows} rows. Map it with this params.yaml ingest section:")
+        typer.echo(yaml.safe_dump({"ingest": data.ONLINE_RETAIL_II_MAPPING}, sort_keys=False))
+
+    _run(run)
 
 
 @app.command()

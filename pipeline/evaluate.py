@@ -28,10 +28,10 @@ from sklearn.metrics import (
 from pipeline import tracking
 from pipeline.baselines import baseline_scores
 from pipeline.calibration import expected_calibration_error, reliability_table
-from pipeline.featurize import LABEL
 from pipeline.io import atomic_path, read_json, write_json
 from pipeline.model import SUMMARY_FILE, ChurnModel, risk_deciles
 from pipeline.params import EvaluateParams
+from pipeline.tables import LABEL
 
 log = logging.getLogger(__name__)
 CURVE_POINTS = 200

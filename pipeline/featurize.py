@@ -17,18 +17,19 @@ from pathlib import Path
 
 import ibis
 import ibis.expr.types as ir
+import numpy as np
 import pandas as pd
 
 from pipeline.btyd import Summary, btyd_outputs, fit_sample
 from pipeline.cutoffs import training_cutoffs
-from pipeline.io import write_json, write_parquet
+from pipeline.io import atomic_path, write_json, write_parquet
 from pipeline.params import FeaturizeParams
+from pipeline.tables import KEYS, LABEL
 
 log = logging.getLogger(__name__)
 
 DAY_SECONDS = 86_400.0
-KEYS = ["customer_id", "cutoff"]
-LABEL = "churned"
+YEAR_DAYS = 365
 CATEGORICAL_ATTRIBUTES = ("country", "channel")
 FLOAT_DECIMALS = 9
 
@@ -102,6 +103,9 @@ def build_features(lines: ir.Table, cutoffs: ir.Table, params: FeaturizeParams) 
     trend = params.trend_days
     metrics["orders_trend_recent"] = j.count(where=age < trend)
     metrics["orders_trend_before"] = j.count(where=(age >= trend) & (age < 2 * trend))
+    # the coming label window, one year earlier: seasonal buyers come back at the same time
+    h = params.horizon_days
+    metrics["orders_same_window_last_year"] = j.count(where=(age > YEAR_DAYS - h) & (age <= YEAR_DAYS))
     agg = j.group_by(["customer_id", "cutoff", "cutoff_s"]).aggregate(**metrics)
     recency = _days(agg.cutoff_s - agg.last_s)
     agg = agg.filter(recency <= params.eligibility_lookback_days)
@@ -118,6 +122,7 @@ def build_features(lines: ir.Table, cutoffs: ir.Table, params: FeaturizeParams) 
     ).drop("last_s", "first_s", "second_s", "orders_trend_recent", "orders_trend_before")
 
     feats = _left_join_counts(feats, _returns(lines, cutoffs))
+    feats = feats.left_join(_season(orders, cutoffs, params.horizon_days), "cutoff").drop("cutoff_right")
     feats = feats.mutate(return_rate=feats.n_return_lines / feats.n_orders)
     for column, name in (("product_id", "distinct_products"), ("category", "distinct_categories")):
         if column in lines.columns:
@@ -129,6 +134,19 @@ def build_features(lines: ir.Table, cutoffs: ir.Table, params: FeaturizeParams) 
     if attrs is not None:
         feats = feats.left_join(attrs, "customer_id").drop("customer_id_right")
     return feats.drop("cutoff_s")
+
+
+def _season(orders: ir.Table, cutoffs: ir.Table, horizon_days: int) -> ir.Table:
+    """Shop-wide: how busy the coming label window was one year earlier, relative to that year's
+    average (1 = an average stretch). Lets the model carry seasonal churn rates across cutoffs."""
+    j = orders.join(cutoffs, orders.ts_s < cutoffs.cutoff_s)
+    age = _days(j.cutoff_s - j.ts_s)
+    counts = j.group_by("cutoff").aggregate(
+        window=j.count(where=(age > YEAR_DAYS - horizon_days) & (age <= YEAR_DAYS)),
+        year=j.count(where=age <= YEAR_DAYS),
+    )
+    intensity = (counts.window.cast("float64") / horizon_days) / (counts.year.cast("float64") / YEAR_DAYS)
+    return counts.select("cutoff", season_window_intensity=intensity)
 
 
 def _returns(lines: ir.Table, cutoffs: ir.Table) -> ir.Table:
@@ -198,6 +216,45 @@ def btyd_features(
     return pd.concat(frames, ignore_index=True), fitted
 
 
+def horizon_report(
+    lines: ir.Table, score_date: dt.date, params: FeaturizeParams
+) -> tuple[pd.DataFrame, dict[str, float], dt.date]:
+    """For each candidate horizon H: the churn rate it would give at a reference cutoff, and the
+    share of those labelled churned who ordered again later, before the scoring date ("false
+    churn"). The reference cutoff leaves at least the longest H plus as much again to watch for a
+    return. Also the inter-purchase gap quantiles the choice of H should respect."""
+    longest = max(params.horizon_candidates)
+    reference = score_date - dt.timedelta(days=2 * longest)
+    ref_s = int(pd.Timestamp(reference).timestamp())
+    orders = orders_from_lines(lines)
+    per_customer = orders.group_by("customer_id").aggregate(
+        last_before=orders.ts_s.max(where=orders.ts_s < ref_s),
+        first_after=orders.ts_s.min(where=orders.ts_s >= ref_s),
+    )
+    eligible = per_customer.filter(
+        per_customer.last_before >= ref_s - int(params.eligibility_lookback_days * DAY_SECONDS)
+    ).to_pandas()
+    first_after = eligible["first_after"].to_numpy(dtype=float)  # NaN: never ordered again
+    days_to_return = (first_after - ref_s) / DAY_SECONDS
+    rows = []
+    for h in sorted(params.horizon_candidates):
+        churned = ~(days_to_return < h)
+        came_back = churned & ~np.isnan(days_to_return)
+        rows.append(
+            {
+                "horizon_days": h,
+                "customers": len(eligible),
+                "churn_rate": float(churned.mean()) if len(eligible) else float("nan"),
+                "false_churn_share": float(came_back.sum() / churned.sum()) if churned.any() else 0.0,
+            }
+        )
+    gaps = orders.filter(orders.gap_days.notnull()).select("gap_days").to_pandas()["gap_days"]
+    quantiles = (
+        {f"p{int(q * 100)}": float(gaps.quantile(q)) for q in (0.5, 0.75, 0.9, 0.95)} if len(gaps) else {}
+    )
+    return pd.DataFrame(rows), quantiles, reference
+
+
 def build_labels(lines: ir.Table, cutoffs: ir.Table, horizon_days: int) -> ir.Table:
     """Per (customer, cutoff): 1 when no order in [cutoff, cutoff + horizon), else absent."""
     cutoffs = cutoffs.mutate(cutoff_s=cutoffs.cutoff.epoch_seconds())
@@ -235,6 +292,9 @@ class Snapshots:
     score_date: dt.date
     cutoffs: list[dt.date]
     btyd_params: dict[str, dict]
+    horizons: pd.DataFrame
+    gap_quantiles: dict[str, float]
+    horizon_reference: dt.date
 
 
 def finish(frame: pd.DataFrame) -> pd.DataFrame:
@@ -264,14 +324,33 @@ def make_snapshots(lines: ir.Table, params: FeaturizeParams) -> Snapshots:
         )
     train = training_snapshots(lines, cutoffs, params).to_pandas()
     score = build_features(lines, cutoff_table([score_date]), params).to_pandas()
+    # engine output order varies between runs; the BTYD fit sample is drawn by position
     summary = customer_summary(lines, cutoff_table([*cutoffs, score_date])).to_pandas()
+    summary = summary.sort_values(KEYS, kind="stable", ignore_index=True)
     keys = pd.concat([train[KEYS], score[KEYS]], ignore_index=True)
     btyd, fitted = btyd_features(summary, keys, params)
     train, score = (finish(frame.merge(btyd, on=KEYS, how="left")) for frame in (train, score))
-    return Snapshots(train=train, score=score, score_date=score_date, cutoffs=cutoffs, btyd_params=fitted)
+    horizons, gap_quantiles, reference = horizon_report(lines, score_date, params)
+    return Snapshots(
+        train=train,
+        score=score,
+        score_date=score_date,
+        cutoffs=cutoffs,
+        btyd_params=fitted,
+        horizons=horizons,
+        gap_quantiles=gap_quantiles,
+        horizon_reference=reference,
+    )
 
 
-def main(params_path: Path, transactions: Path, train_out: Path, score_out: Path, metrics_out: Path) -> None:
+def main(
+    params_path: Path,
+    transactions: Path,
+    train_out: Path,
+    score_out: Path,
+    metrics_out: Path,
+    horizon_out: Path,
+) -> None:
     from pipeline.params import load_params
 
     params = load_params(params_path).featurize
@@ -291,9 +370,22 @@ def main(params_path: Path, transactions: Path, train_out: Path, score_out: Path
                 k.date().isoformat(): round(float(v), 6) for k, v in per_cutoff["mean"].items()
             },
             "btyd_params_by_cutoff": snaps.btyd_params,
+            "horizon_report": {
+                "reference_cutoff": snaps.horizon_reference.isoformat(),
+                "inter_purchase_gap_days": {k: round(v, 3) for k, v in snaps.gap_quantiles.items()},
+                "by_horizon": {
+                    str(int(r.horizon_days)): {
+                        "churn_rate": round(r.churn_rate, 6),
+                        "false_churn_share": round(r.false_churn_share, 6),
+                    }
+                    for r in snaps.horizons.itertuples()
+                },
+            },
         },
         metrics_out,
     )
+    with atomic_path(horizon_out) as tmp:
+        snaps.horizons.round(6).to_csv(tmp, index=False)
     log.info(
         "%d training rows over %d cutoffs (churn rate %.3f), %d customers to score as of %s",
         len(snaps.train),

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 
 from pipeline.calibration import Calibrator
-from pipeline.featurize import KEYS, LABEL
 from pipeline.io import read_json
+from pipeline.tables import KEYS, LABEL
 
 
 def feature_columns(snapshot: pd.DataFrame) -> list[str]:
@@ -35,6 +35,8 @@ def model_frame(snapshot: pd.DataFrame, features: list[str] | None = None) -> pd
 MODEL_FILE = "model.txt"
 CALIBRATOR_FILE = "calibrator.json"
 SUMMARY_FILE = "train.json"
+CHAMPION_FILE = "champion.json"  # in the champion's folder: its registry version and run
+MODEL_ARTIFACTS = "churn_model"  # a training run's copy of its model folder, for promotion and rollback
 
 
 @dataclass(frozen=True)

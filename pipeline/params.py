@@ -84,6 +84,7 @@ class FeaturizeParams(_Frozen):
     windows_days: list[PositiveInt] = Field(min_length=1)
     trend_days: PositiveInt
     btyd_fit_customers: Annotated[int, Field(ge=100)]
+    horizon_candidates: list[PositiveInt] = Field(min_length=1)
 
 
 class TrainParams(_Frozen):
@@ -99,6 +100,7 @@ class TrainParams(_Frozen):
     max_rounds: PositiveInt
     early_stopping_rounds: PositiveInt
     min_customers: PositiveInt
+    calibration_min_gain: Annotated[float, Field(ge=0.0, lt=1.0)]
     min_class_rows: PositiveInt
 
 
@@ -106,6 +108,10 @@ class EvaluateParams(_Frozen):
     top_share: Annotated[float, Field(gt=0.0, lt=1.0)]
     calibration_bins: Annotated[int, Field(ge=2)]
     new_customer_days: PositiveInt
+
+
+class BacktestParams(_Frozen):
+    origins: PositiveInt
 
 
 class PromoteParams(_Frozen):
@@ -147,6 +153,7 @@ class Params(_Frozen):
     train: TrainParams
     evaluate: EvaluateParams
     promote: PromoteParams
+    backtest: BacktestParams
     explain: ExplainParams
     score: ScoreParams
     mlflow: MlflowParams

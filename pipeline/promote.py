@@ -16,13 +16,11 @@ from mlflow.tracking import MlflowClient
 
 from pipeline import tracking
 from pipeline.io import read_json, write_json
-from pipeline.model import CALIBRATOR_FILE, MODEL_FILE, SUMMARY_FILE
+from pipeline.model import CALIBRATOR_FILE, CHAMPION_FILE, MODEL_ARTIFACTS, MODEL_FILE, SUMMARY_FILE
 from pipeline.params import PromoteParams
-from pipeline.train import MODEL_ARTIFACTS
 
 log = logging.getLogger(__name__)
 ALIAS = "champion"
-CHAMPION_FILE = "champion.json"
 RANKING_METRICS = ("roc_auc", "pr_auc")
 
 

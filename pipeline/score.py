@@ -14,9 +14,8 @@ import pandas as pd
 
 from pipeline.cutoffs import iso_week_label
 from pipeline.io import atomic_path, read_json
-from pipeline.model import ChurnModel, risk_deciles
+from pipeline.model import CHAMPION_FILE, ChurnModel, risk_deciles
 from pipeline.params import ScoreParams
-from pipeline.promote import CHAMPION_FILE
 from pipeline.reasons import top_reasons
 from pipeline.tables import SCORES, validate
 

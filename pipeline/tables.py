@@ -9,6 +9,10 @@ import pandera.pandas as pa
 
 from pipeline.params import CANONICAL_OPTIONAL
 
+# snapshot tables: one row per customer and cutoff; the label is 1 when the customer churned
+KEYS = ["customer_id", "cutoff"]
+LABEL = "churned"
+
 _NON_EMPTY = pa.Check.str_length(min_value=1)
 _FINITE = pa.Check(lambda s: np.isfinite(s), element_wise=False, error="finite")
 

@@ -23,13 +23,19 @@ from mlflow.models import infer_signature
 
 from pipeline import tracking
 from pipeline.calibration import Calibrator, choose
-from pipeline.featurize import LABEL
 from pipeline.io import atomic_path, write_json
-from pipeline.model import CALIBRATOR_FILE, MODEL_FILE, SUMMARY_FILE, feature_columns, model_frame
+from pipeline.model import (
+    CALIBRATOR_FILE,
+    MODEL_ARTIFACTS,
+    MODEL_FILE,
+    SUMMARY_FILE,
+    feature_columns,
+    model_frame,
+)
 from pipeline.params import Params, TrainParams
+from pipeline.tables import LABEL
 
 log = logging.getLogger(__name__)
-MODEL_ARTIFACTS = "churn_model"  # the run's copy of the model folder, for promotion and rollback
 
 
 class TrainError(ValueError):
@@ -132,7 +138,9 @@ def _dates(cutoffs: list[pd.Timestamp]) -> list[str]:
     return [c.date().isoformat() for c in cutoffs]
 
 
-def calibrate(booster: lgb.Booster, valid: pd.DataFrame) -> tuple[Calibrator, dict[str, float]]:
+def calibrate(
+    booster: lgb.Booster, valid: pd.DataFrame, min_gain: float
+) -> tuple[Calibrator, dict[str, float]]:
     """Calibrator fitted on the held-out validation cutoffs; methods (and no calibration) compared
     by cross-validated log loss. With several cutoffs each is a fold, so a calibrator that only fits
     one period's churn rate loses; with one, customers are split in two."""
@@ -141,7 +149,7 @@ def calibrate(booster: lgb.Booster, valid: pd.DataFrame) -> tuple[Calibrator, di
         folds = valid["cutoff"].rank(method="dense").astype(int).to_numpy()
     else:
         folds = (pd.util.hash_array(valid["customer_id"].to_numpy(dtype=object)) % 2).astype(int)
-    return choose(p, valid[LABEL].to_numpy(), folds)
+    return choose(p, valid[LABEL].to_numpy(), folds, min_gain)
 
 
 def main(params_path: Path, snapshots_path: Path, out_dir: Path, run_out: Path) -> None:
@@ -155,7 +163,7 @@ def main(params_path: Path, snapshots_path: Path, out_dir: Path, run_out: Path) 
     booster = fit(train, valid, params.train)
     best = booster.best_iteration or booster.current_iteration()
     valid_scores = {f"valid_{k}": float(v) for k, v in booster.best_score["valid"].items()}
-    calibrator, calibration_losses = calibrate(booster, valid)
+    calibrator, calibration_losses = calibrate(booster, valid, params.train.calibration_min_gain)
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / MODEL_FILE) as tmp:
         booster.save_model(str(tmp), num_iteration=best)

@@ -46,6 +46,18 @@ def test_choose_keeps_a_calibrated_model_as_it_is():
     assert chosen.method in {"identity", "platt"}
 
 
+def test_a_calibrator_must_earn_its_place():
+    rng = np.random.default_rng(4)
+    true_p = rng.uniform(0.05, 0.95, 20_000)
+    y = (rng.random(true_p.size) < true_p).astype(int)
+    slightly_off = np.clip(true_p + 0.02, 0, 0.99)
+    chosen, losses = choose(slightly_off, y, folds=np.arange(y.size) % 2, min_gain=0.01)
+    assert min(losses["platt"], losses["isotonic"]) < losses["identity"]  # better, but under 1%
+    assert chosen.method == "identity"
+    chosen, _ = choose(slightly_off, y, folds=np.arange(y.size) % 2, min_gain=0.0)
+    assert chosen.method != "identity"
+
+
 def test_choose_picks_isotonic_when_no_sigmoid_can_undo_the_distortion():
     rng = np.random.default_rng(3)
     true_p = rng.uniform(0.01, 0.99, 30_000)

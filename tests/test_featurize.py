@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.featurize import finish, make_snapshots, training_snapshots
+from pipeline.featurize import finish, horizon_report, make_snapshots, training_snapshots
 from pipeline.params import FeaturizeParams
 from tests.conftest import canonical
 
@@ -20,6 +20,7 @@ PARAMS = FeaturizeParams(
     windows_days=[30, 90],
     trend_days=30,
     btyd_fit_customers=1000,
+    horizon_candidates=[30, 90],
 )
 CUTOFF = dt.date(2024, 4, 1)
 
@@ -48,7 +49,8 @@ EXPECTED = {
         overdue_ratio=(30 + 14 / 24) / 30, orders_30d=0, orders_90d=2, spend_30d=0, spend_90d=70,
         order_trend=-1, lines_per_order=4 / 3, items_per_order=7 / 3, weekend_share=0,
         n_return_lines=1, return_value=5, distinct_products=3, distinct_categories=2,
-        days_since_second_order=60 + 14 / 24, hour_mean=10, return_rate=1 / 3, country="UK", churned=0,
+        days_since_second_order=60 + 14 / 24, hour_mean=10, return_rate=1 / 3,
+        orders_same_window_last_year=0, season_window_intensity=0, country="UK", churned=0,
     ),
     "N": dict(
         n_orders=1, repeat_orders=0, spend=12, avg_order_value=12, max_order_value=12,
@@ -56,7 +58,8 @@ EXPECTED = {
         overdue_ratio=np.nan, orders_30d=1, orders_90d=1, spend_30d=12, spend_90d=12,
         order_trend=1, lines_per_order=1, items_per_order=2, weekend_share=0,
         n_return_lines=0, return_value=0, distinct_products=1, distinct_categories=1,
-        days_since_second_order=np.nan, hour_mean=12, return_rate=0, country="NL", churned=0,
+        days_since_second_order=np.nan, hour_mean=12, return_rate=0,
+        orders_same_window_last_year=0, season_window_intensity=0, country="NL", churned=0,
     ),
     "P": dict(
         n_orders=2, repeat_orders=1, spend=40, avg_order_value=20, max_order_value=25,
@@ -64,7 +67,8 @@ EXPECTED = {
         overdue_ratio=137.5 / 45, orders_30d=0, orders_90d=0, spend_30d=0, spend_90d=0,
         order_trend=0, lines_per_order=1, items_per_order=1, weekend_share=0.5,
         n_return_lines=0, return_value=0, distinct_products=2, distinct_categories=2,
-        days_since_second_order=137.5, hour_mean=12, return_rate=0, country="FR", churned=1,
+        days_since_second_order=137.5, hour_mean=12, return_rate=0,
+        orders_same_window_last_year=0, season_window_intensity=0, country="FR", churned=1,
     ),
 }  # fmt: skip
 
@@ -87,6 +91,22 @@ def test_hand_made_features_and_labels():
             else:
                 assert row[name] == pytest.approx(value, abs=1e-9), (customer, name)
     assert set(snap.columns) == {"customer_id", "cutoff", *EXPECTED["L"]}
+
+
+def test_last_years_label_window_personal_and_shop_wide():
+    lines = canonical(
+        """
+customer_id order_id order_ts            amount
+S           s1       2023-05-01T12:00:00 10
+S           s2       2024-02-01T12:00:00 10
+T           t1       2024-03-01T12:00:00 10
+"""
+    )
+    snap = snapshot(lines).set_index("customer_id")
+    # the label window [2024-04-01, +90 days) one year earlier holds S's order of 2023-05-01
+    assert snap["orders_same_window_last_year"].to_dict() == {"S": 1.0, "T": 0.0}
+    # shop-wide: 1 order in those 90 days against 3 in the year: (1 / 90) / (3 / 365)
+    assert snap["season_window_intensity"].tolist() == pytest.approx([365 / 270] * 2)
 
 
 def test_an_order_at_the_cutoff_counts_in_the_label_not_the_features():
@@ -166,3 +186,17 @@ def test_rows_at_or_after_the_cutoff_never_change_its_features(history, later):
 def test_row_order_does_not_matter(lines, seed):
     shuffled = lines.sample(frac=1.0, random_state=seed).reset_index(drop=True)
     pd.testing.assert_frame_equal(snapshot(lines), snapshot(shuffled))
+
+
+def test_horizon_report_counts_churn_and_later_returns():
+    params = PARAMS.model_copy(update={"horizon_candidates": [10, 30]})
+    table, gaps, reference = horizon_report(ibis.memtable(LINES), dt.date(2024, 5, 16), params)
+    # reference 2024-03-17: L (next order 15 days later) and P (never again) are eligible
+    assert reference == dt.date(2024, 3, 17)
+    assert table.to_dict(orient="list") == {
+        "horizon_days": [10, 30],
+        "customers": [2, 2],
+        "churn_rate": [1.0, 0.5],
+        "false_churn_share": [0.5, 0.0],
+    }
+    assert gaps["p50"] == pytest.approx(30 + 14 / 24)

@@ -24,6 +24,7 @@ FEAT = FeaturizeParams(
     windows_days=[30],
     trend_days=30,
     btyd_fit_customers=1000,
+    horizon_candidates=[30, 90],
 )
 
 

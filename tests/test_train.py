@@ -20,6 +20,7 @@ PARAMS = TrainParams(
     max_rounds=60,
     early_stopping_rounds=10,
     min_customers=50,
+    calibration_min_gain=0.01,
     min_class_rows=10,
 )
 

@@ -1,0 +1,89 @@
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from pipeline.backtest import summary
+from pipeline.cli import app
+from pipeline.params import load_params
+from pipeline.simulate import simulate
+from tests.conftest import ROOT
+
+
+def test_summary_means_and_wins():
+    table = pd.DataFrame(
+        {
+            "cutoff": ["2026-01-01", "2026-01-01", "2026-01-15", "2026-01-15"],
+            "scorer": ["model", "recency", "model", "recency"],
+            "rows": [100, 100, 120, 120],
+            "churn_rate": [0.5, 0.5, 0.6, 0.6],
+            "roc_auc": [0.8, 0.7, 0.7, 0.75],
+            "pr_auc": [0.9, 0.8, 0.85, 0.8],
+            "brier": [0.2, None, 0.3, None],
+        }
+    )
+    result = summary(table)
+    assert result["model"] == {
+        "roc_auc": 0.75, "pr_auc": 0.875, "brier": 0.25, "origins_won_roc_auc": 1.0, "origins": 2.0,
+    }  # fmt: skip
+    assert result["recency"] == {"roc_auc": 0.725, "pr_auc": 0.8}
+
+
+@pytest.mark.slow
+def test_benchmark_quality_on_an_export_with_its_own_mapping(tmp_path):
+    params = load_params(ROOT / "params.yaml")
+    sim = params.simulate.model_copy(update={"n_customers": 2000})
+    raw, _, _ = simulate(sim, params.featurize)
+    # the same export with renamed columns and an amount column, as another shop would send it
+    frame = raw.to_pandas().rename(columns={"Customer ID": "client", "InvoiceDate": "when", "Invoice": "doc"})
+    frame["revenue"] = pd.to_numeric(frame["Quantity"], errors="coerce") * pd.to_numeric(
+        frame["Price"], errors="coerce"
+    )
+    frame = frame[["client", "when", "doc", "revenue"]]
+    export = tmp_path / "export.csv"
+    pacsv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), export)
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text(
+        yaml.safe_dump(
+            {
+                "ingest": {
+                    "columns": {
+                        "customer_id": "client",
+                        "order_ts": "when",
+                        "order_id": "doc",
+                        "amount": "revenue",
+                    },
+                    "date_formats": ["%d/%m/%Y %H:%M"],
+                }
+            }
+        )
+    )
+    settings = yaml.safe_load((ROOT / "params.yaml").read_text())
+    settings["backtest"]["origins"] = 2
+    settings["train"]["num_threads"] = 1
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(settings))
+    out = tmp_path / "quality.csv"
+    result = CliRunner().invoke(
+        app,
+        ["benchmark", "quality", "--transactions", str(export), "--mapping", str(mapping), "--out", str(out),
+         "--params", str(params_file)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out)
+    assert sorted(table["scorer"].unique()) == ["bg_nbd", "logistic_rfm", "model", "pareto_nbd", "recency"]
+    assert table["cutoff"].nunique() == 2
+    assert table["roc_auc"].between(0.5, 1.0).all()
+    assert "mean" in result.output and "pareto_nbd" in result.output
+
+
+def test_benchmark_quality_refuses_a_bad_mapping(tmp_path):
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text("columns: {client: x}\n")
+    result = CliRunner().invoke(
+        app, ["benchmark", "quality", "--transactions", str(tmp_path / "x.csv"), "--mapping", str(mapping)]
+    )
+    assert result.exit_code == 2
+    assert "invalid mapping" in result.output
