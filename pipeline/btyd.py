@@ -14,7 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import minimize
-from scipy.special import gammaln, hyp2f1, logsumexp, roots_genlaguerre, roots_hermitenorm
+from scipy.special import gammaln, hyp2f1, logsumexp
+
+from pipeline.quadrature import gamma_nodes
 
 WEEK_DAYS = 7.0
 
@@ -183,11 +185,11 @@ class ParetoNBD:
         the expectation over the posterior lam ~ Gamma(r + x, alpha + T), mu ~ Gamma(s, beta + T), by
         generalised Gauss-Laguerre quadrature in each rate (12 nodes agree with 64 to 1e-13)."""
         x, T = summary.x, summary.T
-        mu_nodes, mu_weights = _gamma_nodes(self.s, nodes)
+        mu_nodes, mu_weights = gamma_nodes(self.s, nodes)
         quiet = np.empty_like(x)
         for value in np.unique(x):
             rows = np.flatnonzero(x == value)
-            lam_nodes, lam_weights = _gamma_nodes(self.r + value, nodes)
+            lam_nodes, lam_weights = gamma_nodes(self.r + value, nodes)
             lam = lam_nodes[None, :, None] / (self.alpha + T[rows])[:, None, None]
             mu = mu_nodes[None, None, :] / (self.beta + T[rows])[:, None, None]
             total = lam + mu
@@ -195,18 +197,6 @@ class ParetoNBD:
             quiet[rows] = np.einsum("nij,i,j->n", f, lam_weights, mu_weights)
         alive = self.p_alive(summary)
         return 1.0 - alive + alive * quiet
-
-
-def _gamma_nodes(shape: float, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Nodes and weights integrating against a Gamma(shape, rate 1) density. Generalised
-    Gauss-Laguerre for moderate shapes; past 60 its weights overflow, and the Wilson-Hilferty
-    normal transform of the Gamma (error below 1e-4 there) with Gauss-Hermite nodes takes over."""
-    if shape <= 60:
-        nodes, weights = roots_genlaguerre(n, shape - 1.0)
-        return nodes, weights / weights.sum()
-    z, weights = roots_hermitenorm(n)
-    nodes = shape * np.clip(1 - 1 / (9 * shape) + z / (3 * np.sqrt(shape)), 0.0, None) ** 3
-    return nodes, weights / weights.sum()
 
 
 # ---- features per cutoff ----------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Stage evaluate: the trained model on the held-out cutoffs -> metrics, curves and figures.
 
 Reports ROC AUC, PR AUC, Brier, log loss, and lift and capture in the top share of customers by
-risk; with the simulator's truth, the oracle AUC of the same rows beside the model's.
+risk; with the simulator's truth, the Bayes-optimal oracle and the known-rates ceiling on the
+same rows beside the model's.
 """
 
 from __future__ import annotations
@@ -156,18 +157,27 @@ def figure(tables: dict[str, pd.DataFrame], metrics: dict[str, float]) -> plt.Fi
     return fig
 
 
-def oracle_auc(held_out: pd.DataFrame, truth_path: Path | None) -> float | None:
-    """AUC of the simulator's true probabilities on the same rows, when the truth covers them."""
+TRUTH_COLUMNS = {"oracle": "bayes_p_no_order", "ceiling": "true_p_no_order"}
+
+
+def oracle_metrics(held_out: pd.DataFrame, truth_path: Path | None, top_share: float) -> dict[str, dict]:
+    """The simulator's two truths scored on the same rows, when the truth covers them: `oracle`,
+    the Bayes-optimal probability from what the export shows (the best a model can do), and
+    `ceiling`, the probability given each customer's true rates (unreachable from the history)."""
     if truth_path is None or not Path(truth_path).exists():
-        return None
-    truth = pd.read_parquet(truth_path, columns=["customer_id", "cutoff", "true_p_no_order"])
+        return {}
+    truth = pd.read_parquet(truth_path, columns=["customer_id", "cutoff", *TRUTH_COLUMNS.values()])
     joined = held_out[["customer_id", "cutoff", LABEL]].merge(truth, on=["customer_id", "cutoff"], how="left")
-    covered = joined["true_p_no_order"].notna()
+    covered = joined[TRUTH_COLUMNS["oracle"]].notna()
     if covered.mean() < 0.99:
-        log.warning("truth covers only %.1f%% of held-out rows: no oracle AUC", 100 * covered.mean())
-        return None
+        log.warning("truth covers only %.1f%% of held-out rows: no oracle", 100 * covered.mean())
+        return {}
     joined = joined[covered]
-    return float(roc_auc_score(joined[LABEL], joined["true_p_no_order"]))
+    y = joined[LABEL].to_numpy()
+    return {
+        name: classification_metrics(y, joined[column].to_numpy(), top_share)
+        for name, column in TRUTH_COLUMNS.items()
+    }
 
 
 def evaluate(
@@ -227,10 +237,11 @@ def main(
         pd.read_parquet(snapshots_path), ChurnModel.load(model_dir), summary, params.evaluate
     )
     y = test[LABEL].to_numpy()
-    oracle = oracle_auc(test, truth_path)
-    if oracle is not None:
-        report["oracle_roc_auc"] = oracle
-        report["roc_auc_gap_to_oracle"] = oracle - report["model"]["roc_auc"]
+    truths = oracle_metrics(test, truth_path, params.evaluate.top_share)
+    if truths:
+        report |= truths
+        report["oracle_roc_auc"] = truths["oracle"]["roc_auc"]
+        report["roc_auc_gap_to_oracle"] = truths["oracle"]["roc_auc"] - report["model"]["roc_auc"]
     report = _rounded(report)
     write_json(report, metrics_out)
     tables = curves(y, p, params.evaluate)

@@ -6,9 +6,10 @@ exponential dropout of individual rate mu. Dropout depends on observable traits 
 return habit), so a model can learn from the history what a Pareto/NBD model alone cannot.
 
 The truth file holds, for every cutoff of the schedule and for every customer with an order in the
-eligibility lookback before it, the Bayes probability of placing no order in [cutoff, cutoff + H)
-given that customer's true lambda and mu and the order history before the cutoff. Its AUC against
-the labels is the oracle AUC: the best any model that sees only the history could hope for.
+eligibility lookback before it, two probabilities of placing no order in [cutoff, cutoff + H):
+`bayes_p_no_order`, the Bayes-optimal prediction from what the export shows before the cutoff and
+the simulator's population model (the oracle: no model of the history can beat it on average),
+and `true_p_no_order`, the same given the customer's true rates (a ceiling no history reaches).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import pyarrow.csv as pacsv
 from pipeline.cutoffs import training_cutoffs
 from pipeline.io import atomic_path, write_parquet
 from pipeline.params import FeaturizeParams, SimulateParams
+from pipeline.quadrature import gamma_nodes
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,13 @@ CATEGORIES = np.array(
     ]
 )  # fmt: skip
 N_PRODUCTS = 3000
+RETURN_DAYS = 30  # a return comes back 1 to 30 whole days after its order
+ONE_OFF_SHARE = 0.3
+ONE_OFF_DROPOUT = 20.0
+LAMBDA_SHAPE, LAMBDA_RATE = 0.9, 40.0  # orders per day while alive ~ Gamma(shape, rate)
+BASE_DROPOUT = 1 / 300
+DROPOUT_NOISE = 0.6
+RETURN_DROPOUT = 4.0
 RAW_COLUMNS = [
     "Invoice", "StockCode", "Category", "Quantity", "InvoiceDate", "Price", "Customer ID",
     "Country", "Channel",
@@ -118,6 +127,88 @@ def true_no_order_probability(
     return 1.0 - p_alive * (1.0 - (quiet_alive + quiet_dead))
 
 
+def _return_propensity_nodes(nodes: int, return_share: float) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss-Jacobi nodes and weights for the Beta prior of a customer's return propensity."""
+    from scipy.special import roots_jacobi
+
+    a, b = 0.5, 0.5 / return_share - 0.5
+    x, w = roots_jacobi(nodes, b - 1.0, a - 1.0)
+    return (1 + x) / 2, w / w.sum()
+
+
+def bayes_no_order_probability(
+    cal: Calendar,
+    history: pd.DataFrame,
+    open_orders: pd.DataFrame,
+    cutoff: float,
+    horizon: int,
+    return_share: float,
+    nodes: int = 8,
+) -> np.ndarray:
+    """P(no order in [cutoff, cutoff + horizon)) given only what an observer of the export knows
+    before the cutoff and the simulator's population model: the Bayes-optimal prediction, which no
+    model of the history can beat on average.
+
+    `history`, one row per customer: n (orders), first and last (order days + 0.5),
+    covariate_dropout (country and channel effect), returned (orders whose return was seen),
+    closed (orders whose return window closed with no return). `open_orders`: row (position in
+    `history`) and seen (the chance that a return of that order would have been seen by now).
+
+    Integrates the purchase rate over its Gamma posterior (Laguerre nodes), the dropout noise
+    (Hermite), the return propensity (Jacobi, on its Beta prior, weighted by the returns seen) and
+    the one-off flag. Within an interval the seasonal rate is taken at its mean there: exact for a
+    flat season, and the test checks that case against the individual-level truth averaged over
+    the same posterior."""
+    from scipy.special import roots_hermitenorm
+
+    n_c = len(history)
+    first, last = history["first"].to_numpy(), history["last"].to_numpy()
+    n = history["n"].to_numpy(dtype=float)
+    s_life = cal.integral(last) - cal.integral(first)
+    gap = np.maximum(cutoff - last, 1e-9)
+    rate_gap = (cal.integral(np.full(n_c, cutoff)) - cal.integral(last)) / gap
+    rate_win = float(np.diff(cal.integral(np.array([cutoff, cutoff + horizon])))[0]) / horizon
+    rho, w_rho = _return_propensity_nodes(nodes, return_share)
+    loglik_rho = (
+        history["returned"].to_numpy()[:, None] * np.log(rho)[None, :]
+        + history["closed"].to_numpy()[:, None] * np.log1p(-rho)[None, :]
+    )
+    np.add.at(loglik_rho, open_orders["row"].to_numpy(), np.log1p(-np.outer(open_orders["seen"], rho)))
+    weight_rho = w_rho[None, :] * np.exp(loglik_rho - loglik_rho.max(axis=1, keepdims=True))
+    z, w_z = roots_hermitenorm(nodes)
+    w_z = w_z / w_z.sum()
+    covariates = history["covariate_dropout"].to_numpy()
+    numerator, denominator = np.zeros(n_c), np.zeros(n_c)
+    for shape in np.unique(n):
+        rows = np.flatnonzero(n == shape)
+        lam_nodes, lam_w = gamma_nodes(LAMBDA_SHAPE + shape - 1, nodes)
+        # axes: customer, lambda node, dropout draw (one-off x noise x return propensity)
+        lam = (lam_nodes[None, :] / (LAMBDA_RATE + s_life[rows])[:, None])[:, :, None]
+        log_mu = (
+            np.log(BASE_DROPOUT)
+            + covariates[rows][:, None, None, None, None]
+            + np.array([0.0, np.log(ONE_OFF_DROPOUT)])[None, :, None, None, None]
+            + DROPOUT_NOISE * z[None, None, :, None, None]
+            + RETURN_DROPOUT * (rho - return_share)[None, None, None, :, None]
+        ).reshape(len(rows), -1)
+        mu = np.exp(log_mu)[:, None, :]
+        w_mu = (
+            np.array([1 - ONE_OFF_SHARE, ONE_OFF_SHARE])[None, :, None, None]
+            * w_z[None, None, :, None]
+            * weight_rho[rows][:, None, None, :]
+        ).reshape(len(rows), -1)[:, None, :]
+        alive_life = np.exp(-mu * (last[rows] - first[rows])[:, None, None])
+        hazard = mu + lam * rate_gap[rows][:, None, None]
+        alive_quiet = np.exp(-hazard * gap[rows][:, None, None])
+        dead_quiet = mu / hazard * (1 - alive_quiet)
+        hazard_w = mu + lam * rate_win
+        quiet_window = np.exp(-hazard_w * horizon) + mu / hazard_w * (1 - np.exp(-hazard_w * horizon))
+        w = lam_w[None, :, None] * w_mu * alive_life
+        denominator[rows] = (w * (alive_quiet + dead_quiet)).sum(axis=(1, 2))
+        numerator[rows] = (w * (alive_quiet * quiet_window + dead_quiet)).sum(axis=(1, 2))
+    return numerator / denominator
+
+
 @dataclass(frozen=True)
 class Population:
     customer_id: np.ndarray
@@ -127,6 +218,7 @@ class Population:
     mu: np.ndarray
     country: np.ndarray
     channel: np.ndarray
+    covariate_dropout: np.ndarray
     favourite: np.ndarray
     return_prob: np.ndarray
     hour: np.ndarray
@@ -145,19 +237,20 @@ def draw_population(rng: np.random.Generator, p: SimulateParams, cal: Calendar, 
     birth = birth_day + rng.uniform(0.0, 1.0, n)
     country = rng.choice(COUNTRIES.size, size=n, p=COUNTRY_WEIGHTS)
     channel = rng.choice(CHANNELS.size, size=n, p=CHANNEL_WEIGHTS)
+    covariate_dropout = COUNTRY_DROPOUT[country] + CHANNEL_DROPOUT[channel]
     return_prob = rng.beta(0.5, 0.5 / p.return_share - 0.5, n)
-    lam = rng.gamma(shape=0.9, scale=0.025, size=n)  # orders per day while alive
+    lam = rng.gamma(shape=LAMBDA_SHAPE, scale=1 / LAMBDA_RATE, size=n)
     log_mu = (
-        np.log(1 / 300)
+        np.log(BASE_DROPOUT)
         + COUNTRY_DROPOUT[country]
         + CHANNEL_DROPOUT[channel]
-        + 4.0 * (return_prob - p.return_share)
-        + rng.normal(0.0, 0.6, n)
+        + RETURN_DROPOUT * (return_prob - p.return_share)
+        + rng.normal(0.0, DROPOUT_NOISE, n)
     )
     mu = np.exp(log_mu)
     # a share of acquisitions are one-off buyers who leave almost at once
-    one_off = rng.random(n) < 0.3
-    mu = np.where(one_off, mu * 20, mu)
+    one_off = rng.random(n) < ONE_OFF_SHARE
+    mu = np.where(one_off, mu * ONE_OFF_DROPOUT, mu)
     death = birth + rng.exponential(1.0 / mu)
     order = np.argsort(rng.random(n))
     return Population(
@@ -168,6 +261,7 @@ def draw_population(rng: np.random.Generator, p: SimulateParams, cal: Calendar, 
         mu=mu,
         country=COUNTRIES[country],
         channel=CHANNELS[channel],
+        covariate_dropout=covariate_dropout,
         favourite=rng.integers(0, CATEGORIES.size, n),
         return_prob=return_prob,
         hour=np.clip(rng.normal(rng.uniform(9, 20, n), 1.5), 7, 22.9),
@@ -230,7 +324,10 @@ def draw_lines(
     ret = lines.iloc[ret_rows].copy()
     ret["invoice"] = "C" + ret["invoice"]
     ret["quantity"] = -ret["quantity"]
-    ret["minutes"] = ret["minutes"] + rng.integers(1, 31, len(ret)) * 1440
+    ret["minutes"] = ret["minutes"] + rng.integers(1, RETURN_DAYS + 1, len(ret)) * 1440
+    # each order's return time (NaN: kept), which the Bayes oracle sees once it has happened
+    orders["return_minute"] = np.nan
+    orders.loc[returned, "return_minute"] = ret["minutes"].to_numpy()
     ret = ret[ret["minutes"] < n_days * 1440]
     lines = pd.concat([lines, ret], ignore_index=True)
     lines = lines.sort_values(["minutes", "invoice", "product"], kind="stable").reset_index(drop=True)
@@ -294,10 +391,45 @@ def simulate(p: SimulateParams, fp: FeaturizeParams) -> tuple[pa.Table, pd.DataF
     return raw, customers, truth
 
 
+def observed_history(
+    before: pd.DataFrame, pop: Population, eligible: np.ndarray, c: float
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """What the export shows of each eligible customer's orders before day `c` (see
+    `bayes_no_order_probability`): order days, returns seen, and return windows still open."""
+    position = np.full(pop.birth.size, -1)
+    position[eligible] = np.arange(eligible.size)
+    mine = before[position[before["owner"].to_numpy()] >= 0]
+    row = position[mine["owner"].to_numpy()]
+    order_minute = mine["day"].to_numpy() * 1440 + mine["minute"].to_numpy()
+    cutoff_minute = c * 1440
+    returned = (mine["return_minute"] < cutoff_minute).to_numpy()
+    closed = ~returned & (order_minute + RETURN_DAYS * 1440 < cutoff_minute)
+    is_open = ~returned & ~closed
+    # a return comes back after k whole days, k = 1..30 equally likely
+    seen = np.clip(np.ceil((cutoff_minute - order_minute[is_open]) / 1440) - 1, 0, RETURN_DAYS) / RETURN_DAYS
+    day = mine["day"].to_numpy()
+    history = pd.DataFrame(
+        {
+            "n": np.bincount(row, minlength=eligible.size),
+            "first": np.full(eligible.size, np.inf),
+            "last": np.full(eligible.size, -np.inf),
+            "covariate_dropout": pop.covariate_dropout[eligible],
+            "returned": np.bincount(row, weights=returned, minlength=eligible.size),
+            "closed": np.bincount(row, weights=closed, minlength=eligible.size),
+        }
+    )
+    first, last = history["first"].to_numpy().copy(), history["last"].to_numpy().copy()
+    np.minimum.at(first, row, day + 0.5)
+    np.maximum.at(last, row, day + 0.5)
+    history["first"], history["last"] = first, last
+    return history, pd.DataFrame({"row": row[is_open], "seen": seen})
+
+
 def truth_at_cutoffs(
     p: SimulateParams, fp: FeaturizeParams, cal: Calendar, pop: Population, orders: pd.DataFrame
 ) -> pd.DataFrame:
     score_date = fp.score_date or p.end_date
+    n_days = (p.end_date - p.start_date).days
     cutoffs = training_cutoffs(score_date, fp.horizon_days, fp.cutoff_every_days, fp.n_cutoffs)
     cutoffs = [*cutoffs, score_date]
     # cutoffs fall on midnights, so an order's day decides its side of a cutoff
@@ -313,13 +445,27 @@ def truth_at_cutoffs(
         prob = true_no_order_probability(
             cal, last[eligible], c, fp.horizon_days, pop.lam[eligible], pop.mu[eligible]
         )
+        history, open_orders = observed_history(orders[before], pop, eligible, c)
+        bayes = np.empty(eligible.size)
+        for chunk in np.array_split(np.arange(eligible.size), max(1, eligible.size // 4000)):
+            rows = open_orders[open_orders["row"].isin(chunk)]
+            rows = rows.assign(row=rows["row"] - chunk[0])
+            bayes[chunk] = bayes_no_order_probability(
+                cal, history.iloc[chunk], rows, c, fp.horizon_days, p.return_share
+            )
+        in_window = (order_t >= c) & (order_t < c + fp.horizon_days)
+        ordered = np.bincount(owner[in_window], minlength=pop.birth.size)[eligible] > 0
+        observed = c + fp.horizon_days <= n_days
         frames.append(
             pd.DataFrame(
                 {
                     "customer_id": pop.customer_id[eligible],
                     "cutoff": pd.Timestamp(cutoff),
                     "true_p_no_order": prob,
+                    "bayes_p_no_order": bayes,
                     "alive_at_cutoff": pop.death[eligible] > c,
+                    # the label from the clean order stream; unknown past the end of the data
+                    "churned": np.where(ordered, 0.0, 1.0) if observed else np.nan,
                 }
             )
         )

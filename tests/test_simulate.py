@@ -86,3 +86,63 @@ def test_no_damage_when_share_is_zero(share):
     frame = raw.to_pandas()
     assert (frame["Customer ID"] != "").all()
     assert (frame["Quantity"] != "").all()
+
+
+def _flat_history():
+    history = pd.DataFrame(
+        {
+            "n": [1, 3, 6],
+            "first": [100.5, 20.5, 10.5],
+            "last": [100.5, 140.5, 180.5],
+            "covariate_dropout": [0.0, -0.3, 0.2],
+            "returned": [0.0, 1.0, 0.0],
+            "closed": [0.0, 1.0, 5.0],
+        }
+    )
+    open_orders = pd.DataFrame({"row": [0, 1, 2], "seen": [0.5, 0.9, 0.2]})
+    return history, open_orders
+
+
+def test_bayes_oracle_quadrature_matches_importance_sampling_from_the_prior():
+    """The same posterior expectation by Monte Carlo: draw every latent from its prior, weight by
+    the likelihood of the history (flat season, where the formulas are exact)."""
+    from pipeline import simulate as sim
+
+    history, open_orders = _flat_history()
+    cal, cutoff, horizon, share = flat_calendar(400), 200.0, 90, 0.04
+    got = sim.bayes_no_order_probability(cal, history, open_orders, cutoff, horizon, share)
+    rng = np.random.default_rng(0)
+    draws = 2_000_000
+    for i, row in history.iterrows():
+        lam = rng.gamma(sim.LAMBDA_SHAPE, 1 / sim.LAMBDA_RATE, draws)
+        rho = rng.beta(0.5, 0.5 / share - 0.5, draws)
+        one_off = rng.random(draws) < sim.ONE_OFF_SHARE
+        mu = np.exp(
+            np.log(sim.BASE_DROPOUT) + row.covariate_dropout + sim.RETURN_DROPOUT * (rho - share)
+            + rng.normal(0, sim.DROPOUT_NOISE, draws) + np.where(one_off, np.log(sim.ONE_OFF_DROPOUT), 0.0)
+        )  # fmt: skip
+        seen = open_orders.loc[open_orders["row"] == i, "seen"].to_numpy()
+        life = row["last"] - row["first"]
+        weight = (
+            lam ** (row.n - 1) * np.exp(-(lam + mu) * life)
+            * rho**row.returned * (1 - rho) ** row.closed * np.prod(1 - np.outer(rho, seen), axis=1)
+        )  # fmt: skip
+        gap, total = cutoff - row["last"], lam + mu
+        alive_quiet = np.exp(-total * gap)
+        dead_quiet = mu / total * (1 - alive_quiet)
+        quiet_window = np.exp(-total * horizon) + mu / total * (1 - np.exp(-total * horizon))
+        expected = np.sum(weight * (alive_quiet * quiet_window + dead_quiet)) / np.sum(
+            weight * (alive_quiet + dead_quiet)
+        )
+        assert got[i] == pytest.approx(expected, abs=4e-3)
+
+
+def test_bayes_oracle_is_calibrated_and_between_history_and_known_rates():
+    from sklearn.metrics import roc_auc_score
+
+    _, _, truth = simulate(SMALL.model_copy(update={"n_customers": 6000}), FEAT)
+    labelled = truth.dropna(subset=["churned"])
+    assert abs(labelled["bayes_p_no_order"].mean() - labelled["churned"].mean()) < 0.015
+    ceiling = roc_auc_score(labelled["churned"], labelled["true_p_no_order"])
+    oracle = roc_auc_score(labelled["churned"], labelled["bayes_p_no_order"])
+    assert 0.7 < oracle < ceiling
