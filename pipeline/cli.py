@@ -150,6 +150,18 @@ def backtest(
     _run(stage.main, params, snapshots, run, metrics, table, auc_plot, figure)
 
 
+@app.command()
+def tune(
+    snapshots: Annotated[Path, _opt("Labelled training snapshots (Parquet).")],
+    out: Annotated[Path, _opt("Best parameters and every trial (JSON).")],
+    params: ParamsOpt = PARAMS,
+) -> None:
+    """Optuna search over the LightGBM parameters (tune.trials; 0 = off)."""
+    from pipeline import tune as stage
+
+    _run(stage.main, params, snapshots, out)
+
+
 benchmark = typer.Typer(help="Measurements on any data.", no_args_is_help=True)
 app.add_typer(benchmark, name="benchmark")
 

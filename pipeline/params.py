@@ -110,6 +110,10 @@ class EvaluateParams(_Frozen):
     new_customer_days: PositiveInt
 
 
+class TuneParams(_Frozen):
+    trials: Annotated[int, Field(ge=0)]
+
+
 class BacktestParams(_Frozen):
     origins: PositiveInt
 
@@ -154,6 +158,7 @@ class Params(_Frozen):
     evaluate: EvaluateParams
     promote: PromoteParams
     backtest: BacktestParams
+    tune: TuneParams
     explain: ExplainParams
     score: ScoreParams
     mlflow: MlflowParams
