@@ -292,7 +292,8 @@ def draw_orders(rng: np.random.Generator, pop: Population, cal: Calendar, n_days
 
 def draw_lines(
     rng: np.random.Generator, p: SimulateParams, pop: Population, orders: pd.DataFrame, n_days: int
-) -> pd.DataFrame:
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Order lines with their returns, and each order's return time in minutes (NaN: kept)."""
     n_lines = 1 + rng.poisson(p.mean_lines_per_order - 1.0, len(orders))
     idx = np.repeat(np.arange(len(orders)), n_lines)
     owner = orders["owner"].to_numpy()[idx]
@@ -326,14 +327,14 @@ def draw_lines(
     ret["quantity"] = -ret["quantity"]
     ret["minutes"] = ret["minutes"] + rng.integers(1, RETURN_DAYS + 1, len(ret)) * 1440
     # each order's return time (NaN: kept), which the Bayes oracle sees once it has happened
-    orders["return_minute"] = np.nan
-    orders.loc[returned, "return_minute"] = ret["minutes"].to_numpy()
+    return_minute = np.full(len(orders), np.nan)
+    return_minute[returned] = ret["minutes"].to_numpy()
     ret = ret[ret["minutes"] < n_days * 1440]
     lines = pd.concat([lines, ret], ignore_index=True)
     lines = lines.sort_values(["minutes", "invoice", "product"], kind="stable").reset_index(drop=True)
     lines["price"] = product_price[lines["product"].to_numpy()]
     lines["category"] = CATEGORIES[product_category[lines["product"].to_numpy()]]
-    return lines
+    return lines, return_minute
 
 
 def to_raw_table(lines: pd.DataFrame, pop: Population, start: dt.date) -> pa.Table:
@@ -376,7 +377,8 @@ def simulate(p: SimulateParams, fp: FeaturizeParams) -> tuple[pa.Table, pd.DataF
     cal = Calendar.build(p.start_date, n_days + fp.horizon_days + 2)
     pop = draw_population(rng, p, cal, n_days)
     orders = draw_orders(rng, pop, cal, n_days)
-    lines = draw_lines(rng, p, pop, orders, n_days)
+    lines, return_minute = draw_lines(rng, p, pop, orders, n_days)
+    orders = orders.assign(return_minute=return_minute)
     raw = corrupt(rng, to_raw_table(lines, pop, p.start_date), p.malformed_share)
     customers = pd.DataFrame(
         {
