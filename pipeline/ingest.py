@@ -55,7 +55,10 @@ class Tally:
         return sum(self.by_reason.values())
 
     def as_metrics(self) -> dict[str, object]:
-        assert self.input_rows == self.kept_rows + self.quarantined_rows
+        if self.input_rows != self.kept_rows + self.quarantined_rows:  # nothing may be lost
+            raise IngestError(
+                f"{self.input_rows} rows read but {self.kept_rows} kept + {self.quarantined_rows} quarantined"
+            )
         return {
             "input_rows": self.input_rows,
             "kept_rows": self.kept_rows,

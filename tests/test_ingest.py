@@ -141,3 +141,12 @@ def test_non_utf8_bytes_give_a_clear_error(tmp_path):
     raw.write_bytes(EXPORT.encode() + b"500009,1,07/05/2024 09:00,2.00,\xff\xfe,France\n")
     with pytest.raises(IngestError, match=r"export\.csv: cannot read the CSV"):
         ingest(raw, MAPPING, tmp_path / "k.parquet", tmp_path / "q.parquet")
+
+
+def test_counts_that_do_not_add_up_are_an_error():
+    from collections import Counter
+
+    from pipeline.ingest import Tally
+
+    with pytest.raises(IngestError, match="3 rows read but 1 kept \\+ 1 quarantined"):
+        Tally(input_rows=3, kept_rows=1, by_reason=Counter({"zero_amount": 1})).as_metrics()
