@@ -87,7 +87,7 @@ def _stages_run(out: str) -> set[str]:
 def test_train_param_change_reruns_train_and_only_what_follows(project, first_run):
     _set_train(project, learning_rate=0.08)
     out = _run(["dvc", "repro"], project)
-    assert _stages_run(out) == {"train", "evaluate", "backtest", "promote", "explain", "score"}
+    assert _stages_run(out) == {"train", "evaluate", "backtest", "tune", "promote", "explain", "score"}
 
 
 def test_a_refused_model_leaves_the_champion_in_place(project, first_run):
