@@ -180,6 +180,33 @@ def oracle_metrics(held_out: pd.DataFrame, truth_path: Path | None, top_share: f
     }
 
 
+def segment_reliability(
+    y: np.ndarray, p: np.ndarray, masks: dict[str, np.ndarray], bins: int
+) -> pd.DataFrame:
+    """The reliability diagram of each segment: per equal-width bin, mean prediction, observed
+    churn rate and rows."""
+    frames = [
+        pd.DataFrame(reliability_table(y[mask], p[mask], bins)).assign(segment=name)
+        for name, mask in masks.items()
+        if mask.any()
+    ]
+    return pd.concat(frames, ignore_index=True)[["segment", "predicted", "observed", "rows"]]
+
+
+def segment_figure(table: pd.DataFrame, segments: dict[str, dict[str, float]]) -> plt.Figure:
+    names = list(dict.fromkeys(table["segment"]))
+    fig, axes = plt.subplots(2, (len(names) + 1) // 2, figsize=(4 * ((len(names) + 1) // 2), 7.5))
+    for ax, name in zip(axes.flat, names, strict=False):
+        rows = table[table["segment"] == name]
+        ax.plot(rows["predicted"], rows["observed"], "o-")
+        ax.plot([0, 1], [0, 1], "k--", lw=0.8)
+        ece = segments[name].get("ece", float("nan"))
+        ax.set(title=f"{name} ({int(rows['rows'].sum())} rows, ECE {ece:.3f})", xlim=(0, 1), ylim=(0, 1))
+        ax.set(xlabel="mean predicted", ylabel="observed churn rate")
+    fig.tight_layout()
+    return fig
+
+
 def evaluate(
     snapshots: pd.DataFrame, model: ChurnModel, summary: dict, params: EvaluateParams
 ) -> tuple[dict, np.ndarray, pd.DataFrame]:
@@ -245,21 +272,27 @@ def main(
     report = _rounded(report)
     write_json(report, metrics_out)
     tables = curves(y, p, params.evaluate)
+    masks = segment_masks(test, params.evaluate.new_customer_days)
+    tables["reliability_by_segment"] = segment_reliability(y, p, masks, params.evaluate.calibration_bins)
     plots_dir.mkdir(parents=True, exist_ok=True)
     for name, table in tables.items():
         with atomic_path(plots_dir / f"{name}.csv") as tmp:
             table.round(6).to_csv(tmp, index=False)
     fig = figure(tables, {**report["model"], "churn_rate": report["churn_rate"], **_oracle(report)})
-    with atomic_path(plots_dir / "evaluation.png") as tmp:
-        fig.savefig(tmp, format="png", dpi=90, metadata={"Software": None})
+    seg_fig = segment_figure(tables["reliability_by_segment"], report["segments"])
+    for name, figure_ in (("evaluation", fig), ("reliability_by_segment", seg_fig)):
+        with atomic_path(plots_dir / f"{name}.png") as tmp:
+            figure_.savefig(tmp, format="png", dpi=90, metadata={"Software": None})
     tracking.configure(params.mlflow.experiment)
     with mlflow.start_run(run_id=read_json(run_path)["run_id"]):
         mlflow.log_metrics({f"test.{k}": v for k, v in _flat(report).items()})
         mlflow.log_dict(report, "evaluation/metrics.json")
         mlflow.log_figure(fig, "evaluation/evaluation.png")
+        mlflow.log_figure(seg_fig, "evaluation/reliability_by_segment.png")
         for name in tables:
             mlflow.log_artifact(str(plots_dir / f"{name}.csv"), "evaluation")
     plt.close(fig)
+    plt.close(seg_fig)
     log.info(
         "held-out %s: model %s; baselines %s; oracle AUC %s",
         summary["test_cutoffs"],
