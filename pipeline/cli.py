@@ -20,6 +20,12 @@ def _opt(help_text: str) -> object:
     return typer.Option(..., help=help_text)
 
 
+# options several stages share
+SnapshotsOpt = Annotated[Path, _opt("Labelled training snapshots (Parquet).")]
+ScoringSnapshotOpt = Annotated[Path, _opt("Scoring snapshot (Parquet).")]
+RunOpt = Annotated[Path, _opt("The training's MLflow run id and model version (JSON).")]
+
+
 def _run(fn, *args: object) -> None:
     """Run a stage main; expected failures (bad input, bad params) print one clear message."""
     from pipeline.data import DataError
@@ -90,13 +96,13 @@ def featurize(
 
 @app.command()
 def train(
-    snapshots: Annotated[Path, _opt("Labelled training snapshots (Parquet).")],
+    snapshots: SnapshotsOpt,
     out_dir: Annotated[Path, typer.Option("--out-dir", help="Model folder to write.")],
-    run: Annotated[Path, _opt("MLflow run and model version (JSON).")],
+    run: RunOpt,
     params: ParamsOpt = PARAMS,
 ) -> None:
     """Train the LightGBM churn model with a purged temporal split, calibrate it on the held-out
-    validation cutoff, log and register it in MLflow."""
+    validation cutoffs, log and register it in MLflow."""
     from pipeline import train as stage
 
     _run(stage.main, params, snapshots, out_dir, run)
@@ -104,9 +110,9 @@ def train(
 
 @app.command()
 def evaluate(
-    snapshots: Annotated[Path, _opt("Labelled training snapshots (Parquet).")],
+    snapshots: SnapshotsOpt,
     model_dir: Annotated[Path, typer.Option("--model-dir", help="Model folder to evaluate.")],
-    run: Annotated[Path, _opt("MLflow run (JSON).")],
+    run: RunOpt,
     metrics: Annotated[Path, _opt("Held-out metrics (JSON).")],
     plots: Annotated[Path, _opt("Folder for curves (CSV) and figures (PNG).")],
     truth: Annotated[Path | None, typer.Option(help="Simulator truth, for the oracle AUC.")] = None,
@@ -122,7 +128,7 @@ def evaluate(
 def promote(
     metrics: Annotated[Path, _opt("Held-out metrics of the new model (JSON).")],
     model_dir: Annotated[Path, typer.Option("--model-dir", help="The new model's folder.")],
-    run: Annotated[Path, _opt("MLflow run and model version (JSON).")],
+    run: RunOpt,
     out_dir: Annotated[Path, typer.Option("--out-dir", help="Folder to hold the champion model.")],
     params: ParamsOpt = PARAMS,
 ) -> None:
@@ -134,8 +140,8 @@ def promote(
 
 @app.command()
 def backtest(
-    snapshots: Annotated[Path, _opt("Labelled training snapshots (Parquet).")],
-    run: Annotated[Path, _opt("MLflow run (JSON).")],
+    snapshots: SnapshotsOpt,
+    run: RunOpt,
     metrics: Annotated[Path, _opt("Mean metrics over the origins, per scorer (JSON).")],
     table: Annotated[Path, _opt("Per-origin, per-scorer metrics (CSV).")],
     auc_plot: Annotated[
@@ -152,7 +158,7 @@ def backtest(
 
 @app.command()
 def tune(
-    snapshots: Annotated[Path, _opt("Labelled training snapshots (Parquet).")],
+    snapshots: SnapshotsOpt,
     out: Annotated[Path, _opt("Best parameters and every trial (JSON).")],
     params: ParamsOpt = PARAMS,
 ) -> None:
@@ -218,9 +224,9 @@ def data_download(
 
 @app.command()
 def explain(
-    snapshot: Annotated[Path, _opt("Scoring snapshot (Parquet).")],
+    snapshot: ScoringSnapshotOpt,
     model_dir: Annotated[Path, typer.Option("--model-dir", help="Champion model folder.")],
-    run: Annotated[Path, _opt("MLflow run (JSON).")],
+    run: RunOpt,
     out: Annotated[Path, _opt("SHAP contributions (Parquet).")],
     plots: Annotated[Path, _opt("Folder for the SHAP figures.")],
     params: ParamsOpt = PARAMS,
@@ -233,7 +239,7 @@ def explain(
 
 @app.command()
 def score(
-    snapshot: Annotated[Path, _opt("Scoring snapshot (Parquet).")],
+    snapshot: ScoringSnapshotOpt,
     model_dir: Annotated[Path, typer.Option("--model-dir", help="Champion model folder.")],
     shap_values: Annotated[Path, typer.Option("--shap", help="SHAP contributions (Parquet).")],
     out_dir: Annotated[Path, typer.Option("--out-dir", help="Folder of the weekly score files.")],
