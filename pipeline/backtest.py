@@ -21,7 +21,7 @@ from pipeline.io import atomic_path, read_json, write_json
 from pipeline.model import model_frame
 from pipeline.params import Params
 from pipeline.tables import LABEL
-from pipeline.train import calibrate, fit, select, temporal_split
+from pipeline.train import calibrate, fit, select, split_snapshots
 
 log = logging.getLogger(__name__)
 MODEL = "model"
@@ -29,10 +29,8 @@ MODEL = "model"
 
 def origin_metrics(snapshots: pd.DataFrame, origin: pd.Timestamp, params: Params) -> list[dict]:
     """Model and baseline metrics at one origin, trained on what was known before it."""
-    cutoffs = sorted(c for c in snapshots["cutoff"].unique() if c <= origin)
-    split = temporal_split(
-        cutoffs, params.featurize.horizon_days, params.train.model_copy(update={"test_cutoffs": 1})
-    )
+    known = snapshots[snapshots["cutoff"] <= origin]
+    split = split_snapshots(known, params.train.model_copy(update={"test_cutoffs": 1}))
     train, valid, test = (select(snapshots, part) for part in (split.train, split.valid, split.test))
     booster = fit(train, valid, params.train)
     calibrator, _ = calibrate(booster, valid, params.train.calibration_min_gain)

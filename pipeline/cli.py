@@ -28,8 +28,8 @@ RunOpt = Annotated[Path, _opt("The training's MLflow run id and model version (J
 
 def _run(fn, *args: object) -> None:
     """Run a stage main; expected failures (bad input, bad params) print one clear message."""
+    from pipeline.cutoffs import ScheduleError
     from pipeline.data import DataError
-    from pipeline.featurize import FeaturizeError
     from pipeline.ingest import IngestError
     from pipeline.params import ParamsError
     from pipeline.promote import PromoteError
@@ -43,7 +43,7 @@ def _run(fn, *args: object) -> None:
         IngestError,
         ParamsError,
         ContractError,
-        FeaturizeError,
+        ScheduleError,
         TrainError,
         PromoteError,
         DataError,
@@ -176,7 +176,11 @@ app.add_typer(benchmark, name="benchmark")
 def benchmark_quality(
     transactions: Annotated[Path, _opt("A transactions export: CSV or Parquet.")],
     mapping: Annotated[
-        Path | None, typer.Option(help="YAML with an `ingest` section mapping its columns (else params').")
+        Path | None,
+        typer.Option(
+            help="YAML with the export's `ingest` section (its column mapping) and optionally other "
+            "params.yaml sections to override, such as `featurize`."
+        ),
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Also write the table as CSV here.")] = None,
     params: ParamsOpt = PARAMS,
@@ -190,8 +194,9 @@ def benchmark_quality(
 
         settings = load_params(params)
         if mapping is not None:
-            settings = settings.model_copy(update={"ingest": quality.load_mapping(mapping, settings.ingest)})
-        table = quality.quality_table(transactions, settings)
+            settings = quality.load_mapping(mapping, settings)
+        table, schedule = quality.quality_table(transactions, settings)
+        typer.echo(quality.describe(schedule))
         typer.echo(quality.render(table))
         if out is not None:
             table.to_csv(out, index=False)

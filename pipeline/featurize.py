@@ -21,10 +21,10 @@ import numpy as np
 import pandas as pd
 
 from pipeline.btyd import Summary, btyd_outputs, fit_sample
-from pipeline.cutoffs import training_cutoffs
+from pipeline.cutoffs import Schedule, ScheduleError, SplitNeeds, plan_schedule
 from pipeline.io import atomic_path, write_json, write_parquet
 from pipeline.params import FeaturizeParams
-from pipeline.tables import KEYS, LABEL
+from pipeline.tables import HORIZON, KEYS, LABEL
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +32,6 @@ DAY_SECONDS = 86_400.0
 YEAR_DAYS = 365
 CATEGORICAL_ATTRIBUTES = ("country", "channel")
 FLOAT_DECIMALS = 9
-
-
-class FeaturizeError(ValueError):
-    """The data cannot support the requested cutoffs."""
 
 
 def _days(seconds: ir.NumericValue) -> ir.FloatingValue:
@@ -217,13 +213,17 @@ def btyd_features(
 
 
 def horizon_report(
-    lines: ir.Table, score_date: dt.date, params: FeaturizeParams
+    lines: ir.Table, first_day: dt.date, score_date: dt.date, params: FeaturizeParams
 ) -> tuple[pd.DataFrame, dict[str, float], dt.date]:
     """For each candidate horizon H: the churn rate it would give at a reference cutoff, and the
     share of those labelled churned who ordered again later, before the scoring date ("false
     churn"). The reference cutoff leaves at least the longest H plus as much again to watch for a
-    return. Also the inter-purchase gap quantiles the choice of H should respect."""
-    longest = max(params.horizon_candidates)
+    return. Candidates the history cannot watch that long are left out. Also the inter-purchase
+    gap quantiles the choice of H should respect."""
+    span = (score_date - first_day).days
+    watchable = sorted(h for h in params.horizon_candidates if 2 * h < span)
+    candidates = watchable or [min(params.horizon_candidates)]
+    longest = max(candidates)
     reference = score_date - dt.timedelta(days=2 * longest)
     ref_s = int(pd.Timestamp(reference).timestamp())
     orders = orders_from_lines(lines)
@@ -237,7 +237,7 @@ def horizon_report(
     first_after = eligible["first_after"].to_numpy(dtype=float)  # NaN: never ordered again
     days_to_return = (first_after - ref_s) / DAY_SECONDS
     rows = []
-    for h in sorted(params.horizon_candidates):
+    for h in candidates:
         churned = ~(days_to_return < h)
         came_back = churned & ~np.isnan(days_to_return)
         rows.append(
@@ -290,17 +290,18 @@ class Snapshots:
     train: pd.DataFrame
     score: pd.DataFrame
     score_date: dt.date
-    cutoffs: list[dt.date]
+    schedule: Schedule
     btyd_params: dict[str, dict]
     horizons: pd.DataFrame
     gap_quantiles: dict[str, float]
     horizon_reference: dt.date
 
 
-def finish(frame: pd.DataFrame) -> pd.DataFrame:
+def finish(frame: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
     """Stable row order and dtypes, so the same input writes the same bytes."""
+    frame = frame.assign(**{HORIZON: np.int32(horizon_days)})
     frame = frame.sort_values(KEYS, kind="stable", ignore_index=True)
-    front = [c for c in KEYS if c in frame.columns]
+    front = [c for c in [*KEYS, HORIZON] if c in frame.columns]
     back = [LABEL] if LABEL in frame.columns else []
     middle = sorted(c for c in frame.columns if c not in front and c not in back)
     frame = frame[front + middle + back]
@@ -312,16 +313,26 @@ def finish(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def make_snapshots(lines: ir.Table, params: FeaturizeParams) -> Snapshots:
+def make_snapshots(lines: ir.Table, params: FeaturizeParams, needs: SplitNeeds) -> Snapshots:
+    """Labelled snapshots at the cutoffs the data supports (see `plan_schedule`) and the scoring
+    snapshot. `params` as declared; the snapshots record the horizon actually used."""
     bounds = lines.aggregate(first=lines.order_ts.min(), last=lines.order_ts.max()).to_pandas().iloc[0]
+    if pd.isna(bounds["first"]):
+        raise ScheduleError("no transactions to build features from")
     score_date = resolve_score_date(params, pd.Timestamp(bounds["last"]))
-    cutoffs = training_cutoffs(score_date, params.horizon_days, params.cutoff_every_days, params.n_cutoffs)
-    if pd.Timestamp(cutoffs[0]) <= pd.Timestamp(bounds["first"]):
-        raise FeaturizeError(
-            f"the earliest cutoff {cutoffs[0]} is not after the first order ({bounds['first']}): "
-            f"the data starts too late for {params.n_cutoffs} cutoffs every {params.cutoff_every_days} "
-            f"days before {score_date} - {params.horizon_days} days; lower featurize.n_cutoffs"
-        )
+    first_day = pd.Timestamp(bounds["first"]).date()
+    schedule = plan_schedule(first_day, score_date, params, needs)
+    for change in schedule.changes:
+        log.warning("schedule adapted to the history: %s", change)
+    params = params.model_copy(
+        update={
+            "horizon_days": schedule.horizon_days,
+            "cutoff_every_days": schedule.every_days,
+            "eligibility_lookback_days": schedule.lookback_days,
+            "n_cutoffs": len(schedule.cutoffs),
+        }
+    )
+    cutoffs = schedule.cutoffs
     train = training_snapshots(lines, cutoffs, params).to_pandas()
     score = build_features(lines, cutoff_table([score_date]), params).to_pandas()
     # engine output order varies between runs; the BTYD fit sample is drawn by position
@@ -329,13 +340,13 @@ def make_snapshots(lines: ir.Table, params: FeaturizeParams) -> Snapshots:
     summary = summary.sort_values(KEYS, kind="stable", ignore_index=True)
     keys = pd.concat([train[KEYS], score[KEYS]], ignore_index=True)
     btyd, fitted = btyd_features(summary, keys, params)
-    train, score = (finish(frame.merge(btyd, on=KEYS, how="left")) for frame in (train, score))
-    horizons, gap_quantiles, reference = horizon_report(lines, score_date, params)
+    train, score = (finish(f.merge(btyd, on=KEYS, how="left"), params.horizon_days) for f in (train, score))
+    horizons, gap_quantiles, reference = horizon_report(lines, first_day, score_date, params)
     return Snapshots(
         train=train,
         score=score,
         score_date=score_date,
-        cutoffs=cutoffs,
+        schedule=schedule,
         btyd_params=fitted,
         horizons=horizons,
         gap_quantiles=gap_quantiles,
@@ -353,16 +364,17 @@ def main(
 ) -> None:
     from pipeline.params import load_params
 
-    params = load_params(params_path).featurize
+    params = load_params(params_path)
     con = ibis.duckdb.connect()
-    snaps = make_snapshots(con.read_parquet(transactions), params)
+    snaps = make_snapshots(con.read_parquet(transactions), params.featurize, SplitNeeds.of(params))
     write_parquet(snaps.train, train_out)
     write_parquet(snaps.score, score_out)
     per_cutoff = snaps.train.groupby("cutoff")[LABEL].agg(["size", "mean"])
     write_json(
         {
             "score_date": snaps.score_date.isoformat(),
-            "cutoffs": [c.isoformat() for c in snaps.cutoffs],
+            "schedule": snaps.schedule.as_dict(),
+            "cutoffs": [c.isoformat() for c in snaps.schedule.cutoffs],
             "training_rows": len(snaps.train),
             "scoring_rows": len(snaps.score),
             "churn_rate": round(float(snaps.train[LABEL].mean()), 6),
@@ -389,7 +401,7 @@ def main(
     log.info(
         "%d training rows over %d cutoffs (churn rate %.3f), %d customers to score as of %s",
         len(snaps.train),
-        len(snaps.cutoffs),
+        len(snaps.schedule.cutoffs),
         snaps.train[LABEL].mean(),
         len(snaps.score),
         snaps.score_date,

@@ -11,11 +11,19 @@ import pandas as pd
 
 from pipeline.calibration import Calibrator
 from pipeline.io import read_json
-from pipeline.tables import KEYS, LABEL
+from pipeline.tables import HORIZON, KEYS, LABEL
 
 
 def feature_columns(snapshot: pd.DataFrame) -> list[str]:
-    return [c for c in snapshot.columns if c not in (*KEYS, LABEL)]
+    return [c for c in snapshot.columns if c not in (*KEYS, HORIZON, LABEL)]
+
+
+def label_horizon(snapshot: pd.DataFrame) -> int:
+    """The label window (days) the snapshot was built with."""
+    values = snapshot[HORIZON].unique()
+    if len(values) != 1:
+        raise ValueError(f"a snapshot must have one label horizon, found {sorted(values)}")
+    return int(values[0])
 
 
 def model_frame(snapshot: pd.DataFrame, features: list[str] | None = None) -> pd.DataFrame:

@@ -85,6 +85,7 @@ class FeaturizeParams(_Frozen):
     trend_days: PositiveInt
     btyd_fit_customers: Annotated[int, Field(ge=100)]
     horizon_candidates: list[PositiveInt] = Field(min_length=1)
+    adapt_to_history: bool
 
 
 class TrainParams(_Frozen):
@@ -176,8 +177,13 @@ def load_params(path: Path | str = "params.yaml") -> Params:
         raise ParamsError(f"{path}: parameter file not found") from exc
     except yaml.YAMLError as exc:
         raise ParamsError(f"{path}: not valid YAML: {exc}") from exc
+    return validate_params(raw, f"{path}: invalid parameters")
+
+
+def validate_params(raw: object, context: str) -> Params:
+    """Params from parsed YAML; each problem on its own line as `section.key: message`."""
     try:
         return Params.model_validate(raw)
     except ValidationError as exc:
         lines = [f"  {'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()]
-        raise ParamsError(f"{path}: invalid parameters\n" + "\n".join(lines)) from exc
+        raise ParamsError(f"{context}\n" + "\n".join(lines)) from exc

@@ -12,34 +12,52 @@ import pandas as pd
 import yaml
 
 from pipeline.backtest import backtest
+from pipeline.cutoffs import Schedule, SplitNeeds
 from pipeline.featurize import make_snapshots
 from pipeline.ingest import ingest
-from pipeline.params import IngestParams, Params, ParamsError
+from pipeline.params import Params, ParamsError, validate_params
 
 log = logging.getLogger(__name__)
 COLUMNS = ["roc_auc", "pr_auc", "brier", "ece", "lift_top10"]
 
 
-def load_mapping(path: Path, base: IngestParams) -> IngestParams:
-    """An `ingest` section (columns, date_formats, ...) from its own YAML file, over the params'."""
+def load_mapping(path: Path, base: Params) -> Params:
+    """Params with a data set's own settings over them, from a YAML file: sections of params.yaml
+    (`ingest:`, and optionally `featurize:` and others, each merged key by key), or a bare
+    `ingest` section (columns, date_formats, ...)."""
     try:
         raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ParamsError(f"{path}: cannot read the mapping: {exc}") from exc
-    raw = raw.get("ingest", raw)
-    try:
-        return IngestParams.model_validate({**base.model_dump(), **raw})
-    except ValueError as exc:
-        raise ParamsError(f"{path}: invalid mapping: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: invalid mapping: expected a YAML mapping, got {type(raw).__name__}")
+    sections = raw if set(raw) & set(Params.model_fields) else {"ingest": raw}
+    current = base.model_dump()
+    unknown = sorted(set(sections) - set(current))
+    if unknown:
+        raise ParamsError(f"{path}: invalid mapping: unknown section(s) {unknown}")
+    merged = {**current, **{k: {**current[k], **(v or {})} for k, v in sections.items()}}
+    return validate_params(merged, f"{path}: invalid mapping")
 
 
-def quality_table(transactions: Path, params: Params) -> pd.DataFrame:
+def quality_table(transactions: Path, params: Params) -> tuple[pd.DataFrame, Schedule]:
     with tempfile.TemporaryDirectory() as tmp:
         kept = Path(tmp) / "transactions.parquet"
         tally = ingest(transactions, params.ingest, kept, Path(tmp) / "quarantine.parquet")
         log.info("%s: %d rows kept, %d quarantined", transactions, tally.kept_rows, tally.quarantined_rows)
-        snaps = make_snapshots(ibis.duckdb.connect().read_parquet(kept), params.featurize)
-        return backtest(snaps.train, params, params.backtest.origins)
+        lines = ibis.duckdb.connect().read_parquet(kept)
+        snaps = make_snapshots(lines, params.featurize, SplitNeeds.of(params))
+        return backtest(snaps.train, params, params.backtest.origins), snaps.schedule
+
+
+def describe(schedule: Schedule) -> str:
+    """The schedule the table was measured on, and how it was adapted to the history."""
+    head = (
+        f"churn = no order within {schedule.horizon_days} days; {len(schedule.cutoffs)} cutoffs every "
+        f"{schedule.every_days} days from {schedule.cutoffs[0]} to {schedule.cutoffs[-1]}; customers "
+        f"with an order in the {schedule.lookback_days} days before a cutoff"
+    )
+    return "\n".join([head, *(f"  adapted: {change}" for change in schedule.changes)])
 
 
 def render(table: pd.DataFrame) -> str:

@@ -30,6 +30,7 @@ from pipeline.model import (
     MODEL_FILE,
     SUMMARY_FILE,
     feature_columns,
+    label_horizon,
     model_frame,
 )
 from pipeline.params import Params, TrainParams
@@ -66,6 +67,11 @@ def temporal_split(cutoffs: list[pd.Timestamp], horizon_days: int, params: Train
             f"starts ({horizon_days}-day horizon). Raise featurize.n_cutoffs or lower featurize.horizon_days."
         )
     return Split(train=train, valid=valid, test=test)
+
+
+def split_snapshots(snapshots: pd.DataFrame, params: TrainParams) -> Split:
+    """The purged split of a snapshot table, at the label horizon it was built with."""
+    return temporal_split(list(snapshots["cutoff"].unique()), label_horizon(snapshots), params)
 
 
 def preflight(parts: dict[str, pd.DataFrame], params: TrainParams) -> None:
@@ -157,7 +163,7 @@ def main(params_path: Path, snapshots_path: Path, out_dir: Path, run_out: Path) 
 
     params: Params = load_params(params_path)
     snapshots = pd.read_parquet(snapshots_path)
-    split = temporal_split(list(snapshots["cutoff"].unique()), params.featurize.horizon_days, params.train)
+    split = split_snapshots(snapshots, params.train)
     train, valid = select(snapshots, split.train), select(snapshots, split.valid)
     preflight({"training": train, "validation": valid, "test": select(snapshots, split.test)}, params.train)
     booster = fit(train, valid, params.train)
@@ -170,6 +176,7 @@ def main(params_path: Path, snapshots_path: Path, out_dir: Path, run_out: Path) 
     write_json(calibrator.to_dict(), out_dir / CALIBRATOR_FILE)
     summary = {
         "features": booster.feature_name(),
+        "horizon_days": label_horizon(snapshots),
         "best_iteration": best,
         "train_cutoffs": _dates(split.train),
         "valid_cutoffs": _dates(split.valid),

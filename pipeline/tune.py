@@ -18,7 +18,7 @@ from pipeline.io import write_json
 from pipeline.model import model_frame
 from pipeline.params import Params, TrainParams
 from pipeline.tables import LABEL
-from pipeline.train import fit, select, temporal_split
+from pipeline.train import fit, select, split_snapshots
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def suggest(trial: optuna.Trial, base: TrainParams) -> TrainParams:
 
 
 def tune(snapshots: pd.DataFrame, params: Params, trials: int) -> tuple[dict, list[dict]]:
-    split = temporal_split(list(snapshots["cutoff"].unique()), params.featurize.horizon_days, params.train)
+    split = split_snapshots(snapshots, params.train)
     train, valid = select(snapshots, split.train), select(snapshots, split.valid)
     history: list[dict] = []
 

@@ -9,9 +9,26 @@ import pandas as pd
 import pytest
 from hypothesis import settings
 
-from pipeline.params import Params, load_params
+from pipeline.params import FeaturizeParams, Params, load_params
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def featurize_params(**changes: object) -> FeaturizeParams:
+    """A small, fixed featurize spec for tests (not the project's params.yaml), with changes."""
+    base = {
+        "horizon_days": 90,
+        "cutoff_every_days": 14,
+        "n_cutoffs": 1,
+        "eligibility_lookback_days": 365,
+        "windows_days": [30],
+        "trend_days": 30,
+        "btyd_fit_customers": 1000,
+        "horizon_candidates": [30, 90],
+        "adapt_to_history": False,
+    }
+    return FeaturizeParams(**{**base, **changes})
+
 
 # CI explores the same examples every run, so a red build is reproducible from its log
 settings.register_profile("ci", derandomize=True, print_blob=True)

@@ -7,7 +7,8 @@ from typer.testing import CliRunner
 
 from pipeline.backtest import summary
 from pipeline.cli import app
-from pipeline.params import load_params
+from pipeline.params import ParamsError, load_params
+from pipeline.quality import load_mapping
 from pipeline.simulate import simulate
 from tests.conftest import ROOT
 
@@ -77,6 +78,7 @@ def test_benchmark_quality_on_an_export_with_its_own_mapping(tmp_path):
     assert table["cutoff"].nunique() == 2
     assert table["roc_auc"].between(0.5, 1.0).all()
     assert "mean" in result.output and "pareto_nbd" in result.output
+    assert "churn = no order within 90 days" in result.output
 
 
 def test_benchmark_quality_refuses_a_bad_mapping(tmp_path):
@@ -87,3 +89,37 @@ def test_benchmark_quality_refuses_a_bad_mapping(tmp_path):
     )
     assert result.exit_code == 2
     assert "invalid mapping" in result.output
+
+
+def test_a_mapping_file_overrides_params_sections_key_by_key(tmp_path):
+    base = load_params(ROOT / "params.yaml")
+    mapping = tmp_path / "mapping.yaml"
+    columns = {"customer_id": "household", "order_ts": "day", "amount": "paid"}
+    mapping.write_text(yaml.safe_dump({"ingest": {"columns": columns}, "featurize": {"horizon_days": 30}}))
+    params = load_mapping(mapping, base)
+    assert params.ingest.columns == columns
+    assert params.ingest.date_formats == base.ingest.date_formats
+    assert params.featurize.horizon_days == 30
+    assert params.featurize.model_dump(exclude={"horizon_days"}) == base.featurize.model_dump(
+        exclude={"horizon_days"}
+    )
+    assert params.train == base.train
+    # a bare ingest section is the ingest section
+    mapping.write_text(yaml.safe_dump({"columns": columns, "date_formats": ["%Y-%m-%d"]}))
+    bare = load_mapping(mapping, base)
+    assert (bare.ingest.columns, bare.ingest.date_formats, bare.featurize) == (
+        columns,
+        ["%Y-%m-%d"],
+        base.featurize,
+    )
+
+
+def test_a_mapping_file_with_an_unknown_section_or_key_is_refused(tmp_path):
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text("ingest: {max_quarantine_share: 0.1}\nfeaturise: {horizon_days: 30}\n")
+    with pytest.raises(ParamsError, match=r"unknown section\(s\) \['featurise'\]"):
+        load_mapping(mapping, load_params(ROOT / "params.yaml"))
+    mapping.write_text("featurize: {horizon: 30}\n")
+    extra = r"invalid mapping\n  featurize.horizon: Extra inputs are not permitted"
+    with pytest.raises(ParamsError, match=extra):
+        load_mapping(mapping, load_params(ROOT / "params.yaml"))

@@ -7,21 +7,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pipeline.cutoffs import SplitNeeds, cutoffs_needed
 from pipeline.featurize import finish, horizon_report, make_snapshots, training_snapshots
-from pipeline.params import FeaturizeParams
-from tests.conftest import canonical
+from tests.conftest import canonical, featurize_params
 
-PARAMS = FeaturizeParams(
-    horizon_days=90,
-    cutoff_every_days=14,
-    n_cutoffs=1,
-    eligibility_lookback_days=365,
-    score_date=None,
-    windows_days=[30, 90],
-    trend_days=30,
-    btyd_fit_customers=1000,
-    horizon_candidates=[30, 90],
-)
+PARAMS = featurize_params(windows_days=[30, 90])
 CUTOFF = dt.date(2024, 4, 1)
 
 # a loyal customer (one order exactly at the cutoff), a lapsing one, a new one, and one too old
@@ -74,7 +64,9 @@ EXPECTED = {
 
 
 def snapshot(lines: pd.DataFrame, cutoffs=(CUTOFF,), params=PARAMS) -> pd.DataFrame:
-    return finish(training_snapshots(ibis.memtable(lines), list(cutoffs), params).to_pandas())
+    return finish(
+        training_snapshots(ibis.memtable(lines), list(cutoffs), params).to_pandas(), params.horizon_days
+    )
 
 
 def test_hand_made_features_and_labels():
@@ -90,7 +82,7 @@ def test_hand_made_features_and_labels():
                 assert np.isnan(row[name]), (customer, name)
             else:
                 assert row[name] == pytest.approx(value, abs=1e-9), (customer, name)
-    assert set(snap.columns) == {"customer_id", "cutoff", *EXPECTED["L"]}
+    assert set(snap.columns) == {"customer_id", "cutoff", "horizon_days", *EXPECTED["L"]}
 
 
 def test_last_years_label_window_personal_and_shop_wide():
@@ -126,17 +118,38 @@ def test_label_window_is_half_open_at_its_end():
 
 
 def test_make_snapshots_resolves_the_scoring_date_from_the_data():
-    snaps = make_snapshots(ibis.memtable(LINES), PARAMS.model_copy(update={"n_cutoffs": 2}))
-    # last order 2024-05-15 12:00: scoring date is the next day; cutoffs end 90 days before it
+    spec = PARAMS.model_copy(update={"horizon_days": 30, "eligibility_lookback_days": 60, "n_cutoffs": 8})
+    snaps = make_snapshots(ibis.memtable(LINES), spec, SplitNeeds(1, 1, 1))
+    # last order 2024-05-15 12:00: scoring date is the next day; cutoffs end 30 days before it
     assert snaps.score_date == dt.date(2024, 5, 16)
-    assert snaps.cutoffs == [dt.date(2024, 2, 2), dt.date(2024, 2, 16)]
+    assert snaps.schedule.cutoffs == [dt.date(2024, 1, 9) + dt.timedelta(days=14 * k) for k in range(8)]
+    assert snaps.schedule.cutoffs[-1] == dt.date(2024, 4, 16)
+    assert snaps.train["horizon_days"].unique().tolist() == [30]
+    assert snaps.score["horizon_days"].unique().tolist() == [30]
     assert "churned" not in snaps.score.columns
-    assert snaps.score["customer_id"].tolist() == ["L", "N", "P"]
+    assert snaps.score["customer_id"].tolist() == ["L", "N"]  # P's last order is 183 days old
     btyd = ["pnbd_p_no_order", "pnbd_expected_orders", "pnbd_p_alive", "bgnbd_p_no_order", "bgnbd_p_alive"]
     for frame in (snaps.train, snaps.score):
         assert frame[btyd].notna().all().all()
         assert frame[[c for c in btyd if "expected" not in c]].stack().between(0, 1).all()
-    assert set(snaps.btyd_params) == {"2024-02-02", "2024-02-16", "2024-05-16"}
+    assert set(snaps.btyd_params) == {c.isoformat() for c in [*snaps.schedule.cutoffs, snaps.score_date]}
+
+
+def test_make_snapshots_adapts_the_horizon_to_a_short_history_and_records_it():
+    # 2023-10-01 .. 2024-05-16 is 228 days: too short for H = 90 with a 365-day lookback
+    # H = 30 needs 2 x ceil(30 / 14) + 1 + 1 = 8 cutoffs: 228 - 30 - 7 x 14 = 100 days of lookback
+    spec = PARAMS.model_copy(
+        update={"adapt_to_history": True, "horizon_candidates": [30, 90], "n_cutoffs": 2}
+    )
+    snaps = make_snapshots(ibis.memtable(LINES[LINES["customer_id"] != "X"]), spec, SplitNeeds(1, 1, 1))
+    assert snaps.schedule.changes[1:] == (
+        "horizon_days 90 -> 30",
+        "eligibility_lookback_days 365 -> 100",
+        "n_cutoffs 2 -> 8",
+    )
+    assert len(snaps.schedule.cutoffs) == cutoffs_needed(30, 14, SplitNeeds(1, 1, 1))
+    assert snaps.train["horizon_days"].unique().tolist() == [30]
+    assert snaps.train["cutoff"].nunique() == 8
 
 
 # ---- properties -----------------------------------------------------------------------------
@@ -190,7 +203,9 @@ def test_row_order_does_not_matter(lines, seed):
 
 def test_horizon_report_counts_churn_and_later_returns():
     params = PARAMS.model_copy(update={"horizon_candidates": [10, 30]})
-    table, gaps, reference = horizon_report(ibis.memtable(LINES), dt.date(2024, 5, 16), params)
+    table, gaps, reference = horizon_report(
+        ibis.memtable(LINES), dt.date(2023, 10, 1), dt.date(2024, 5, 16), params
+    )
     # reference 2024-03-17: L (next order 15 days later) and P (never again) are eligible
     assert reference == dt.date(2024, 3, 17)
     assert table.to_dict(orient="list") == {

@@ -4,8 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.params import FeaturizeParams, SimulateParams
+from pipeline.params import SimulateParams
 from pipeline.simulate import Calendar, simulate, true_no_order_probability
+from tests.conftest import featurize_params
 
 SMALL = SimulateParams(
     seed=7,
@@ -16,16 +17,7 @@ SMALL = SimulateParams(
     malformed_share=0.01,
     return_share=0.05,
 )
-FEAT = FeaturizeParams(
-    horizon_days=60,
-    cutoff_every_days=14,
-    n_cutoffs=3,
-    eligibility_lookback_days=365,
-    windows_days=[30],
-    trend_days=30,
-    btyd_fit_customers=1000,
-    horizon_candidates=[30, 90],
-)
+FEAT = featurize_params(horizon_days=60, n_cutoffs=3)
 
 
 def flat_calendar(days: int) -> Calendar:

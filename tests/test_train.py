@@ -43,13 +43,14 @@ def test_split_refuses_too_few_cutoffs():
         temporal_split(_cutoffs("2024-01-01", "2024-01-15", "2024-01-29"), horizon_days=30, params=PARAMS)
 
 
-def _snapshots(n: int = 600, seed: int = 0) -> pd.DataFrame:
+def _snapshots(n: int = 600, seed: int = 0, horizon_days: int = 30) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     recency = rng.uniform(0, 300, n)
     frame = pd.DataFrame(
         {
             "customer_id": [f"c{i:04d}" for i in range(n)],
             "cutoff": pd.Timestamp("2024-01-01"),
+            "horizon_days": np.int32(horizon_days),
             "recency_days": recency,
             "n_orders": rng.integers(1, 10, n).astype(float),
             "channel": rng.choice(["web", "store"], n),

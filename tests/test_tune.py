@@ -11,13 +11,13 @@ def test_tune_searches_on_the_purged_split_and_reports_the_best_trial():
     params = load_params(ROOT / "params.yaml")
     params = params.model_copy(
         update={
-            "featurize": params.featurize.model_copy(update={"horizon_days": 14}),
-            "train": params.train.model_copy(update={"num_threads": 1, "max_rounds": 30, "valid_cutoffs": 1}),
+            "train": params.train.model_copy(update={"num_threads": 1, "max_rounds": 30, "valid_cutoffs": 1})
         }
     )
     cutoffs = pd.date_range("2024-01-01", periods=4, freq="14D")
     snapshots = pd.concat(
-        [_snapshots(seed=i).assign(cutoff=c) for i, c in enumerate(cutoffs)], ignore_index=True
+        [_snapshots(seed=i, horizon_days=14).assign(cutoff=c) for i, c in enumerate(cutoffs)],
+        ignore_index=True,
     )
     with mlflow.start_run():
         best, history = tune(snapshots, params, trials=3)
