@@ -1,7 +1,8 @@
 """Buy-till-you-die models fitted by maximum likelihood: BG/NBD (Fader, Hardie and Lee 2005) and
 Pareto/NBD (Schmittlein, Morrison and Colombo 1987), on per-customer summaries (x, t_x, T):
 x repeat orders, t_x the time of the last order and T the time of the cutoff, both measured from
-the first order, in weeks.
+the first order, in weeks. And the Gamma-Gamma model of spend per order (Fader, Hardie and Lee
+2005, "RFM and CLV"), which turns expected orders into expected value.
 
 Written here rather than taken from a library: `lifetimes` is unmaintained (last release 2020)
 and pymc-marketing's MAP fit took 35 s for 23.5k customers on these machines; these vectorised
@@ -197,6 +198,52 @@ class ParetoNBD:
             quiet[rows] = np.einsum("nij,i,j->n", f, lam_weights, mu_weights)
         alive = self.p_alive(summary)
         return 1.0 - alive + alive * quiet
+
+
+# ---- Gamma-Gamma spend per order ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GammaGamma:
+    """Order values z ~ Gamma(p, nu) around a customer's own rate nu ~ Gamma(q, gamma); a customer's
+    expected order value shrinks their observed mean towards the population's p gamma / (q - 1),
+    the more the fewer orders they have."""
+
+    p: float
+    q: float
+    gamma: float
+
+    @staticmethod
+    def log_likelihood(params: np.ndarray, n: np.ndarray, mean_value: np.ndarray) -> np.ndarray:
+        p, q, g = params
+        px = p * n
+        return (
+            gammaln(px + q)
+            - gammaln(px)
+            - gammaln(q)
+            + q * np.log(g)
+            + (px - 1) * np.log(mean_value)
+            + px * np.log(n)
+            - (px + q) * np.log(g + mean_value * n)
+        )
+
+    @classmethod
+    def fit(cls, n_orders: np.ndarray, mean_value: np.ndarray) -> GammaGamma:
+        """MLE on customers' order counts and mean order values (all must be positive)."""
+        n, m = np.asarray(n_orders, dtype=float), np.asarray(mean_value, dtype=float)
+        if len(n) == 0 or np.any(n <= 0) or np.any(~(m > 0)):
+            raise ValueError("Gamma-Gamma needs at least one customer, positive order counts and values")
+
+        def neg_ll(log_params: np.ndarray) -> float:
+            ll = cls.log_likelihood(np.exp(log_params), n, m)
+            return -float(ll.sum()) / len(n) if np.all(np.isfinite(ll)) else 1e10
+
+        return cls(*_fit(neg_ll, np.array([1.0, 2.0, float(np.median(m))])))
+
+    def expected_value(self, n_orders: np.ndarray, mean_value: np.ndarray) -> np.ndarray:
+        """E[value of a future order | n orders with mean value m] = (gamma + m n) p / (p n + q - 1)."""
+        n, m = np.asarray(n_orders, dtype=float), np.asarray(mean_value, dtype=float)
+        return (self.gamma + m * n) * self.p / (self.p * n + self.q - 1.0)
 
 
 # ---- features per cutoff ----------------------------------------------------------------------

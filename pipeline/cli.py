@@ -31,6 +31,7 @@ def _run(fn, *args: object) -> None:
     from pipeline.cutoffs import ScheduleError
     from pipeline.data import DataError
     from pipeline.ingest import IngestError
+    from pipeline.measure import MeasureError
     from pipeline.params import ParamsError
     from pipeline.promote import PromoteError
     from pipeline.tables import ContractError
@@ -47,6 +48,7 @@ def _run(fn, *args: object) -> None:
         TrainError,
         PromoteError,
         DataError,
+        MeasureError,
     ) as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
@@ -247,13 +249,48 @@ def score(
     snapshot: ScoringSnapshotOpt,
     model_dir: Annotated[Path, typer.Option("--model-dir", help="Champion model folder.")],
     shap_values: Annotated[Path, typer.Option("--shap", help="SHAP contributions (Parquet).")],
+    featurize_metrics: Annotated[
+        Path, _opt("The featurize metrics (JSON): the BTYD fits at the scoring date, for customer value.")
+    ],
     out_dir: Annotated[Path, typer.Option("--out-dir", help="Folder of the weekly score files.")],
     params: ParamsOpt = PARAMS,
 ) -> None:
-    """Write the weekly churn-risk file for CRM import."""
+    """Write the weekly churn-risk file for CRM import, and its manifest."""
     from pipeline import score as stage
 
-    _run(stage.main, params, snapshot, model_dir, shap_values, out_dir)
+    _run(stage.main, params, snapshot, model_dir, shap_values, featurize_metrics, out_dir)
+
+
+@app.command()
+def measure(
+    scores: Annotated[Path, _opt("A past weekly score file (CSV) whose horizon has passed.")],
+    transactions: Annotated[Path, _opt("Validated transactions (Parquet) covering the horizon after it.")],
+    out_dir: Annotated[Path, typer.Option("--out-dir", help="Folder for measure.json, CSVs and report.md.")],
+    params: ParamsOpt = PARAMS,
+) -> None:
+    """Realized churn, the file's realized quality, and the outreach's retention lift over its
+    randomized holdout with a 95% interval; logged to MLflow."""
+    from pipeline import measure as stage
+
+    _run(stage.main, params, scores, transactions, out_dir)
+
+
+@app.command("simulate-followup")
+def simulate_followup(
+    customers: Annotated[Path, _opt("The simulator's per-customer latent rates (Parquet).")],
+    scores: Annotated[Path, _opt("A score file of the simulated shop.")],
+    out: Annotated[Path, _opt("Transactions in the horizon after the file (Parquet) to write.")],
+    truth: Annotated[Path, _opt("The injected effect and the lift it caused (JSON) to write.")],
+    effect: Annotated[
+        float, typer.Option(help="Chance that contact rescues a customer who would churn.")
+    ] = 0.3,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 1,
+) -> None:
+    """Simulate what happened after a score file, with a known treatment effect for contacted
+    customers (on the outreach list, not held out): the test bed for `churn measure`."""
+    from pipeline import followup
+
+    _run(followup.main, customers, scores, effect, seed, out, truth)
 
 
 if __name__ == "__main__":

@@ -86,6 +86,7 @@ def build_features(lines: ir.Table, cutoffs: ir.Table, params: FeaturizeParams) 
         "gap_mean": j.gap_days.mean(),
         "gap_std": j.gap_days.std(),
         "gap_max": j.gap_days.max(),
+        "gap_last": j.gap_days.argmax(j.ts_s),  # the wait before the latest order: a comeback?
         "lines_per_order": j.n_lines.mean(),
         "weekend_share": j.weekend.mean(),
         "hour_mean": j.hour.mean(),

@@ -141,9 +141,68 @@ class RiskTiers(_Frozen):
         return self
 
 
+class ValueTiers(_Frozen):
+    """Shares of the scored customers, from the highest predicted value down."""
+
+    high: Annotated[float, Field(gt=0.0, lt=1.0)]
+    mid: Annotated[float, Field(ge=0.0, lt=1.0)]
+
+    @model_validator(mode="after")
+    def _fits(self) -> ValueTiers:
+        if self.high + self.mid > 1.0:
+            raise ValueError("score.value_tiers.high + score.value_tiers.mid must not exceed 1")
+        return self
+
+
+LIFECYCLE_STAGES = ("new", "active", "at_risk", "lapsed", "reactivated")
+VALUE_TIERS = ("high", "mid", "low")
+
+
+class CampaignRule(_Frozen):
+    """A customer gets the first campaign whose conditions all hold; an absent condition holds."""
+
+    campaign: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+    lifecycle: list[str] | None = None
+    value_tier: list[str] | None = None
+    risk_tier: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _known(self) -> CampaignRule:
+        for name, allowed in (
+            ("lifecycle", LIFECYCLE_STAGES),
+            ("value_tier", VALUE_TIERS),
+            ("risk_tier", ("high", "medium", "low")),
+        ):
+            unknown = sorted(set(getattr(self, name) or []) - set(allowed))
+            if unknown:
+                raise ValueError(
+                    f"campaign {self.campaign!r}: unknown {name} {unknown}; allowed {list(allowed)}"
+                )
+        return self
+
+
 class ScoreParams(_Frozen):
     risk_tiers: RiskTiers
-    n_reasons: Annotated[int, Field(ge=1, le=10)]
+    n_reasons: Annotated[int, Field(ge=1, le=3)]
+    min_reason_points: Annotated[float, Field(ge=0.0, lt=100.0)]  # weaker causes are not worth saying
+    value_horizon_days: PositiveInt
+    value_tiers: ValueTiers
+    new_customer_days: PositiveInt
+    lapsed_days: PositiveInt
+    campaigns: list[CampaignRule] = Field(min_length=1)
+    no_campaign: str  # the campaign name that means "leave alone": never on the outreach list
+    contact_budget: Annotated[int, Field(ge=0)]
+    holdout_share: Annotated[float, Field(ge=0.0, lt=1.0)]
+    holdout_key: Annotated[str, Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _catch_all(self) -> ScoreParams:
+        last = self.campaigns[-1]
+        if last.lifecycle or last.value_tier or last.risk_tier:
+            raise ValueError(
+                "the last of score.campaigns must have no conditions, so every customer gets one"
+            )
+        return self
 
 
 class MlflowParams(_Frozen):

@@ -24,7 +24,7 @@ CAUSES: tuple[Cause, ...] = (
     Cause(
         "lapse",
         # the BTYD outputs are functions of recency against the customer's own order rate
-        ("recency_days", "overdue_ratio", "gap_mean", "gap_max", "gap_std", "pnbd_p_no_order",
+        ("recency_days", "overdue_ratio", "gap_mean", "gap_max", "gap_std", "gap_last", "pnbd_p_no_order",
          "pnbd_expected_orders", "pnbd_p_alive", "bgnbd_p_no_order", "bgnbd_p_alive"),
         ("No order for {recency_days:.0f} days; usually orders every {gap_mean:.0f} days",
          "No order for {recency_days:.0f} days"),
@@ -89,9 +89,20 @@ def _render(cause: Cause, values: dict[str, object]) -> str:
     return cause.name
 
 
-def top_reasons(contrib: pd.DataFrame, snapshot: pd.DataFrame, n: int) -> list[list[str]]:
-    """For each row, up to `n` causes that raise churn risk most (summed positive SHAP per cause),
-    as sentences; rows with fewer such causes get empty strings."""
+@dataclass(frozen=True)
+class Reason:
+    text: str
+    points: float  # percentage points of churn probability this cause adds
+
+
+def top_reasons(
+    contrib: pd.DataFrame, snapshot: pd.DataFrame, n: int, min_points: float = 0.0, base: str = "base_value"
+) -> list[list[Reason]]:
+    """For each row, up to `n` causes that raise churn risk most, as sentences with their weight in
+    probability points: the model's probability minus what it would be without the cause's SHAP
+    contributions, sigma(f) - sigma(f - phi_cause), f the raw score. Causes group correlated
+    features, so one cause is never listed twice. Causes adding less than `min_points` are left
+    out, so a row may get fewer than `n` reasons."""
     features = [c for c in contrib.columns if c in snapshot.columns and c != "customer_id"]
     causes: dict[str, Cause] = {}
     members: dict[str, list[str]] = {}
@@ -101,11 +112,25 @@ def top_reasons(contrib: pd.DataFrame, snapshot: pd.DataFrame, n: int) -> list[l
         members.setdefault(cause.name, []).append(feature)
     names = list(members)
     pushes = np.column_stack([contrib[members[c]].to_numpy().sum(axis=1) for c in names])
+    model_features = [c for c in contrib.columns if c not in ("customer_id", base)]
+    raw = contrib[model_features].to_numpy().sum(axis=1) + (
+        contrib[base].to_numpy() if base in contrib else 0.0
+    )
+    points = 100.0 * (_sigmoid(raw)[:, None] - _sigmoid(raw[:, None] - pushes))
     order = np.argsort(-pushes, axis=1, kind="stable")[:, :n]
     records = snapshot.to_dict(orient="records")
     out = []
     for i, record in enumerate(records):
         values = {k: v for k, v in record.items() if not (isinstance(v, float) and math.isnan(v))}
-        row = [_render(causes[names[j]], values) for j in order[i] if pushes[i, j] > 0]
-        out.append(row + [""] * (n - len(row)))
+        out.append(
+            [
+                Reason(_render(causes[names[j]], values), float(points[i, j]))
+                for j in order[i]
+                if pushes[i, j] > 0 and points[i, j] >= min_points
+            ]
+        )
     return out
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))

@@ -1,25 +1,43 @@
-"""Stage score: scoring snapshot + model + SHAP -> the weekly churn-risk CSV for CRM import.
+"""Stage score: scoring snapshot + champion + SHAP -> the weekly file for CRM import, and its manifest.
 
-One row per eligible customer, sorted by customer id, validated against the file contract before
-it is written; the file is named by the ISO week of the scoring date.
+One row per eligible customer, sorted by customer id: churn probability, risk tier and decile,
+predicted value and value at risk, segment, three reasons with their weight in probability points,
+the recommended campaign, the outreach list and its randomized holdout. The file follows the
+published Table Schema (`SCORE_FILE_SCHEMA`, docs/score_file.schema.json), is validated before it
+is written, and is published atomically; the manifest, written after it, names its row count,
+sha256, schema and model versions, MLflow run, input hashes, as-of date and horizon.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import logging
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from pipeline.btyd import ParetoNBD
 from pipeline.cutoffs import iso_week_label
-from pipeline.io import atomic_path, read_json
-from pipeline.model import CHAMPION_FILE, ChurnModel, risk_deciles
+from pipeline.io import atomic_path, read_json, write_json
+from pipeline.model import CHAMPION_FILE, ChurnModel, label_horizon, risk_deciles
+from pipeline.outreach import (
+    campaigns,
+    lifecycle_stages,
+    outreach_plan,
+    predicted_value,
+    segment_names,
+    value_tiers,
+)
 from pipeline.params import ScoreParams
 from pipeline.reasons import top_reasons
-from pipeline.tables import SCORES, validate
+from pipeline.tables import SCHEMA_VERSION, SCORE_FILE_SCHEMA, SCORES, validate
 
 log = logging.getLogger(__name__)
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+VALID_DAYS = 6  # a weekly file is acted on from its scoring date to the day before the next one
 
 
 def risk_tiers(p: np.ndarray, params: ScoreParams) -> np.ndarray:
@@ -27,42 +45,150 @@ def risk_tiers(p: np.ndarray, params: ScoreParams) -> np.ndarray:
     return np.where(p >= t.high, "high", np.where(p >= t.medium, "medium", "low"))
 
 
+def escape_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """Prefix text cells that a spreadsheet would run as a formula with a single quote (OWASP's
+    advice for CSV injection); numbers are left alone."""
+    out = frame.copy()
+    for column in out.columns:
+        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
+            values = out[column].astype(str)
+            out[column] = values.where(~values.str.startswith(FORMULA_START), "'" + values)
+    return out
+
+
 def score_table(
-    snapshot: pd.DataFrame, p: np.ndarray, contrib: pd.DataFrame, model_version: str, params: ScoreParams
+    snapshot: pd.DataFrame,
+    p: np.ndarray,
+    contrib: pd.DataFrame,
+    pnbd: ParetoNBD,
+    model_version: str,
+    params: ScoreParams,
 ) -> pd.DataFrame:
+    """The score file's rows, in the contract's column order, sorted by customer id."""
     if not snapshot["customer_id"].equals(contrib["customer_id"]):
         raise ValueError("SHAP contributions are not aligned with the scoring snapshot; rerun explain")
-    score_date = pd.Timestamp(snapshot["cutoff"].iloc[0]).date().isoformat()
-    reasons = top_reasons(contrib, snapshot, params.n_reasons)
+    score_date = pd.Timestamp(snapshot["cutoff"].iloc[0]).date()
+    week = iso_week_label(score_date)
+    tier = risk_tiers(p, params)
+    value = predicted_value(snapshot, pnbd, params.value_horizon_days)["value"].to_numpy()
+    at_risk = p * value
+    v_tier = value_tiers(value, params)
+    stage = lifecycle_stages(snapshot, tier, params)
+    campaign = campaigns(stage, v_tier, tier, params)
+    ids = snapshot["customer_id"].astype(str)
+    outreach, holdout, rank = outreach_plan(ids, at_risk, campaign, week, params)
+    reasons = top_reasons(contrib, snapshot, params.n_reasons, params.min_reason_points)
     table = pd.DataFrame(
         {
-            "customer_id": snapshot["customer_id"].astype(str).to_numpy(),
-            "score_date": score_date,
+            "customer_id": ids.to_numpy(),
+            "score_date": score_date.isoformat(),
+            "valid_until": (score_date + dt.timedelta(days=VALID_DAYS)).isoformat(),
+            "horizon_days": label_horizon(snapshot),
             "churn_probability": np.round(p, 6),
-            "risk_tier": risk_tiers(p, params),
+            "risk_tier": tier,
             "risk_decile": risk_deciles(p),
+            "value_tier": v_tier,
+            "lifecycle_stage": stage,
+            "segment": segment_names(v_tier, stage),
+            "predicted_value": np.round(value, 2),
+            "value_at_risk": np.round(at_risk, 2),
         }
     )
     for k in range(3):
-        table[f"reason_{k + 1}"] = [r[k] if k < len(r) else "" for r in reasons]
+        table[f"reason_{k + 1}"] = [r[k].text if k < len(r) else "" for r in reasons]
+        table[f"reason_{k + 1}_points"] = [round(r[k].points, 1) if k < len(r) else np.nan for r in reasons]
+    table["recommended_campaign"] = campaign
+    table["outreach"] = outreach
+    table["outreach_rank"] = pd.array([int(r) if r > 0 else None for r in rank], dtype="Int64")
+    table["holdout"] = holdout
     table["model_version"] = model_version
+    table["schema_version"] = SCHEMA_VERSION
+    table = table.astype({"horizon_days": "Int64", "risk_decile": "Int64"})
     return table.sort_values("customer_id", kind="stable", ignore_index=True)
 
 
-def main(params_path: Path, snapshot_path: Path, model_dir: Path, shap_path: Path, scores_dir: Path) -> Path:
+def to_csv_bytes(table: pd.DataFrame) -> bytes:
+    """The file's exact bytes: UTF-8, LF, true/false, empty cells for missing values."""
+    out = escape_formulas(table)
+    for column in ("outreach", "holdout"):
+        out[column] = np.where(table[column], "true", "false")
+    return out.to_csv(index=False, lineterminator="\n", na_rep="").encode("utf-8")
+
+
+def sha256(path_or_bytes: Path | bytes) -> str:
+    data = path_or_bytes if isinstance(path_or_bytes, bytes) else Path(path_or_bytes).read_bytes()
+    return hashlib.sha256(data).hexdigest()
+
+
+def publish(table: pd.DataFrame, out_dir: Path, manifest_extra: dict) -> Path:
+    """Write `churn_scores_<ISO week>.csv` and then its manifest, each by one atomic rename: a
+    reader sees the previous complete file or the new complete file, never a partial one, and
+    other weeks' files are never touched. A manifest always describes the CSV beside it."""
+    week = iso_week_label(dt.date.fromisoformat(table["score_date"].iloc[0]))
+    out = Path(out_dir) / f"churn_scores_{week}.csv"
+    data = to_csv_bytes(table)
+    with atomic_path(out) as tmp:
+        tmp.write_bytes(data)
+    manifest = {
+        "file": out.name,
+        "rows": len(table),
+        "sha256": sha256(data),
+        "schema_version": SCHEMA_VERSION,
+        "as_of": table["score_date"].iloc[0],
+        "valid_until": table["valid_until"].iloc[0],
+        "horizon_days": int(table["horizon_days"].iloc[0]),
+        "outreach_rows": int(table["outreach"].sum()),
+        "holdout_rows": int(table["holdout"].sum()),
+        **manifest_extra,
+    }
+    write_json(manifest, out.with_suffix(".manifest.json"))
+    return out
+
+
+def main(
+    params_path: Path,
+    snapshot_path: Path,
+    model_dir: Path,
+    shap_path: Path,
+    featurize_metrics: Path,
+    scores_dir: Path,
+) -> Path:
     from pipeline.params import load_params
 
     params = load_params(params_path)
     snapshot = pd.read_parquet(snapshot_path)
     if snapshot.empty:
         raise ValueError(f"{snapshot_path}: no eligible customers to score")
+    model_dir = Path(model_dir)
     champion = read_json(model_dir / CHAMPION_FILE)
+    trained_for = read_json(model_dir / "train.json").get("horizon_days")
+    if trained_for is not None and trained_for != label_horizon(snapshot):
+        raise ValueError(
+            f"the champion predicts churn over {trained_for} days but the scoring snapshot is built for "
+            f"{label_horizon(snapshot)} days: retrain (dvc repro) before scoring"
+        )
     p = ChurnModel.load(model_dir).probability(snapshot)
+    score_date = pd.Timestamp(snapshot["cutoff"].iloc[0]).date().isoformat()
+    fitted = read_json(featurize_metrics)["btyd_params_by_cutoff"][score_date]["pareto_nbd"]
     version = f"{champion['registered_model']}/{champion['model_version']}"
-    table = score_table(snapshot, p, pd.read_parquet(shap_path), version, params.score)
+    table = score_table(snapshot, p, pd.read_parquet(shap_path), ParetoNBD(**fitted), version, params.score)
     table = validate(table, SCORES, "weekly score file")
-    out = scores_dir / f"churn_scores_{iso_week_label(pd.Timestamp(table['score_date'].iloc[0]).date())}.csv"
-    with atomic_path(out) as tmp:
-        table.to_csv(tmp, index=False, encoding="utf-8", lineterminator="\n", float_format="%.6f")
-    log.info("%s: %d customers, tiers %s", out, len(table), table["risk_tier"].value_counts().to_dict())
+    out = publish(
+        table,
+        scores_dir,
+        {
+            "model_version": version,
+            "mlflow_run_id": champion["run_id"],
+            "inputs_sha256": {"scoring_snapshot": sha256(Path(snapshot_path))},
+            "table_schema": SCORE_FILE_SCHEMA["name"],
+        },
+    )
+    log.info(
+        "%s: %d customers, tiers %s, %d on the outreach list (%d held out)",
+        out,
+        len(table),
+        table["risk_tier"].value_counts().to_dict(),
+        table["outreach"].sum(),
+        table["holdout"].sum(),
+    )
     return out

@@ -4,7 +4,7 @@ in the CDNOW shape (2,357 customers acquired over 12 weeks, 39 calibration weeks
 import numpy as np
 import pytest
 
-from pipeline.btyd import BGNBD, ParetoNBD, Summary
+from pipeline.btyd import BGNBD, GammaGamma, ParetoNBD, Summary
 
 CDNOW_BGNBD = (0.243, 4.414, 0.793, 2.426)  # Fader, Hardie and Lee (2005), table in section 5
 CDNOW_PARETO = (0.553, 10.578, 0.606, 11.669)  # the same paper's Pareto/NBD estimates
@@ -103,3 +103,37 @@ def test_summary_from_days():
     assert s.x.tolist() == [0.0, 3.0]
     assert s.T.tolist() == [2.0, 10.0]
     assert s.t_x.tolist() == [0.0, 9.0]
+
+
+CDNOW_GAMMA_GAMMA = (6.25, 3.74, 15.44)  # Fader, Hardie and Lee (2005), "RFM and CLV", CDNOW spend
+
+
+def simulate_spend(params, customers: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    p, q, gamma = params
+    rng = np.random.default_rng(seed)
+    nu = rng.gamma(q, 1.0 / gamma, customers)  # each customer's rate
+    n = 1 + rng.poisson(2.0, customers)
+    totals = rng.gamma(p * n, 1.0 / nu)  # sum of n Gamma(p, nu) order values
+    return n, totals / n
+
+
+def test_gamma_gamma_recovers_the_cdnow_spend_parameters():
+    n, mean_value = simulate_spend(CDNOW_GAMMA_GAMMA, 300_000, seed=5)
+    fitted = GammaGamma.fit(n, mean_value)
+    np.testing.assert_allclose([fitted.p, fitted.q, fitted.gamma], CDNOW_GAMMA_GAMMA, rtol=0.03)
+
+
+def test_gamma_gamma_expected_value_shrinks_to_the_population_mean():
+    model = GammaGamma(*CDNOW_GAMMA_GAMMA)
+    population = 6.25 * 15.44 / (3.74 - 1)  # 35.22
+    # one order of 100: (15.44 + 100) x 6.25 / (6.25 + 2.74) = 80.28...
+    got = model.expected_value(np.array([1, 10, 1000]), np.array([100.0, 100.0, 100.0]))
+    assert got[0] == pytest.approx(115.44 * 6.25 / 8.99)
+    assert population < got[0] < got[1] < got[2] < 100.0
+    assert got[2] == pytest.approx(100.0, rel=1e-3)
+    assert model.expected_value(np.array([1]), np.array([population]))[0] == pytest.approx(population)
+
+
+def test_gamma_gamma_refuses_non_positive_values():
+    with pytest.raises(ValueError, match="positive order counts and values"):
+        GammaGamma.fit(np.array([1, 2]), np.array([10.0, 0.0]))

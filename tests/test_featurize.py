@@ -35,7 +35,7 @@ X           o9       2022-01-01T12:00:00 99     p1         a        1        UK
 EXPECTED = {
     "L": dict(
         n_orders=3, repeat_orders=2, spend=100, avg_order_value=100 / 3, max_order_value=40,
-        recency_days=30 + 14 / 24, tenure_days=90 + 14 / 24, gap_mean=30, gap_std=0, gap_max=30,
+        recency_days=30 + 14 / 24, tenure_days=90 + 14 / 24, gap_mean=30, gap_std=0, gap_max=30, gap_last=30,
         overdue_ratio=(30 + 14 / 24) / 30, orders_30d=0, orders_90d=2, spend_30d=0, spend_90d=70,
         order_trend=-1, lines_per_order=4 / 3, items_per_order=7 / 3, weekend_share=0,
         n_return_lines=1, return_value=5, distinct_products=3, distinct_categories=2,
@@ -44,7 +44,7 @@ EXPECTED = {
     ),
     "N": dict(
         n_orders=1, repeat_orders=0, spend=12, avg_order_value=12, max_order_value=12,
-        recency_days=11.5, tenure_days=11.5, gap_mean=np.nan, gap_std=np.nan, gap_max=np.nan,
+        recency_days=11.5, tenure_days=11.5, gap_mean=np.nan, gap_std=np.nan, gap_max=np.nan, gap_last=np.nan,
         overdue_ratio=np.nan, orders_30d=1, orders_90d=1, spend_30d=12, spend_90d=12,
         order_trend=1, lines_per_order=1, items_per_order=2, weekend_share=0,
         n_return_lines=0, return_value=0, distinct_products=1, distinct_categories=1,
@@ -53,7 +53,7 @@ EXPECTED = {
     ),
     "P": dict(
         n_orders=2, repeat_orders=1, spend=40, avg_order_value=20, max_order_value=25,
-        recency_days=137.5, tenure_days=182.5, gap_mean=45, gap_std=np.nan, gap_max=45,
+        recency_days=137.5, tenure_days=182.5, gap_mean=45, gap_std=np.nan, gap_max=45, gap_last=45,
         overdue_ratio=137.5 / 45, orders_30d=0, orders_90d=0, spend_30d=0, spend_90d=0,
         order_trend=0, lines_per_order=1, items_per_order=1, weekend_share=0.5,
         n_return_lines=0, return_value=0, distinct_products=2, distinct_categories=2,

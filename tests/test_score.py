@@ -1,13 +1,18 @@
+import hashlib
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.params import RiskTiers, ScoreParams
+from pipeline.btyd import ParetoNBD
+from pipeline.params import load_params
 from pipeline.reasons import top_reasons
-from pipeline.score import risk_tiers, score_table
-from pipeline.tables import SCORES, ContractError, validate
+from pipeline.score import publish, risk_tiers, score_table
+from pipeline.tables import SCORE_FILE_SCHEMA, SCORES, ContractError, pandera_schema, read_table, validate
+from tests.conftest import ROOT
 
-PARAMS = ScoreParams(risk_tiers=RiskTiers(high=0.7, medium=0.4), n_reasons=3)
+PARAMS = load_params(ROOT / "params.yaml").score
 
 SNAPSHOT = pd.DataFrame(
     {
@@ -35,16 +40,26 @@ CONTRIB = pd.DataFrame(
 )
 
 
-def test_reasons_group_related_features_and_use_the_customers_values():
+def test_reasons_group_related_features_use_the_customers_values_and_weigh_in_points():
     reasons = top_reasons(CONTRIB, SNAPSHOT, 3)
-    # b: recency+gap+overdue form one cause (1.2); channel 0.2; tenure 0.05; n_orders pushes down
-    assert reasons[0] == [
+    # b: raw score 0.5 + 1.25 = 1.75; recency+gap+overdue form one cause (1.2 log-odds), then channel
+    # 0.2 and tenure 0.05; n_orders pushes down. Points: 100 (sigma(1.75) - sigma(1.75 - push))
+    assert [r.text for r in reasons[0]] == [
         "No order for 74 days; usually orders every 21 days",
         "Customers buying via web churn more often",
         "Customer for 400 days",
     ]
-    # a: only two causes raise risk; the third slot stays empty
-    assert reasons[1] == ["1 order(s) in 3 days as a customer", "Customer for 3 days", ""]
+    assert [round(r.points, 4) for r in reasons[0]] == [21.7817, 2.7039, 0.6418]
+    # causes adding less than the minimum are not said at all
+    assert [round(r.points, 4) for r in top_reasons(CONTRIB, SNAPSHOT, 3, min_points=1.0)[0]] == [
+        21.7817,
+        2.7039,
+    ]
+    # a: raw score 0.9; only two causes raise risk
+    assert [(r.text, round(r.points, 4)) for r in reasons[1]] == [
+        ("1 order(s) in 3 days as a customer", 13.6507),
+        ("Customer for 3 days", 8.849),
+    ]
 
 
 def test_risk_tiers():
@@ -56,32 +71,118 @@ def test_risk_tiers():
     ]
 
 
-def test_score_table_is_sorted_and_valid():
-    table = validate(
-        score_table(SNAPSHOT, np.array([0.9, 0.2]), CONTRIB, "churn-model/3", PARAMS), SCORES, "t"
+def _scoring(n: int = 300, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    ids = [f"{i:05d}" for i in range(n)]
+    ids[:3] = ['=HYPERLINK("http://x")', "+44123", "@SUM(A1)"]
+    snapshot = pd.DataFrame(
+        {
+            "customer_id": ids,
+            "cutoff": pd.Timestamp("2026-11-16"),
+            "horizon_days": np.int32(90),
+            "recency_days": rng.uniform(0, 300, n),
+            "gap_mean": rng.uniform(10, 60, n),
+            "gap_last": rng.uniform(10, 250, n),
+            "n_orders": rng.integers(1, 10, n).astype(float),
+            "tenure_days": rng.uniform(20, 700, n),
+            "avg_order_value": rng.gamma(3.0, 20.0, n),
+            "channel": rng.choice(["web", "store"], n),
+        }
     )
-    assert table["customer_id"].tolist() == ["a", "b"]
-    assert table.loc[1].to_dict() == {
-        "customer_id": "b",
-        "score_date": "2026-11-16",
-        "churn_probability": 0.9,
-        "risk_tier": "high",
-        "risk_decile": 1,
-        "reason_1": "No order for 74 days; usually orders every 21 days",
-        "reason_2": "Customers buying via web churn more often",
-        "reason_3": "Customer for 400 days",
-        "model_version": "churn-model/3",
-    }
+    contrib = pd.DataFrame(
+        {"customer_id": ids, **{c: rng.normal(0, 0.5, n) for c in ("recency_days", "n_orders", "channel")}}
+    ).assign(base_value=0.3)
+    return snapshot, contrib, rng.uniform(0, 1, n)
+
+
+def _table():
+    snapshot, contrib, p = _scoring()
+    pnbd = ParetoNBD(r=0.55, alpha=10.6, s=0.61, beta=11.7)
+    return score_table(
+        snapshot, p, contrib, pnbd, "churn-model/3", PARAMS.model_copy(update={"contact_budget": 50})
+    )
+
+
+def test_score_table_meets_the_contract_and_plans_the_outreach():
+    table = validate(_table(), SCORES, "weekly score file")
+    assert list(table.columns) == [f["name"] for f in SCORE_FILE_SCHEMA["fields"]]
+    assert table["customer_id"].is_monotonic_increasing
+    assert (table["valid_until"] == "2026-11-22").all() and (table["horizon_days"] == 90).all()
+    np.testing.assert_allclose(
+        table["value_at_risk"], table["churn_probability"] * table["predicted_value"], atol=0.01
+    )
+    listed = table[table["outreach"]].sort_values("outreach_rank")
+    assert len(listed) == 50 and listed["outreach_rank"].tolist() == list(range(1, 51))
+    assert listed["value_at_risk"].is_monotonic_decreasing
+    assert (listed["recommended_campaign"] != "none").all()
+    assert table["holdout"].sum() == 5 and not (table["holdout"] & ~table["outreach"]).any()
+    assert (table["value_tier"] == "high").sum() == 60 and (table["value_tier"] == "mid").sum() == 90
+    first = table["reason_1_points"].dropna()
+    assert ((first > 0) & (first <= 100)).all()
+    assert (table["reason_2_points"].isna() == (table["reason_2"] == "")).all()
 
 
 def test_contract_names_the_column_and_row():
-    table = score_table(SNAPSHOT, np.array([1.5, 0.2]), CONTRIB, "churn-model/3", PARAMS)
+    table = _table()
+    table.loc[7, "churn_probability"] = 1.5
     with pytest.raises(
-        ContractError, match=r"column 'churn_probability' check 'in_range\(0.0, 1.0\)': value 1.5 at row 1"
+        ContractError,
+        match=r"column 'churn_probability' check 'less_than_or_equal_to\(1\)': value 1.5 at row 7",
     ):
         validate(table, SCORES, "weekly score file")
 
 
 def test_misaligned_contributions_are_refused():
+    snapshot, contrib, p = _scoring()
     with pytest.raises(ValueError, match="not aligned"):
-        score_table(SNAPSHOT, np.array([0.9, 0.2]), CONTRIB.iloc[::-1], "m/1", PARAMS)
+        score_table(snapshot, p, contrib.iloc[::-1], ParetoNBD(0.5, 10, 0.6, 12), "m/1", PARAMS)
+
+
+def test_published_file_escapes_formulas_and_reads_back_valid_against_the_published_schema(tmp_path):
+    out = publish(_table(), tmp_path, {"model_version": "churn-model/3"})
+    assert out.name == "churn_scores_2026-W47.csv"
+    text = out.read_text(encoding="utf-8")
+    assert '\n\'=HYPERLINK(""http://x""),' in text or '\n"\'=HYPERLINK(""http://x"")",' in text
+    assert "\n'+44123," in text and "\n'@SUM(A1)," in text and "\n00004," in text
+    published = json.loads((ROOT / "docs" / "score_file.schema.json").read_text(encoding="utf-8"))
+    back = validate(read_table(out, published), pandera_schema(published), str(out))
+    assert back["customer_id"].iloc[1] == "00003" and back["outreach"].dtype == bool
+    manifest = json.loads(out.with_suffix(".manifest.json").read_text())
+    assert manifest["rows"] == 300 and manifest["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+    assert (manifest["schema_version"], manifest["as_of"], manifest["horizon_days"]) == (
+        "1.0",
+        "2026-11-16",
+        90,
+    )
+    assert (manifest["outreach_rows"], manifest["holdout_rows"]) == (50, 5)
+
+
+def test_the_published_schema_in_docs_is_the_contract():
+    published = json.loads((ROOT / "docs" / "score_file.schema.json").read_text(encoding="utf-8"))
+    assert published == SCORE_FILE_SCHEMA
+
+
+def test_a_rerun_is_byte_identical_and_other_weeks_stay(tmp_path):
+    older = tmp_path / "churn_scores_2026-W46.csv"
+    older.write_text("last week\n")
+    first = publish(_table(), tmp_path, {})
+    before = first.read_bytes(), first.with_suffix(".manifest.json").read_bytes()
+    again = publish(_table(), tmp_path, {})
+    assert (again.read_bytes(), again.with_suffix(".manifest.json").read_bytes()) == before
+    assert older.read_text() == "last week\n"
+
+
+def test_an_interrupted_publish_leaves_the_previous_file_and_no_partial_one(tmp_path, monkeypatch):
+    table = _table()
+    out = publish(table, tmp_path, {})
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    changed = table.assign(churn_probability=table["churn_probability"] / 2)
+
+    def killed(src, dst):
+        raise KeyboardInterrupt("killed while publishing")
+
+    monkeypatch.setattr("pipeline.io.os.replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        publish(changed, tmp_path, {})
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    assert out.exists()

@@ -1,0 +1,149 @@
+import json
+import math
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from pipeline.cli import app
+from pipeline.followup import followup
+from pipeline.measure import MeasureError, measure, realized_churn, retention_lift, unescape_ids
+from pipeline.score import publish
+from pipeline.tables import SCORE_FILE_SCHEMA, TRANSACTIONS, validate
+
+
+def test_retention_lift_with_a_wald_interval():
+    retained = np.array([1, 1, 1, 1, 0, 1, 0, 0])
+    contacted = np.array([1, 1, 1, 1, 1, 0, 0, 0], dtype=bool)
+    held_out = np.array([0, 0, 0, 0, 0, 1, 1, 0], dtype=bool)
+    lift = retention_lift(retained, contacted, held_out)
+    assert (lift.contacted, lift.held_out) == (5, 2)
+    assert (lift.retention_contacted, lift.retention_held_out) == (0.8, 0.5)
+    se = math.sqrt(0.8 * 0.2 / 5 + 0.5 * 0.5 / 2)
+    assert lift.lift == pytest.approx(0.3)
+    assert (lift.ci_low, lift.ci_high) == pytest.approx((0.3 - 1.959964 * se, 0.3 + 1.959964 * se), abs=1e-6)
+    with pytest.raises(MeasureError, match="0 held-out customers"):
+        retention_lift(retained, contacted, np.zeros(8, dtype=bool))
+
+
+def test_escaped_ids_are_restored():
+    ids = pd.Series(["'=cmd", "'+44", "'plain", "007", "'@x"])
+    assert unescape_ids(ids).tolist() == ["=cmd", "+44", "'plain", "007", "@x"]
+
+
+def _lines(rows: list[tuple[str, str, float]]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=["customer_id", "order_ts", "amount"])
+    frame["order_ts"] = pd.to_datetime(frame["order_ts"]).astype("datetime64[us]")
+    frame.insert(0, "source_row", np.arange(1, len(frame) + 1, dtype="int64"))
+    return validate(frame, TRANSACTIONS, "t")
+
+
+def test_realized_churn_uses_the_half_open_window_and_ignores_returns(tmp_path):
+    scores = pd.DataFrame(
+        {"customer_id": ["a", "b", "c", "d"], "score_date": "2026-01-01", "horizon_days": 10}
+    )
+    lines = _lines(
+        [
+            ("a", "2026-01-01 00:00", 5.0),  # at the start: in the window
+            ("b", "2026-01-11 00:00", 5.0),  # at the end: outside
+            ("c", "2026-01-05 10:00", -5.0),  # a return is not an order
+            ("d", "2025-12-31 23:59", 5.0),  # before the file
+            ("x", "2026-01-10 23:00", 1.0),  # the data reaches the window's end
+        ]
+    )
+    path = tmp_path / "later.parquet"
+    lines.to_parquet(path)
+    churned, start, end = realized_churn(scores, path)
+    assert churned.tolist() == [0, 1, 1, 1]
+    assert (start.isoformat(), end.isoformat()) == ("2026-01-01", "2026-01-11")
+    lines.iloc[[0, 3]].to_parquet(path)
+    with pytest.raises(MeasureError, match="the data ends 2026-01-01 00:00:00, before the 10-day window"):
+        realized_churn(scores, path)
+
+
+def _shop(n: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rng = np.random.default_rng(seed)
+    ids = [f"c{i:05d}" for i in range(n)]
+    start = pd.Timestamp("2026-11-16")
+    customers = pd.DataFrame(
+        {
+            "customer_id": ids,
+            "purchase_rate_per_day": rng.gamma(1.0, 0.02, n),
+            "dropout_ts": start + pd.to_timedelta(rng.exponential(120.0, n), unit="D"),
+        }
+    )
+    outreach = np.arange(n) < n // 2
+    scores = pd.DataFrame(
+        {
+            "customer_id": ids,
+            "score_date": "2026-11-16",
+            "horizon_days": 90,
+            "churn_probability": 0.5,
+            "outreach": outreach,
+            "holdout": outreach & (rng.random(n) < 0.3),
+            "recommended_campaign": "churn_prevention",
+            "risk_tier": "medium",
+            "risk_decile": 5,
+            "model_version": "m/1",
+        }
+    )
+    return customers, scores
+
+
+@pytest.mark.parametrize("effect", [0.0, 0.25])
+def test_measure_recovers_the_injected_treatment_effect(tmp_path, effect):
+    customers, scores = _shop(20_000, seed=4)
+    lines, truth = followup(customers, scores, effect, seed=9)
+    path = tmp_path / "later.parquet"
+    lines.to_parquet(path)
+    churned, _, _ = realized_churn(scores, path)
+    result = measure(scores, churned, 0.1, 10)["outreach"]
+    assert result["ci_low"] <= truth["true_retention_lift"] <= result["ci_high"]
+    assert result["ci_low"] <= truth["expected_retention_lift"] <= result["ci_high"]
+    if effect:
+        assert result["ci_low"] > 0  # the effect is detected, not only covered
+        assert truth["expected_retention_lift"] == pytest.approx(
+            effect * truth["contacted_untreated_churn_rate"]
+        )
+
+
+def test_churn_measure_writes_the_report_and_logs_to_mlflow(tmp_path, monkeypatch):
+    customers, scores = _shop(3000, seed=5)
+    full = scores.assign(
+        valid_until="2026-11-22",
+        value_tier="mid",
+        lifecycle_stage="active",
+        segment="Mid-value active",
+        predicted_value=10.0,
+        value_at_risk=5.0,
+        reason_1="",
+        reason_1_points=np.nan,
+        reason_2="",
+        reason_2_points=np.nan,
+        reason_3="",
+        reason_3_points=np.nan,
+        outreach_rank=pd.array(
+            [i + 1 if o else None for i, o in enumerate(scores["outreach"])], dtype="Int64"
+        ),
+        schema_version="1.0",
+    )
+    full = full[[f["name"] for f in SCORE_FILE_SCHEMA["fields"]]].astype(
+        {"horizon_days": "Int64", "risk_decile": "Int64"}
+    )
+    score_file = publish(full, tmp_path / "scores", {})
+    lines, _ = followup(customers, scores, 0.3, seed=2)
+    later = tmp_path / "later.parquet"
+    lines.to_parquet(later)
+    out = tmp_path / "measure"
+    result = CliRunner().invoke(
+        app, ["measure", "--scores", str(score_file), "--transactions", str(later), "--out-dir", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    measured = json.loads((out / "measure.json").read_text())
+    assert measured["window"] == ["2026-11-16", "2027-02-14"]
+    assert measured["outreach"]["contacted"] == int((scores["outreach"] & ~scores["holdout"]).sum())
+    assert "lift" in (out / "report.md").read_text() and (out / "by_decile.csv").exists()
+    runs = mlflow.search_runs(filter_string="tags.kind = 'measure'")
+    assert len(runs) >= 1 and "metrics.outreach.lift" in runs.columns
