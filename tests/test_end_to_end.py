@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipeline.tables import SCORES, validate
+from pipeline.tables import pandera_schema, read_table, validate
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -53,10 +53,16 @@ def first_run(project: Path) -> str:
 def test_repro_writes_a_valid_score_file_and_registers_the_model(project, first_run):
     files = sorted((project / "data/scores").glob("churn_scores_*.csv"))
     assert [f.name for f in files] == ["churn_scores_2026-W47.csv"]
-    scores = pd.read_csv(files[0], dtype={"customer_id": str}, keep_default_na=False)
-    validate(scores, SCORES, str(files[0]))
+    # read and checked through the schema published for CRM teams, not through the pipeline's code path
+    published = json.loads((ROOT / "docs" / "score_file.schema.json").read_text(encoding="utf-8"))
+    scores = validate(read_table(files[0], published), pandera_schema(published), str(files[0]))
     assert scores["customer_id"].is_monotonic_increasing
     assert (scores["model_version"] == "churn-model/1").all()
+    listed = scores[scores["outreach"]]
+    params = yaml.safe_load((project / "params.yaml").read_text())["score"]
+    assert abs(listed["holdout"].mean() - params["holdout_share"]) <= 0.01
+    manifest = json.loads(files[0].with_suffix(".manifest.json").read_text())
+    assert manifest["rows"] == len(scores) and manifest["holdout_rows"] == int(listed["holdout"].sum())
     with sqlite3.connect(project / "mlflow.db") as db:
         versions = db.execute("select name, version from model_versions").fetchall()
         tags = dict(db.execute("select key, value from tags").fetchall())
@@ -103,3 +109,20 @@ def test_a_refused_model_leaves_the_champion_in_place(project, first_run):
     with sqlite3.connect(project / "mlflow.db") as db:
         alias = db.execute("select version from registered_model_aliases where alias = 'champion'").fetchall()
     assert alias == [(int(champion_before["model_version"]),)]
+
+
+def test_measure_recovers_the_outreach_effect_injected_in_the_next_horizon(project, first_run):
+    scores = project / "data/scores/churn_scores_2026-W47.csv"
+    _run(
+        ["churn", "simulate-followup", "--customers", "data/raw/customers.parquet", "--scores", str(scores),
+         "--effect", "0.4", "--out", "later.parquet", "--truth", "later.json"],
+        project,
+    )  # fmt: skip
+    _run(
+        ["churn", "measure", "--scores", str(scores), "--transactions", "later.parquet", "--out-dir", "m"],
+        project,
+    )
+    truth = json.loads((project / "later.json").read_text())
+    lift = json.loads((project / "m/measure.json").read_text())["outreach"]
+    assert lift["ci_low"] <= truth["true_retention_lift"] <= lift["ci_high"]
+    assert lift["contacted"] == truth["contacted"]
