@@ -32,6 +32,7 @@ def _run(fn, *args: object) -> None:
     from pipeline.data import DataError
     from pipeline.ingest import IngestError
     from pipeline.measure import MeasureError
+    from pipeline.monitor import DriftError
     from pipeline.params import ParamsError
     from pipeline.promote import PromoteError
     from pipeline.tables import ContractError
@@ -49,6 +50,7 @@ def _run(fn, *args: object) -> None:
         PromoteError,
         DataError,
         MeasureError,
+        DriftError,
     ) as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
@@ -242,6 +244,23 @@ def explain(
     from pipeline import explain as stage
 
     _run(stage.main, params, snapshot, model_dir, run, out, plots)
+
+
+@app.command()
+def monitor(
+    snapshots: SnapshotsOpt,
+    snapshot: ScoringSnapshotOpt,
+    model_dir: Annotated[Path, typer.Option("--model-dir", help="Champion model folder.")],
+    shap_values: Annotated[Path, typer.Option("--shap", help="SHAP contributions of the scoring snapshot.")],
+    metrics: Annotated[Path, _opt("Drift report (JSON).")],
+    table: Annotated[Path, _opt("PSI per feature (CSV).")],
+    params: ParamsOpt = PARAMS,
+) -> None:
+    """PSI of every feature, of the churn probabilities and of the SHAP shares, training vs scoring;
+    stops (or warns) past monitor.psi_stop."""
+    from pipeline import monitor as stage
+
+    _run(stage.main, params, snapshots, snapshot, model_dir, shap_values, metrics, table)
 
 
 @app.command()

@@ -29,10 +29,12 @@ class SplitNeeds:
     valid_cutoffs: int
     test_cutoffs: int
     origins: int
+    min_customers: int = 1
 
     @classmethod
     def of(cls, params: Params) -> SplitNeeds:
-        return cls(params.train.valid_cutoffs, params.train.test_cutoffs, params.backtest.origins)
+        t = params.train
+        return cls(t.valid_cutoffs, t.test_cutoffs, params.backtest.origins, t.min_customers)
 
 
 @dataclass(frozen=True)

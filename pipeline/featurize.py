@@ -317,9 +317,20 @@ def finish(frame: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
 def make_snapshots(lines: ir.Table, params: FeaturizeParams, needs: SplitNeeds) -> Snapshots:
     """Labelled snapshots at the cutoffs the data supports (see `plan_schedule`) and the scoring
     snapshot. `params` as declared; the snapshots record the horizon actually used."""
-    bounds = lines.aggregate(first=lines.order_ts.min(), last=lines.order_ts.max()).to_pandas().iloc[0]
+    bounds = (
+        lines.aggregate(
+            first=lines.order_ts.min(), last=lines.order_ts.max(), customers=lines.customer_id.nunique()
+        )
+        .to_pandas()
+        .iloc[0]
+    )
     if pd.isna(bounds["first"]):
         raise ScheduleError("no transactions to build features from")
+    if bounds["customers"] < needs.min_customers:
+        raise ScheduleError(
+            f"only {bounds['customers']} distinct customer(s) in the transactions (train.min_customers = "
+            f"{needs.min_customers}): too few to learn churn from"
+        )
     score_date = resolve_score_date(params, pd.Timestamp(bounds["last"]))
     first_day = pd.Timestamp(bounds["first"]).date()
     schedule = plan_schedule(first_day, score_date, params, needs)

@@ -7,8 +7,11 @@ whatever the file size; the outputs appear only when the whole file has passed.
 
 from __future__ import annotations
 
+import codecs
 import csv
+import datetime as dt
 import logging
+import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,6 +31,7 @@ log = logging.getLogger(__name__)
 
 BATCH_BYTES = 32 << 20
 SHOW_ROWS = 5
+STAGED_ROW_GROUP = 65_536  # small row groups let the checks across rows work within a small memory limit
 
 
 class IngestError(ValueError):
@@ -76,6 +80,22 @@ def _sql_list(values: list[str]) -> str:
     return "[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]"
 
 
+# what exports write for "no value" in an id column: such ids are missing, not a customer
+MISSING_ID_TOKENS = ("nan", "null", "none", "n/a", "na", "#n/a", "undefined")
+
+
+def _timestamp(text: str, params: IngestParams) -> str:
+    """Naive formats give wall-clock time as written; formats with a UTC offset (%z) give the
+    instant's wall-clock time in `ingest.timezone`."""
+    naive = [f for f in params.date_formats if "%z" not in f]
+    zoned = [f for f in params.date_formats if "%z" in f]
+    parts = [f"try_strptime({text}, {_sql_list(naive)})"] if naive else []
+    if zoned:
+        zone = str(params.timezone).replace("'", "''")
+        parts.append(f"timezone('{zone}', try_strptime({text}, {_sql_list(zoned)}))")
+    return parts[0] if len(parts) == 1 else f"COALESCE({', '.join(parts)})"
+
+
 def parse_expressions(params: IngestParams, schema: pa.Schema) -> dict[str, str]:
     """SQL expression for each canonical column present, from the mapped source column."""
     exprs: dict[str, str] = {}
@@ -83,11 +103,14 @@ def parse_expressions(params: IngestParams, schema: pa.Schema) -> dict[str, str]
         col = _quote(source)
         kind = schema.field(source).type
         text = f"NULLIF(trim(CAST({col} AS VARCHAR)), '')"
-        if target == "order_ts":
+        if target == "customer_id":
+            tokens = _sql_list(list(MISSING_ID_TOKENS)).strip("[]")
+            exprs[target] = f"CASE WHEN lower({text}) IN ({tokens}) THEN NULL ELSE {text} END"
+        elif target == "order_ts":
             exprs[target] = (
                 f"CAST({col} AS TIMESTAMP)"
                 if pa.types.is_timestamp(kind) or pa.types.is_date(kind)
-                else f"try_strptime({text}, {_sql_list(params.date_formats)})"
+                else _timestamp(text, params)
             )
         elif target in ("amount", "quantity", "unit_price"):
             exprs[target] = f"TRY_CAST({text} AS DOUBLE)"
@@ -109,12 +132,34 @@ def quarantine_rules(params: IngestParams) -> list[Rule]:
             rules.append(Rule(f"non_numeric_{name}", name, f"{name} IS NULL"))
     if "unit_price" in params.columns:
         rules.append(Rule("negative_unit_price", "unit_price", "unit_price < 0"))
+    valid_until = params.valid_until or dt.date.today()
     rules += [
         Rule("missing_amount", "amount", "amount IS NULL"),
         Rule("non_finite_amount", "amount", "NOT isfinite(amount)"),
         Rule("zero_amount", "amount", "amount = 0"),
+        Rule("absurd_amount", "amount", f"abs(amount) > {params.max_abs_amount!r}"),
+        Rule("before_valid_from", "order_ts", f"order_ts < TIMESTAMP '{params.valid_from.isoformat()}'"),
+        Rule(
+            "future_order_ts",
+            "order_ts",
+            f"order_ts >= TIMESTAMP '{(valid_until + dt.timedelta(days=1)).isoformat()}'",
+        ),
     ]
     return rules
+
+
+# checks across rows, after every row passed the rules above: (reason, column, SQL over `staged`)
+CROSS_ROW_RULES = (
+    # the same line twice: every canonical value equal (after trimming and parsing); the first stays
+    ("duplicate_line", "customer_id", "row_number() OVER (PARTITION BY {canonical} ORDER BY source_row) > 1"),
+    # a return or cancellation with no earlier (or simultaneous) order of the same customer
+    (
+        "unmatched_return",
+        "amount",
+        "amount < 0 AND coalesce(min(CASE WHEN amount > 0 THEN order_ts END) "
+        "OVER (PARTITION BY customer_id), TIMESTAMP '9999-12-31') > order_ts",
+    ),
+)
 
 
 def batch_query(params: IngestParams, schema: pa.Schema) -> str:
@@ -137,26 +182,67 @@ def batch_query(params: IngestParams, schema: pa.Schema) -> str:
     """
 
 
-def _read_header(path: Path) -> list[str]:
+def _read_header(path: Path, encoding: str) -> list[str]:
     with path.open("rb") as handle:
         first = handle.readline()
     try:
-        header = next(csv.reader([first.decode("utf-8-sig")]), None)
+        header = next(
+            csv.reader([first.decode("utf-8-sig" if encoding.lower() in ("utf-8", "utf8") else encoding)])
+        )
     except UnicodeDecodeError as exc:
         raise IngestError(
-            f"{path}: the header is not UTF-8 text ({exc.reason} at byte {exc.start})"
+            f"{path}: the header is not {encoding} text ({exc.reason} at byte {exc.start}); "
+            "set ingest.encoding to the file's encoding (e.g. cp1252)"
         ) from None
+    except StopIteration:
+        header = []
     if not header:
         raise IngestError(f"{path}: the file is empty; expected a header row and data rows")
     return header
 
 
-def read_batches(path: Path) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+def first_undecodable(path: Path, encoding: str) -> tuple[int, int] | None:
+    """(line number, byte offset) of the first byte sequence that is not valid `encoding`."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    line, offset = 1, 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            pending = decoder.getstate()[0]  # an unfinished character from the previous chunk
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                data = pending + chunk
+                return line + data[: exc.start].count(b"\n"), offset - len(pending) + exc.start
+            line += chunk.count(b"\n")
+            offset += len(chunk)
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return line, offset
+    return None
+
+
+def _csv_error(path: Path, encoding: str, exc: Exception) -> IngestError:
+    where = (
+        first_undecodable(path, encoding)
+        if "UTF8" in str(exc) or isinstance(exc, UnicodeDecodeError)
+        else None
+    )
+    if where:
+        line, offset = where
+        return IngestError(
+            f"{path}: line {line} (data row {line - 1}, byte {offset}) is not valid {encoding} text; "
+            "set ingest.encoding to the file's encoding (e.g. cp1252) or fix the row"
+        )
+    return IngestError(f"{path}: cannot read the CSV: {exc}")
+
+
+def read_batches(path: Path, encoding: str = "utf-8") -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     """The export's schema and its rows in batches: CSV columns all as text, Parquet as typed."""
     if path.suffix.lower() in (".parquet", ".pq"):
         source = pq.ParquetFile(path)
         return source.schema_arrow, source.iter_batches(batch_size=256_000)
-    header = _read_header(path)
+    header = _read_header(path, encoding)
     repeated = sorted({h for h in header if header.count(h) > 1})
     if repeated:
         raise IngestError(f"{path}: header repeats column(s) {repeated}")
@@ -164,7 +250,7 @@ def read_batches(path: Path) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     try:
         reader = pacsv.open_csv(
             path,
-            read_options=pacsv.ReadOptions(block_size=BATCH_BYTES),
+            read_options=pacsv.ReadOptions(block_size=BATCH_BYTES, encoding=encoding),
             convert_options=pacsv.ConvertOptions(
                 column_types=dict(zip(schema.names, schema.types, strict=True)),
                 strings_can_be_null=False,
@@ -172,13 +258,13 @@ def read_batches(path: Path) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
             ),
         )
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-        raise IngestError(f"{path}: cannot read the CSV: {exc}") from None
+        raise _csv_error(path, encoding, exc) from None
 
     def batches() -> Iterator[pa.RecordBatch]:
         try:
             yield from reader
         except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-            raise IngestError(f"{path}: cannot read the CSV: {exc}") from None
+            raise _csv_error(path, encoding, exc) from None
 
     return schema, batches()
 
@@ -194,52 +280,98 @@ def check_mapping(path: Path, params: IngestParams, schema: pa.Schema) -> None:
 
 
 def ingest(path: Path, params: IngestParams, kept_out: Path, quarantine_out: Path) -> Tally:
-    """Stream the export through the parse query into the two output files."""
+    """Stream the export through the parse query, then apply the checks across rows, into the two
+    output files. Both appear together, only when the whole file passed."""
     path = Path(path)
     if not path.exists():
         raise IngestError(f"{path}: file not found")
     if path.stat().st_size == 0:
         raise IngestError(f"{path}: the file is empty; expected a header row and data rows")
-    schema, batches = read_batches(path)
+    schema, batches = read_batches(path, params.encoding)
     check_mapping(path, params, schema)
     query = batch_query(params, schema)
     raw_names = ["raw:" + c for c in schema.names]
     tally = Tally()
-    con = duckdb.connect()
-    con.execute("SET threads TO 1")
-    kept_writer: pq.ParquetWriter | None = None
-    quarantine_writer: pq.ParquetWriter | None = None
-    with atomic_path(kept_out) as kept_tmp, atomic_path(quarantine_out) as quarantine_tmp:
-        for raw_batch in batches:
-            offset = tally.input_rows
-            tally.input_rows += raw_batch.num_rows
-            batch = pa.Table.from_batches([raw_batch]).append_column(
-                "source_row", pa.array(range(offset + 1, offset + raw_batch.num_rows + 1), pa.int64())
-            )
-            con.register("batch", batch)
-            parsed = con.sql(query).to_arrow_table()
-            con.unregister("batch")
-            is_kept = parsed.column("reason").is_null()
-            kept = parsed.filter(is_kept).drop_columns(["reason", *raw_names])
-            kept = validate(kept.to_pandas(), TRANSACTIONS, f"{path} (validated rows)")
-            rejected = parsed.filter(pc.invert(is_kept))
-            rejected = rejected.select(["source_row", "reason", *raw_names])
-            tally.kept_rows += len(kept)
-            _count_reasons(tally, rejected)
-            kept_table = pa.Table.from_pandas(kept, preserve_index=False)
-            if kept_writer is None:
-                kept_writer = pq.ParquetWriter(kept_tmp, kept_table.schema)
-                quarantine_writer = pq.ParquetWriter(quarantine_tmp, rejected.schema)
-            kept_writer.write_table(kept_table)
-            assert quarantine_writer is not None
-            quarantine_writer.write_table(rejected)
-        if kept_writer is None:
-            raise IngestError(f"{path}: the file has a header but no data rows")
-        kept_writer.close()
-        assert quarantine_writer is not None
-        quarantine_writer.close()
-        _check_quarantine_share(path, params, tally)
+    with tempfile.TemporaryDirectory(prefix="ingest-") as work:
+        con = duckdb.connect()
+        con.execute("SET threads TO 1")
+        con.execute(f"SET memory_limit = '{params.memory_limit}'")
+        con.execute(f"SET temp_directory = '{work}'")
+        con.execute("SET preserve_insertion_order = false")  # every output is ordered explicitly
+        staged_path = Path(work) / "staged.parquet"
+        staged_writer: pq.ParquetWriter | None = None
+        with atomic_path(kept_out) as kept_tmp, atomic_path(quarantine_out) as quarantine_tmp:
+            quarantine_writer: pq.ParquetWriter | None = None
+            for raw_batch in batches:
+                offset = tally.input_rows
+                tally.input_rows += raw_batch.num_rows
+                batch = pa.Table.from_batches([raw_batch]).append_column(
+                    "source_row", pa.array(range(offset + 1, offset + raw_batch.num_rows + 1), pa.int64())
+                )
+                con.register("batch", batch)
+                parsed = con.sql(query).to_arrow_table()
+                con.unregister("batch")
+                is_kept = parsed.column("reason").is_null()
+                passed = parsed.filter(is_kept)
+                kept = validate(
+                    passed.drop_columns(["reason", *raw_names]).to_pandas(),
+                    TRANSACTIONS,
+                    f"{path} (validated rows)",
+                )
+                staged = pa.Table.from_pandas(kept, preserve_index=False)
+                for name in raw_names:
+                    staged = staged.append_column(name, passed.column(name))
+                rejected = parsed.filter(pc.invert(is_kept)).select(["source_row", "reason", *raw_names])
+                _count_reasons(tally, rejected)
+                if staged_writer is None:
+                    staged_writer = pq.ParquetWriter(staged_path, staged.schema)
+                    quarantine_writer = pq.ParquetWriter(quarantine_tmp, rejected.schema)
+                staged_writer.write_table(staged, row_group_size=STAGED_ROW_GROUP)
+                assert quarantine_writer is not None
+                quarantine_writer.write_table(rejected)
+            if staged_writer is None or quarantine_writer is None:
+                raise IngestError(f"{path}: the file has a header but no data rows")
+            staged_writer.close()
+            canonical = [c for c in staged_writer.schema.names if not c.startswith("raw:")]
+            flagged = cross_row_checks(con, staged_path, canonical, kept_tmp)
+            tally.kept_rows = tally.input_rows - tally.quarantined_rows - flagged.num_rows
+            _count_reasons(tally, flagged.select(["source_row", "reason", *raw_names]))
+            quarantine_writer.write_table(flagged.select(["source_row", "reason", *raw_names]))
+            quarantine_writer.close()
+            _check_quarantine_share(path, params, tally)
+        con.close()
     return tally
+
+
+def cross_row_checks(
+    con: duckdb.DuckDBPyConnection, staged: Path, canonical: list[str], kept_out: Path
+) -> pa.Table:
+    """Apply `CROSS_ROW_RULES` to the rows that passed the row checks: write the survivors'
+    canonical columns to `kept_out` in source order and return the rest with their reason and raw
+    values. Only the keys enter the window functions and DuckDB spills to its temp directory beyond
+    `ingest.memory_limit`, so the file's size does not matter."""
+    source = f"read_parquet('{staged}')"
+    keys = ", ".join(_quote(c) for c in canonical if c != "source_row")
+    flags = ", ".join(
+        f"({sql.format(canonical=keys)}) AS {_quote('flag:' + name)}" for name, _, sql in CROSS_ROW_RULES
+    )
+    reason = (
+        "CASE " + " ".join(f"WHEN {_quote('flag:' + n)} THEN '{n}'" for n, _, _ in CROSS_ROW_RULES) + " END"
+    )
+    keyed = f"SELECT source_row, {flags} FROM (SELECT {keys}, source_row FROM {source})"
+    con.execute(
+        f"CREATE TEMP TABLE flagged AS SELECT source_row, reason FROM "
+        f"(SELECT source_row, {reason} AS reason FROM ({keyed})) WHERE reason IS NOT NULL"
+    )
+    selected = ", ".join(_quote(c) for c in canonical)
+    survivors = f"SELECT {selected} FROM {source} ANTI JOIN flagged USING (source_row) ORDER BY source_row"
+    con.execute(f"COPY ({survivors}) TO '{kept_out}' (FORMAT parquet)")
+    out = con.sql(
+        f"SELECT s.*, f.reason FROM {source} s JOIN flagged f USING (source_row) ORDER BY source_row"
+    )
+    flagged = out.to_arrow_table()
+    con.execute("DROP TABLE flagged")
+    return flagged
 
 
 def _count_reasons(tally: Tally, rejected: pa.Table) -> None:
@@ -264,7 +396,7 @@ def _check_quarantine_share(path: Path, params: IngestParams, tally: Tally) -> N
         f"contract, above ingest.max_quarantine_share = {params.max_quarantine_share:.1%}. "
         "Nothing was written."
     ]
-    columns = {r.reason: r.column for r in quarantine_rules(params)}
+    columns = {r.reason: r.column for r in quarantine_rules(params)} | {n: c for n, c, _ in CROSS_ROW_RULES}
     for reason, count in tally.by_reason.most_common():
         target = columns[reason]
         source = params.columns.get(target, "quantity x unit_price")

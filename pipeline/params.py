@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -51,6 +51,22 @@ class IngestParams(_Frozen):
     columns: dict[str, str]
     date_formats: list[str] = Field(min_length=1)
     max_quarantine_share: Share
+    # timestamps with a UTC offset (formats with %z) become wall-clock time in this IANA zone
+    timezone: str | None = None
+    # orders outside [valid_from, valid_until] are quarantined; valid_until null = the day ingest runs
+    valid_from: dt.date = dt.date(1990, 1, 1)
+    valid_until: dt.date | None = None
+    max_abs_amount: Annotated[float, Field(gt=0.0)] = 1e6  # a line worth more is a data error
+    encoding: str = "utf-8"
+    memory_limit: str = "1GB"  # DuckDB's; beyond it the checks across rows spill to disk
+
+    @model_validator(mode="after")
+    def _zone_for_offsets(self) -> IngestParams:
+        if any("%z" in f for f in self.date_formats) and not self.timezone:
+            raise ValueError(
+                "ingest.date_formats parse UTC offsets (%z): set ingest.timezone, e.g. Europe/London"
+            )
+        return self
 
     @field_validator("columns")
     @classmethod
@@ -205,6 +221,22 @@ class ScoreParams(_Frozen):
         return self
 
 
+class MonitorParams(_Frozen):
+    """Drift between the latest training cutoff and the scoring snapshot (PSI)."""
+
+    bins: Annotated[int, Field(ge=2)]
+    psi_warn: Annotated[float, Field(gt=0.0)]
+    psi_stop: Annotated[float, Field(gt=0.0)]
+    action: Literal["stop", "warn"]
+    shap_rows: PositiveInt
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MonitorParams:
+        if self.psi_stop < self.psi_warn:
+            raise ValueError("monitor.psi_stop must not be below monitor.psi_warn")
+        return self
+
+
 class MlflowParams(_Frozen):
     experiment: str
     registered_model: str
@@ -221,6 +253,7 @@ class Params(_Frozen):
     tune: TuneParams
     explain: ExplainParams
     score: ScoreParams
+    monitor: MonitorParams
     mlflow: MlflowParams
 
 

@@ -75,7 +75,7 @@ def test_amount_column_is_used_when_mapped(tmp_path):
         date_formats=["%Y-%m-%d"],
         max_quarantine_share=0.0,
     )
-    tally, kept, _ = _run(tmp_path, "cust,date,revenue\na,2024-01-02,10.5\nb,2024-01-03,-3\n", params)
+    tally, kept, _ = _run(tmp_path, "cust,date,revenue\na,2024-01-02,10.5\na,2024-01-03,-3\n", params)
     assert pd.read_parquet(kept)["amount"].tolist() == [10.5, -3.0]
     assert tally.quarantined_rows == 0
 
@@ -139,7 +139,9 @@ def test_wrong_date_format_stops_with_the_first_rows_and_writes_nothing(tmp_path
 def test_non_utf8_bytes_give_a_clear_error(tmp_path):
     raw = tmp_path / "export.csv"
     raw.write_bytes(EXPORT.encode() + b"500009,1,07/05/2024 09:00,2.00,\xff\xfe,France\n")
-    with pytest.raises(IngestError, match=r"export\.csv: cannot read the CSV"):
+    with pytest.raises(
+        IngestError, match=r"export\.csv: line 12 \(data row 11, byte \d+\) is not valid utf-8"
+    ):
         ingest(raw, MAPPING, tmp_path / "k.parquet", tmp_path / "q.parquet")
 
 
