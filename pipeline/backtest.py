@@ -17,7 +17,7 @@ import pandas as pd
 from pipeline import tracking
 from pipeline.baselines import baseline_scores
 from pipeline.evaluate import classification_metrics
-from pipeline.io import atomic_path, read_json, write_json
+from pipeline.io import atomic_path, csv_bytes, read_json, write_json
 from pipeline.model import model_frame
 from pipeline.params import Params
 from pipeline.tables import LABEL
@@ -93,11 +93,11 @@ def write_outputs(
     result = summary(table)
     write_json(result, metrics_out)
     with atomic_path(table_out) as tmp:
-        table.round(6).to_csv(tmp, index=False)
+        tmp.write_bytes(csv_bytes(table.round(6)))
     # one column per scorer, so `dvc plots` draws a line each
     wide = table.pivot(index="cutoff", columns="scorer", values="roc_auc").reset_index()
     with atomic_path(auc_out) as tmp:
-        wide.round(6).to_csv(tmp, index=False)
+        tmp.write_bytes(csv_bytes(wide.round(6)))
     fig = figure(table)
     with atomic_path(figure_out) as tmp:
         fig.savefig(tmp, format="png", dpi=90, metadata={"Software": None})

@@ -34,6 +34,7 @@ def _run(fn, *args: object) -> None:
     from pipeline.measure import MeasureError
     from pipeline.monitor import DriftError
     from pipeline.params import ParamsError
+    from pipeline.privacy import PrivacyError
     from pipeline.promote import PromoteError
     from pipeline.tables import ContractError
     from pipeline.train import TrainError
@@ -51,6 +52,7 @@ def _run(fn, *args: object) -> None:
         DataError,
         MeasureError,
         DriftError,
+        PrivacyError,
     ) as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
@@ -194,6 +196,7 @@ def benchmark_quality(
 
     def run() -> None:
         from pipeline import quality
+        from pipeline.io import write_csv
         from pipeline.params import load_params
 
         settings = load_params(params)
@@ -203,7 +206,7 @@ def benchmark_quality(
         typer.echo(quality.describe(schedule))
         typer.echo(quality.render(table))
         if out is not None:
-            table.to_csv(out, index=False)
+            write_csv(table, out)
 
     _run(run)
 
@@ -271,13 +274,14 @@ def score(
     featurize_metrics: Annotated[
         Path, _opt("The featurize metrics (JSON): the BTYD fits at the scoring date, for customer value.")
     ],
+    suppression: Annotated[Path, _opt("Do-not-contact list: a CSV with a customer_id column.")],
     out_dir: Annotated[Path, typer.Option("--out-dir", help="Folder of the weekly score files.")],
     params: ParamsOpt = PARAMS,
 ) -> None:
     """Write the weekly churn-risk file for CRM import, and its manifest."""
     from pipeline import score as stage
 
-    _run(stage.main, params, snapshot, model_dir, shap_values, featurize_metrics, out_dir)
+    _run(stage.main, params, snapshot, model_dir, shap_values, featurize_metrics, suppression, out_dir)
 
 
 @app.command()
@@ -310,6 +314,31 @@ def simulate_followup(
     from pipeline import followup
 
     _run(followup.main, customers, scores, effect, seed, out, truth)
+
+
+@app.command()
+def erase(
+    customer: Annotated[list[str], typer.Option(help="A customer id as in the export (repeat for several).")],
+    root: Annotated[Path, typer.Option(help="The project folder.")] = Path("."),
+    params: ParamsOpt = PARAMS,
+) -> None:
+    """Remove customers from every data file of the project (raw export, quarantine, validated
+    transactions, snapshots, explanations, every week's score file and manifest) and check MLflow's
+    artifacts. Then run `dvc repro` and `dvc gc --workspace --force` (see docs/privacy.md)."""
+
+    def run() -> None:
+        from pipeline.params import load_params
+        from pipeline.privacy import erase as erase_customers
+        from pipeline.privacy import pseudonym_key
+
+        settings = load_params(params).ingest
+        key = pseudonym_key(settings.pseudonym_key_env) if settings.pseudonymize else None
+        removed = erase_customers(root, customer, settings.columns["customer_id"], key)
+        for path, rows in removed.items():
+            typer.echo(f"{path}: {rows} row(s) removed")
+        typer.echo(f"{sum(removed.values())} row(s) removed from {len(removed)} file(s)")
+
+    _run(run)
 
 
 if __name__ == "__main__":

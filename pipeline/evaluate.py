@@ -29,7 +29,7 @@ from sklearn.metrics import (
 from pipeline import tracking
 from pipeline.baselines import baseline_scores
 from pipeline.calibration import expected_calibration_error, reliability_table
-from pipeline.io import atomic_path, read_json, write_json
+from pipeline.io import atomic_path, csv_bytes, read_json, write_json
 from pipeline.model import SUMMARY_FILE, ChurnModel, risk_deciles
 from pipeline.params import EvaluateParams
 from pipeline.tables import LABEL
@@ -277,7 +277,7 @@ def main(
     plots_dir.mkdir(parents=True, exist_ok=True)
     for name, table in tables.items():
         with atomic_path(plots_dir / f"{name}.csv") as tmp:
-            table.round(6).to_csv(tmp, index=False)
+            tmp.write_bytes(csv_bytes(table.round(6)))
     fig = figure(tables, {**report["model"], "churn_rate": report["churn_rate"], **_oracle(report)})
     seg_fig = segment_figure(tables["reliability_by_segment"], report["segments"])
     for name, figure_ in (("evaluation", fig), ("reliability_by_segment", seg_fig)):

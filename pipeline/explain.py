@@ -20,7 +20,7 @@ import pandas as pd
 import shap
 
 from pipeline import tracking
-from pipeline.io import atomic_path, read_json, write_parquet
+from pipeline.io import atomic_path, inherit_permissions, read_json, write_parquet
 from pipeline.model import ChurnModel, model_frame
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,7 @@ def main(
     from pipeline.params import load_params
 
     params = load_params(params_path)
+    inherit_permissions(snapshot_path)
     snapshot = pd.read_parquet(snapshot_path)
     booster = ChurnModel.load(model_dir).booster
     contrib = contributions(booster, snapshot)

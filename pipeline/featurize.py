@@ -22,7 +22,7 @@ import pandas as pd
 
 from pipeline.btyd import Summary, btyd_outputs, fit_sample
 from pipeline.cutoffs import Schedule, ScheduleError, SplitNeeds, plan_schedule
-from pipeline.io import atomic_path, write_json, write_parquet
+from pipeline.io import inherit_permissions, write_csv, write_json, write_parquet
 from pipeline.params import FeaturizeParams
 from pipeline.tables import HORIZON, KEYS, LABEL
 
@@ -377,6 +377,7 @@ def main(
     from pipeline.params import load_params
 
     params = load_params(params_path)
+    inherit_permissions(transactions)
     con = ibis.duckdb.connect()
     snaps = make_snapshots(con.read_parquet(transactions), params.featurize, SplitNeeds.of(params))
     write_parquet(snaps.train, train_out)
@@ -408,8 +409,7 @@ def main(
         },
         metrics_out,
     )
-    with atomic_path(horizon_out) as tmp:
-        snaps.horizons.round(6).to_csv(tmp, index=False)
+    write_csv(snaps.horizons.round(6), horizon_out)
     log.info(
         "%d training rows over %d cutoffs (churn rate %.3f), %d customers to score as of %s",
         len(snaps.train),

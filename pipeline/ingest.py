@@ -23,8 +23,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from pipeline.io import atomic_path, write_json
+from pipeline.io import atomic_path, inherit_permissions, write_json
 from pipeline.params import IngestParams
+from pipeline.privacy import pseudonym_key, pseudonyms
 from pipeline.tables import OPTIONAL_TYPES, TRANSACTIONS, validate
 
 log = logging.getLogger(__name__)
@@ -291,6 +292,8 @@ def ingest(path: Path, params: IngestParams, kept_out: Path, quarantine_out: Pat
     check_mapping(path, params, schema)
     query = batch_query(params, schema)
     raw_names = ["raw:" + c for c in schema.names]
+    raw_id = "raw:" + params.columns["customer_id"]
+    key = pseudonym_key(params.pseudonym_key_env) if params.pseudonymize else None
     tally = Tally()
     with tempfile.TemporaryDirectory(prefix="ingest-") as work:
         con = duckdb.connect()
@@ -311,6 +314,8 @@ def ingest(path: Path, params: IngestParams, kept_out: Path, quarantine_out: Pat
                 con.register("batch", batch)
                 parsed = con.sql(query).to_arrow_table()
                 con.unregister("batch")
+                if key is not None:  # ids never leave this loop in clear, not even in the quarantine
+                    parsed = _pseudonymized(parsed, key, raw_id)
                 is_kept = parsed.column("reason").is_null()
                 passed = parsed.filter(is_kept)
                 kept = validate(
@@ -341,6 +346,19 @@ def ingest(path: Path, params: IngestParams, kept_out: Path, quarantine_out: Pat
             _check_quarantine_share(path, params, tally)
         con.close()
     return tally
+
+
+def _pseudonymized(parsed: pa.Table, key: bytes, raw_id: str) -> pa.Table:
+    for name in ("customer_id", raw_id):
+        values = parsed.column(name).to_pylist()
+        hashed = [
+            v if v is None or not str(v).strip() else p
+            for v, p in zip(
+                values, pseudonyms(key, (str(v).strip() if v else "" for v in values)), strict=True
+            )
+        ]
+        parsed = parsed.set_column(parsed.schema.get_field_index(name), name, pa.array(hashed, pa.string()))
+    return parsed
 
 
 def cross_row_checks(
@@ -411,6 +429,8 @@ def main(params_path: Path, raw_path: Path, kept_out: Path, quarantine_out: Path
     from pipeline.params import load_params
 
     params = load_params(params_path).ingest
+    if Path(raw_path).exists():
+        inherit_permissions(raw_path)
     tally = ingest(raw_path, params, kept_out, quarantine_out)
     write_json(tally.as_metrics(), metrics_out)
     log.info(

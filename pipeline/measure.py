@@ -24,8 +24,7 @@ import pandas as pd
 from pipeline import tracking
 from pipeline.calibration import reliability_table
 from pipeline.evaluate import classification_metrics
-from pipeline.io import atomic_path, write_json
-from pipeline.score import FORMULA_START
+from pipeline.io import atomic_path, unescape_formulas, write_csv, write_json
 from pipeline.tables import SCORE_FILE_SCHEMA, read_table
 
 log = logging.getLogger(__name__)
@@ -34,12 +33,6 @@ Z_95 = 1.959963984540054
 
 class MeasureError(ValueError):
     """The outcome of a score file cannot be measured (yet)."""
-
-
-def unescape_ids(ids: pd.Series) -> pd.Series:
-    """Undo the score file's formula escaping: "'=x" was written for the id "=x"."""
-    escaped = ids.str.startswith("'") & ids.str[1:2].isin(list(FORMULA_START))
-    return ids.where(~escaped, ids.str[1:])
 
 
 def read_scores(path: Path) -> pd.DataFrame:
@@ -51,7 +44,7 @@ def read_scores(path: Path) -> pd.DataFrame:
             raise MeasureError(
                 f"{path}: column {column!r} must hold one value, found {scores[column].unique()[:5]}"
             )
-    scores["customer_id"] = unescape_ids(scores["customer_id"])
+    scores["customer_id"] = unescape_formulas(scores["customer_id"])
     return scores
 
 
@@ -188,8 +181,7 @@ def main(params_path: Path, scores_path: Path, transactions: Path, out_dir: Path
         out_dir / "measure.json",
     )
     for name, table in (("by_tier.csv", tiers), ("by_decile.csv", deciles)):
-        with atomic_path(out_dir / name) as tmp:
-            table.to_csv(tmp, index=False)
+        write_csv(table, out_dir / name)
     with atomic_path(out_dir / "report.md") as tmp:
         tmp.write_text(report(result, tiers, deciles, Path(scores_path).name, (start, end)), encoding="utf-8")
     tracking.configure(params.mlflow.experiment)

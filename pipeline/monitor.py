@@ -18,7 +18,7 @@ import pandas as pd
 
 from pipeline import tracking
 from pipeline.explain import BASE, contributions
-from pipeline.io import atomic_path, write_json
+from pipeline.io import write_csv, write_json
 from pipeline.model import ChurnModel, model_frame
 from pipeline.params import MonitorParams
 
@@ -153,8 +153,7 @@ def main(
     table = pd.DataFrame(
         {"feature": list(report["feature_psi"]), "psi": list(report["feature_psi"].values())}
     )
-    with atomic_path(table_out) as tmp:
-        table.to_csv(tmp, index=False)
+    write_csv(table, table_out)
     tracking.configure(params.mlflow.experiment)
     with mlflow.start_run(run_name=f"monitor-{current['cutoff'].iloc[0].date()}"):
         mlflow.set_tags({"kind": "monitor", "status": report["status"]})

@@ -111,14 +111,22 @@ def holdout_draw(customer_ids: pd.Series, week: str, key: str) -> np.ndarray:
 
 
 def outreach_plan(
-    customer_ids: pd.Series, value_at_risk: np.ndarray, campaign: np.ndarray, week: str, params: ScoreParams
+    customer_ids: pd.Series,
+    value_at_risk: np.ndarray,
+    campaign: np.ndarray,
+    week: str,
+    params: ScoreParams,
+    suppressed: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The outreach list: the `contact_budget` customers with a campaign and the highest value at
     risk (rank 1 = first to call). Of the list, exactly round(holdout_share x size) customers, those
     with the lowest holdout draws, are held out: on the list, never contacted, so that the list's
-    realized retention can be compared with theirs."""
+    realized retention can be compared with theirs. Suppressed (do-not-contact) customers are never
+    on the list."""
     n = len(customer_ids)
     eligible = campaign != params.no_campaign
+    if suppressed is not None:
+        eligible &= ~suppressed
     # highest value at risk first; ties by customer id, so the list does not depend on row order
     order = np.lexsort((customer_ids.to_numpy(dtype=str), -np.asarray(value_at_risk)))
     order = order[eligible[order]][: params.contact_budget]

@@ -59,6 +59,9 @@ class IngestParams(_Frozen):
     max_abs_amount: Annotated[float, Field(gt=0.0)] = 1e6  # a line worth more is a data error
     encoding: str = "utf-8"
     memory_limit: str = "1GB"  # DuckDB's; beyond it the checks across rows spill to disk
+    # replace customer ids by HMAC-SHA256 pseudonyms under a key from this environment variable
+    pseudonymize: bool = False
+    pseudonym_key_env: str = "CHURN_PSEUDONYM_KEY"
 
     @model_validator(mode="after")
     def _zone_for_offsets(self) -> IngestParams:

@@ -20,7 +20,7 @@ import pandas as pd
 
 from pipeline.btyd import ParetoNBD
 from pipeline.cutoffs import iso_week_label
-from pipeline.io import atomic_path, read_json, write_json
+from pipeline.io import atomic_path, csv_bytes, inherit_permissions, read_json, write_json
 from pipeline.model import CHAMPION_FILE, ChurnModel, label_horizon, risk_deciles
 from pipeline.outreach import (
     campaigns,
@@ -30,30 +30,19 @@ from pipeline.outreach import (
     segment_names,
     value_tiers,
 )
-from pipeline.params import ScoreParams
+from pipeline.params import Params, ScoreParams
+from pipeline.privacy import pseudonym_key, pseudonyms
 from pipeline.reasons import top_reasons
 from pipeline.tables import SCHEMA_VERSION, SCORE_FILE_SCHEMA, SCORES, validate
 
 log = logging.getLogger(__name__)
 
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 VALID_DAYS = 6  # a weekly file is acted on from its scoring date to the day before the next one
 
 
 def risk_tiers(p: np.ndarray, params: ScoreParams) -> np.ndarray:
     t = params.risk_tiers
     return np.where(p >= t.high, "high", np.where(p >= t.medium, "medium", "low"))
-
-
-def escape_formulas(frame: pd.DataFrame) -> pd.DataFrame:
-    """Prefix text cells that a spreadsheet would run as a formula with a single quote (OWASP's
-    advice for CSV injection); numbers are left alone."""
-    out = frame.copy()
-    for column in out.columns:
-        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
-            values = out[column].astype(str)
-            out[column] = values.where(~values.str.startswith(FORMULA_START), "'" + values)
-    return out
 
 
 def score_table(
@@ -63,6 +52,7 @@ def score_table(
     pnbd: ParetoNBD,
     model_version: str,
     params: ScoreParams,
+    do_not_contact: set[str] = frozenset(),
 ) -> pd.DataFrame:
     """The score file's rows, in the contract's column order, sorted by customer id."""
     if not snapshot["customer_id"].equals(contrib["customer_id"]):
@@ -76,7 +66,8 @@ def score_table(
     stage = lifecycle_stages(snapshot, tier, params)
     campaign = campaigns(stage, v_tier, tier, params)
     ids = snapshot["customer_id"].astype(str)
-    outreach, holdout, rank = outreach_plan(ids, at_risk, campaign, week, params)
+    suppressed = ids.isin(do_not_contact).to_numpy()
+    outreach, holdout, rank = outreach_plan(ids, at_risk, campaign, week, params, suppressed)
     reasons = top_reasons(contrib, snapshot, params.n_reasons, params.min_reason_points)
     table = pd.DataFrame(
         {
@@ -101,6 +92,7 @@ def score_table(
     table["outreach"] = outreach
     table["outreach_rank"] = pd.array([int(r) if r > 0 else None for r in rank], dtype="Int64")
     table["holdout"] = holdout
+    table["do_not_contact"] = suppressed
     table["model_version"] = model_version
     table["schema_version"] = SCHEMA_VERSION
     table = table.astype({"horizon_days": "Int64", "risk_decile": "Int64"})
@@ -108,11 +100,11 @@ def score_table(
 
 
 def to_csv_bytes(table: pd.DataFrame) -> bytes:
-    """The file's exact bytes: UTF-8, LF, true/false, empty cells for missing values."""
-    out = escape_formulas(table)
-    for column in ("outreach", "holdout"):
+    """The file's exact bytes: the pipeline's CSV form, with booleans as true/false."""
+    out = table.copy()
+    for column in ("outreach", "holdout", "do_not_contact"):
         out[column] = np.where(table[column], "true", "false")
-    return out.to_csv(index=False, lineterminator="\n", na_rep="").encode("utf-8")
+    return csv_bytes(out)
 
 
 def sha256(path_or_bytes: Path | bytes) -> str:
@@ -139,10 +131,25 @@ def publish(table: pd.DataFrame, out_dir: Path, manifest_extra: dict) -> Path:
         "horizon_days": int(table["horizon_days"].iloc[0]),
         "outreach_rows": int(table["outreach"].sum()),
         "holdout_rows": int(table["holdout"].sum()),
+        "do_not_contact_rows": int(table["do_not_contact"].sum()),
         **manifest_extra,
     }
     write_json(manifest, out.with_suffix(".manifest.json"))
     return out
+
+
+def read_suppression(path: Path, params: Params) -> set[str]:
+    """Do-not-contact ids: a CSV with a `customer_id` column, in the export's ids (turned into
+    pseudonyms with the same key when ingest pseudonymizes)."""
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+    if "customer_id" not in frame.columns:
+        raise ValueError(
+            f"{path}: the suppression list needs a customer_id column; it has {list(frame.columns)}"
+        )
+    ids = [i.strip() for i in frame["customer_id"] if i.strip()]
+    if params.ingest.pseudonymize:
+        ids = pseudonyms(pseudonym_key(params.ingest.pseudonym_key_env), ids)
+    return set(ids)
 
 
 def main(
@@ -151,11 +158,13 @@ def main(
     model_dir: Path,
     shap_path: Path,
     featurize_metrics: Path,
+    suppression: Path,
     scores_dir: Path,
 ) -> Path:
     from pipeline.params import load_params
 
     params = load_params(params_path)
+    inherit_permissions(snapshot_path)
     snapshot = pd.read_parquet(snapshot_path)
     if snapshot.empty:
         raise ValueError(f"{snapshot_path}: no eligible customers to score")
@@ -171,7 +180,9 @@ def main(
     score_date = pd.Timestamp(snapshot["cutoff"].iloc[0]).date().isoformat()
     fitted = read_json(featurize_metrics)["btyd_params_by_cutoff"][score_date]["pareto_nbd"]
     version = f"{champion['registered_model']}/{champion['model_version']}"
-    table = score_table(snapshot, p, pd.read_parquet(shap_path), ParetoNBD(**fitted), version, params.score)
+    do_not_contact = read_suppression(suppression, params)
+    contrib = pd.read_parquet(shap_path)
+    table = score_table(snapshot, p, contrib, ParetoNBD(**fitted), version, params.score, do_not_contact)
     table = validate(table, SCORES, "weekly score file")
     out = publish(
         table,

@@ -89,6 +89,7 @@ SCORE_FILE_SCHEMA: dict = {
         _field("outreach", "boolean", "On this week's outreach list (top value_at_risk within the contact budget).", required=True),
         _field("outreach_rank", "integer", "1 = call first; empty when not on the list.", minimum=1),
         _field("holdout", "boolean", "Randomized control: on the list but NOT to be contacted.", required=True),
+        _field("do_not_contact", "boolean", "On the suppression list: scored and counted, never on the outreach list.", required=True),
         _field("model_version", "string", "Registered model name/version that scored the file.", required=True),
         _field("schema_version", "string", "Version of this schema.", required=True, enum=[SCHEMA_VERSION]),
     ],

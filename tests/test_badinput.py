@@ -250,7 +250,7 @@ def test_21_ids_that_look_like_numbers_keep_their_leading_zeros(tmp_path):
 
 
 def test_22_ids_that_start_a_formula_are_kept_as_text_and_escaped_on_output(tmp_path):
-    from pipeline.score import escape_formulas
+    from pipeline.io import escape_formulas
 
     ids = ["=1+1", "+44", "-5", "@SUM(A1)"]
     kept, _ = run(tmp_path, *[GOOD.replace("c1", v).replace("p1", f"p{i}") for i, v in enumerate(ids)])

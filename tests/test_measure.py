@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.followup import followup
-from pipeline.measure import MeasureError, measure, realized_churn, retention_lift, unescape_ids
+from pipeline.io import unescape_formulas
+from pipeline.measure import MeasureError, measure, realized_churn, retention_lift
 from pipeline.score import publish
 from pipeline.tables import SCORE_FILE_SCHEMA, TRANSACTIONS, validate
 
@@ -30,7 +31,7 @@ def test_retention_lift_with_a_wald_interval():
 
 def test_escaped_ids_are_restored():
     ids = pd.Series(["'=cmd", "'+44", "'plain", "007", "'@x"])
-    assert unescape_ids(ids).tolist() == ["=cmd", "+44", "'plain", "007", "@x"]
+    assert unescape_formulas(ids).tolist() == ["=cmd", "+44", "'plain", "007", "@x"]
 
 
 def _lines(rows: list[tuple[str, str, float]]) -> pd.DataFrame:
@@ -127,6 +128,7 @@ def test_churn_measure_writes_the_report_and_logs_to_mlflow(tmp_path, monkeypatc
         outreach_rank=pd.array(
             [i + 1 if o else None for i, o in enumerate(scores["outreach"])], dtype="Int64"
         ),
+        do_not_contact=False,
         schema_version="1.0",
     )
     full = full[[f["name"] for f in SCORE_FILE_SCHEMA["fields"]]].astype(

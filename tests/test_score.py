@@ -4,6 +4,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pipeline.btyd import ParetoNBD
 from pipeline.params import load_params
@@ -186,3 +188,40 @@ def test_an_interrupted_publish_leaves_the_previous_file_and_no_partial_one(tmp_
         publish(changed, tmp_path, {})
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
     assert out.exists()
+
+
+def test_do_not_contact_customers_are_scored_and_counted_but_never_on_the_list(tmp_path):
+    snapshot, contrib, p = _scoring()
+    pnbd = ParetoNBD(r=0.55, alpha=10.6, s=0.61, beta=11.7)
+    params = PARAMS.model_copy(update={"contact_budget": 50})
+    before = score_table(snapshot, p, contrib, pnbd, "m/1", params)
+    first = before.loc[before["outreach_rank"] == 1, "customer_id"].iloc[0]
+    after = score_table(snapshot, p, contrib, pnbd, "m/1", params, do_not_contact={first, "not-a-customer"})
+    row = after.set_index("customer_id").loc[first]
+    assert bool(row["do_not_contact"]) and not bool(row["outreach"]) and len(after) == len(before)
+    assert after["outreach"].sum() == 50 and after["do_not_contact"].sum() == 1
+    # everyone else moves up one place
+    second = before.loc[before["outreach_rank"] == 2, "customer_id"].iloc[0]
+    assert after.set_index("customer_id").loc[second, "outreach_rank"] == 1
+    manifest = json.loads(publish(after, tmp_path, {}).with_suffix(".manifest.json").read_text())
+    assert manifest["do_not_contact_rows"] == 1
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n=st.integers(5, 400),
+    seed=st.integers(0, 10_000),
+    budget=st.integers(0, 500),
+    share=st.floats(0.0, 0.9),
+    extreme=st.sampled_from([0.0, 1.0, None]),
+)
+def test_the_score_file_always_meets_its_contract(n, seed, budget, share, extreme):
+    snapshot, contrib, p = _scoring(n, seed)
+    if extreme is not None:
+        p[: n // 2] = extreme  # certain churners or stayers
+    snapshot.loc[snapshot.index[:2], "avg_order_value"] = 0.0  # orders worth nothing after returns
+    params = PARAMS.model_copy(update={"contact_budget": budget, "holdout_share": share})
+    table = score_table(snapshot, p, contrib, ParetoNBD(0.55, 10.6, 0.61, 11.7), "m/1", params)
+    validate(table, SCORES, "weekly score file")
+    assert table["outreach"].sum() == min(budget, int((table["recommended_campaign"] != "none").sum()))
+    assert table["holdout"].sum() == round(share * table["outreach"].sum())

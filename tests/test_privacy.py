@@ -1,0 +1,115 @@
+import hashlib
+import hmac
+import logging
+
+import pandas as pd
+import pytest
+
+from pipeline.ingest import ingest
+from pipeline.privacy import PrivacyError, erase, pseudonyms
+from pipeline.score import publish
+from tests.test_badinput import GOOD, HEADER, M
+from tests.test_score import _table
+
+KEY = "a-long-random-secret-for-tests"
+
+
+def test_pseudonyms_are_keyed_hmac_sha256():
+    expected = "p_" + hmac.new(KEY.encode(), b"c1", hashlib.sha256).hexdigest()[:24]
+    assert pseudonyms(KEY.encode(), ["c1", "c1"]) == [expected, expected]
+    assert pseudonyms(b"another-key-of-enough-length", ["c1"]) != [expected]
+
+
+def test_ingest_pseudonymizes_ids_everywhere_and_never_logs_the_key(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("CHURN_PSEUDONYM_KEY", KEY)
+    params = M.model_copy(update={"pseudonymize": True})
+    raw = tmp_path / "export.csv"
+    one, two = "alice.smith@example.com", "bob.jones@example.com"
+    rows = [GOOD.replace("c1", one), f"2,p1,1,not a date,1,{two}", GOOD.replace("c1", f"  {one} ")]
+    raw.write_text("\n".join([HEADER, *rows]) + "\n")
+    with caplog.at_level(logging.DEBUG):
+        ingest(raw, params, tmp_path / "k.parquet", tmp_path / "q.parquet")
+    kept, quarantine = pd.read_parquet(tmp_path / "k.parquet"), pd.read_parquet(tmp_path / "q.parquet")
+    p1, p2 = pseudonyms(KEY.encode(), [one, two])
+    assert kept["customer_id"].tolist() == [p1]  # the padded copy is the same customer: a duplicate
+    assert quarantine["raw:Customer ID"].tolist() == [p2, p1]
+    for path in (tmp_path / "k.parquet", tmp_path / "q.parquet"):
+        assert b"example.com" not in path.read_bytes()
+    assert KEY not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [(None, "environment variable CHURN_PSEUDONYM_KEY is not set"), ("short", "shorter than 16 characters")],
+)
+def test_pseudonymizing_without_a_strong_key_is_refused(tmp_path, monkeypatch, key, message):
+    if key is None:
+        monkeypatch.delenv("CHURN_PSEUDONYM_KEY", raising=False)
+    else:
+        monkeypatch.setenv("CHURN_PSEUDONYM_KEY", key)
+    (tmp_path / "export.csv").write_text(HEADER + "\n" + GOOD + "\n")
+    params = M.model_copy(update={"pseudonymize": True})
+    with pytest.raises(PrivacyError, match=message):
+        ingest(tmp_path / "export.csv", params, tmp_path / "k", tmp_path / "q")
+
+
+def test_erase_removes_a_customer_from_every_table_and_restates_the_manifests(tmp_path):
+    data = tmp_path / "data"
+    (data / "raw").mkdir(parents=True)
+    (data / "raw" / "export.csv").write_text("Customer ID,x\nR-42,1\nR-43,2\n")
+    pd.DataFrame({"customer_id": ["R-42", "R-43"], "f": [1.0, 2.0]}).to_parquet(data / "features.parquet")
+    pd.DataFrame({"source_row": [1], "reason": ["zero_amount"], "raw:Customer ID": [" R-42 "]}).to_parquet(
+        data / "quarantine.parquet"
+    )
+    table = _table()
+    score_file = publish(table, data / "scores", {})
+    victim = table.loc[table["outreach"], "customer_id"].iloc[0]
+    removed = erase(tmp_path, ["R-42", victim], "Customer ID", key=None)
+    assert removed == {
+        "data/features.parquet": 1,
+        "data/quarantine.parquet": 1,
+        "data/raw/export.csv": 1,
+        f"data/scores/{score_file.name}": 1,
+    }
+    assert (data / "raw" / "export.csv").read_text() == "Customer ID,x\nR-43,2\n"
+    assert pd.read_parquet(data / "features.parquet")["customer_id"].tolist() == ["R-43"]
+    import json
+
+    manifest = json.loads(score_file.with_suffix(".manifest.json").read_text())
+    assert (
+        manifest["rows"] == len(table) - 1 and manifest["outreach_rows"] == int(table["outreach"].sum()) - 1
+    )
+    assert manifest["sha256"] == hashlib.sha256(score_file.read_bytes()).hexdigest()
+    assert victim.encode() not in score_file.read_bytes()
+    # formula-escaped ids are found too
+    assert erase(tmp_path, ['=HYPERLINK("http://x")'], "Customer ID", key=None) == {
+        f"data/scores/{score_file.name}": 1
+    }
+
+
+def test_outputs_are_never_more_readable_than_the_export(tmp_path):
+    import os
+    import stat
+    import subprocess
+    import sys
+
+    raw = tmp_path / "export.csv"
+    raw.write_text(HEADER + "\n" + GOOD + "\n")
+    raw.chmod(0o600)
+    params = tmp_path / "params.yaml"
+    import yaml
+
+    from tests.conftest import ROOT
+
+    settings = yaml.safe_load((ROOT / "params.yaml").read_text())
+    settings["ingest"] = {**M.model_dump(mode="json"), "valid_until": "2026-11-16"}
+    params.write_text(yaml.safe_dump(settings))
+    env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"}
+    done = subprocess.run(
+        ["churn", "ingest", "--raw", str(raw), "--out", str(tmp_path / "k.parquet"), "--quarantine",
+         str(tmp_path / "q.parquet"), "--metrics", str(tmp_path / "m.json"), "--params", str(params)],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    for name in ("k.parquet", "q.parquet", "m.json"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) & 0o077 == 0, name
