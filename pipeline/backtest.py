@@ -50,7 +50,8 @@ def backtest(snapshots: pd.DataFrame, params: Params, origins: int) -> pd.DataFr
     loss and ECE. Origins whose purged split has no training cutoff left are skipped."""
     cutoffs = sorted(snapshots["cutoff"].unique())
     rows = []
-    for origin in cutoffs[-origins:]:
+    for k, origin in enumerate(cutoffs[-origins:], 1):
+        log.info("backtest origin %s (%d/%d)", pd.Timestamp(origin).date(), k, min(origins, len(cutoffs)))
         try:
             rows += origin_metrics(snapshots, pd.Timestamp(origin), params)
         except ValueError as exc:

@@ -285,6 +285,28 @@ def score(
 
 
 @app.command()
+def report(
+    transactions: Annotated[Path, _opt("Validated transactions (Parquet).")],
+    snapshots: SnapshotsOpt,
+    snapshot: ScoringSnapshotOpt,
+    scores_dir: Annotated[Path, typer.Option("--scores-dir", help="Folder of the weekly score files.")],
+    model_dir: Annotated[Path, typer.Option("--model-dir", help="Champion model folder.")],
+    featurize_metrics: Annotated[Path, _opt("The featurize metrics (JSON): schedule and scoring date.")],
+    plots: Annotated[Path, _opt("Folder of the evaluation and SHAP figures to embed.")],
+    run: RunOpt,
+    out_dir: Annotated[Path, typer.Option("--out-dir", help="Folder for report.html, summary.md, CSVs.")],
+    metrics: Annotated[Path, _opt("Headline figures (JSON).")],
+    params: ParamsOpt = PARAMS,
+) -> None:
+    """Churn and retention rates, cohorts, CLV and value at risk by segment, predicted vs realized
+    churn: one self-contained HTML report and a Markdown summary, logged to MLflow."""
+    from pipeline import report as stage
+
+    inputs = (transactions, snapshots, snapshot, scores_dir, model_dir, featurize_metrics, plots, run)
+    _run(stage.main, params, *inputs, out_dir, metrics)
+
+
+@app.command()
 def measure(
     scores: Annotated[Path, _opt("A past weekly score file (CSV) whose horizon has passed.")],
     transactions: Annotated[Path, _opt("Validated transactions (Parquet) covering the horizon after it.")],

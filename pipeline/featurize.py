@@ -197,7 +197,11 @@ def btyd_features(
     """BTYD outputs at each cutoff for the customers in `keys`, each cutoff's models fitted by
     maximum likelihood on every customer with an order before it; the fitted parameters by cutoff."""
     frames, fitted, start = [], {}, None
-    for cutoff, at in summary.groupby("cutoff", sort=True):
+    n_cutoffs = summary["cutoff"].nunique()
+    for k, (cutoff, at) in enumerate(summary.groupby("cutoff", sort=True), 1):
+        log.info(
+            "BTYD fits: cutoff %s (%d/%d), %d customers", pd.Timestamp(cutoff).date(), k, n_cutoffs, len(at)
+        )
         whole = Summary.from_days(at["n_orders"], at["recency_days"], at["tenure_days"])
         wanted = keys.loc[keys["cutoff"] == cutoff, ["customer_id"]].merge(at, on="customer_id", how="left")
         target = Summary.from_days(wanted["n_orders"], wanted["recency_days"], wanted["tenure_days"])

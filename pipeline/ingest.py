@@ -332,6 +332,12 @@ def ingest(path: Path, params: IngestParams, kept_out: Path, quarantine_out: Pat
                     staged_writer = pq.ParquetWriter(staged_path, staged.schema)
                     quarantine_writer = pq.ParquetWriter(quarantine_tmp, rejected.schema)
                 staged_writer.write_table(staged, row_group_size=STAGED_ROW_GROUP)
+                log.info(
+                    "%s: %d rows read, %d quarantined so far",
+                    path.name,
+                    tally.input_rows,
+                    tally.quarantined_rows,
+                )
                 assert quarantine_writer is not None
                 quarantine_writer.write_table(rejected)
             if staged_writer is None or quarantine_writer is None:

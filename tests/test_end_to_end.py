@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -77,6 +78,19 @@ def test_repro_writes_a_valid_score_file_and_registers_the_model(project, first_
     assert set(metrics["baselines"]) == {"recency", "logistic_rfm", "pareto_nbd", "bg_nbd"}
     ingest = yaml.safe_load((project / "models/metrics/ingest.json").read_text())
     assert ingest["input_rows"] == ingest["kept_rows"] + ingest["quarantined_rows"]
+
+
+def test_the_report_is_one_self_contained_page_whose_churn_reconciles_with_the_labels(project, first_run):
+    page = (project / "models/report/report.html").read_text(encoding="utf-8")
+    assert page.count("src='data:image/png;base64,") >= 6
+    assert not re.search(r"(src|href)=['\"]?https?:", page)  # nothing to fetch: opens offline
+    for title in ("Cohort retention", "Churn and retention over time", "Risk and value at risk by segment"):
+        assert f"<h2>{title}</h2>" in page
+    rates = pd.read_csv(project / "models/report/rates.csv")
+    train = pd.read_parquet(project / "data/features/train.parquet")
+    label_rate = train.groupby(train["cutoff"].dt.date.astype(str))["churned"].mean()
+    np.testing.assert_allclose(rates.set_index("period_start")["churn_rate"], label_rate, rtol=0, atol=1e-6)
+    assert "churn rate, last closed period" in (project / "models/report/summary.md").read_text()
 
 
 def test_second_repro_runs_nothing(project, first_run):
@@ -204,7 +218,7 @@ def test_features_model_and_score_file_are_byte_identical_on_a_rerun(project, fi
 def _mentions(path: Path, ids: list[str]) -> list[str]:
     data = path.read_bytes()
     return [
-        i for i in ids if re.search(rb"(?<![0-9A-Za-z])" + re.escape(i.encode()) + rb"(?![0-9A-Za-z])", data)
+        i for i in ids if re.search(rb"(?<![0-9A-Za-z.])" + re.escape(i.encode()) + rb"(?![0-9A-Za-z])", data)
     ]
 
 
