@@ -120,6 +120,7 @@ def test_train_param_change_reruns_train_and_only_what_follows(project, first_ru
         "explain",
         "monitor",
         "score",
+        "report",
     }
 
 
