@@ -370,6 +370,27 @@ def make_snapshots(lines: ir.Table, params: FeaturizeParams, needs: SplitNeeds) 
     )
 
 
+def connect(params: FeaturizeParams) -> ibis.BaseBackend:
+    """The Ibis backend `featurize.backend` names. DuckDB is embedded; Spark is reached through a
+    SparkSession on `spark_master` (local[N] here, a cluster's URL elsewhere)."""
+    if params.backend == "duckdb":
+        return ibis.duckdb.connect()
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as exc:  # pragma: no cover - pyspark is in the test extras
+        raise ScheduleError(
+            "featurize.backend is pyspark but pyspark is not installed: pip install pyspark"
+        ) from exc
+    builder = SparkSession.builder.master(params.spark_master).appName("churn-featurize")
+    for key, value in {"spark.sql.session.timeZone": "UTC", **params.spark_conf}.items():
+        builder = builder.config(key, value)
+    return ibis.pyspark.connect(builder.getOrCreate())
+
+
+def read_transactions(path: Path, params: FeaturizeParams) -> ir.Table:
+    return connect(params).read_parquet(str(path))
+
+
 def main(
     params_path: Path,
     transactions: Path,
@@ -382,8 +403,9 @@ def main(
 
     params = load_params(params_path)
     inherit_permissions(transactions)
-    con = ibis.duckdb.connect()
-    snaps = make_snapshots(con.read_parquet(transactions), params.featurize, SplitNeeds.of(params))
+    snaps = make_snapshots(
+        read_transactions(transactions, params.featurize), params.featurize, SplitNeeds.of(params)
+    )
     write_parquet(snaps.train, train_out)
     write_parquet(snaps.score, score_out)
     per_cutoff = snaps.train.groupby("cutoff")[LABEL].agg(["size", "mean"])

@@ -105,6 +105,11 @@ class FeaturizeParams(_Frozen):
     btyd_fit_customers: Annotated[int, Field(ge=100)]
     horizon_candidates: list[PositiveInt] = Field(min_length=1)
     adapt_to_history: bool
+    # the engine the Ibis feature definitions run on: embedded DuckDB, or Spark (a cluster's master
+    # URL, or local[N]) with extra Spark settings
+    backend: Literal["duckdb", "pyspark"] = "duckdb"
+    spark_master: str = "local[2]"
+    spark_conf: dict[str, str] = Field(default_factory=dict)
 
 
 class TrainParams(_Frozen):

@@ -77,3 +77,29 @@ def test_features_and_labels_are_identical_on_pyspark_and_duckdb(spark, canonica
         build_features(on_duckdb, cutoff_table([dt.date(2025, 1, 1)]), params).to_pandas(), 60
     )
     pd.testing.assert_frame_equal(score_spark, score_duck, check_dtype=False)
+
+
+def test_the_featurize_stage_gives_the_same_snapshots_on_either_backend(spark, canonical, tmp_path):
+    import yaml
+
+    from pipeline import featurize
+
+    canonical.to_parquet(tmp_path / "transactions.parquet")
+    settings = yaml.safe_load((ROOT / "params.yaml").read_text())
+    outputs = {}
+    for backend in ("duckdb", "pyspark"):
+        settings["featurize"] |= {"backend": backend, "spark_master": "local[1]"}
+        (tmp_path / f"{backend}.yaml").write_text(yaml.safe_dump(settings))
+        out = tmp_path / backend
+        featurize.main(
+            tmp_path / f"{backend}.yaml", tmp_path / "transactions.parquet", out / "train.parquet",
+            out / "score.parquet", out / "featurize.json", out / "horizons.csv",
+        )  # fmt: skip
+        outputs[backend] = out
+    for name in ("train.parquet", "score.parquet"):
+        duck, spk = (pd.read_parquet(outputs[b] / name) for b in ("duckdb", "pyspark"))
+        assert len(duck) > 100
+        pd.testing.assert_frame_equal(spk, duck, check_dtype=False)
+    assert (outputs["duckdb"] / "featurize.json").read_text() == (
+        outputs["pyspark"] / "featurize.json"
+    ).read_text()
