@@ -26,7 +26,8 @@ STAGE_LINE = re.compile(r"^Running stage '([^']+)'")
 
 
 def one_run(work: Path) -> tuple[float, dict[str, float]]:
-    for path in ("data", "models", "mlflow.db", "mlartifacts", "dvc.lock", ".dvc/cache"):
+    outputs = ("data/raw", "data/validated", "data/features", "data/explain", "data/scores")
+    for path in (*outputs, "models", "mlflow.db", "mlartifacts", "dvc.lock", ".dvc/cache"):
         target = work / path
         if target.is_dir():
             shutil.rmtree(target)
@@ -64,7 +65,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         shutil.copytree(ROOT / "pipeline", work / "pipeline", ignore=shutil.ignore_patterns("__pycache__"))
-        for name in ("dvc.yaml", "params.yaml"):
+        for name in ("dvc.yaml", "params.yaml", "data/suppression.csv"):
+            (work / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(ROOT / name, work / name)
         subprocess.run(["git", "init", "-q"], cwd=work, check=True)
         subprocess.run([Path(sys.executable).parent / "dvc", "init", "-q"], cwd=work, check=True)
