@@ -115,6 +115,9 @@ def run(name: str, path: Path) -> tuple[float, float, int]:
 
 
 def main() -> None:
+    if len(sys.argv) == 4 and sys.argv[1] == "--make-input":
+        print(make_input(int(sys.argv[2]), Path(sys.argv[3])))
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, nargs="+", default=[1, 10], help="millions of order lines")
     parser.add_argument("--repeat", type=int, default=3)
@@ -126,7 +129,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for millions in args.lines:
             path = Path(tmp) / f"lines_{millions}m.parquet"
-            n = make_input(millions, path)
+            # in a child process: a forked child's peak RSS counts the parent's pages at fork time
+            made = subprocess.run(
+                [sys.executable, __file__, "--make-input", str(millions), str(path)],
+                check=True, capture_output=True, text=True,
+            )  # fmt: skip
+            n = int(made.stdout.strip())
             results = {}
             for _ in range(args.repeat):  # interleaved, so load spikes hit every contender alike
                 for name in args.contenders:

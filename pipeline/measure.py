@@ -24,6 +24,7 @@ import pandas as pd
 from pipeline import tracking
 from pipeline.calibration import reliability_table
 from pipeline.evaluate import classification_metrics
+from pipeline.featurize import orders_from_lines
 from pipeline.io import atomic_path, unescape_formulas, write_csv, write_json
 from pipeline.tables import SCORE_FILE_SCHEMA, read_table
 
@@ -49,7 +50,7 @@ def read_scores(path: Path) -> pd.DataFrame:
 
 
 def realized_churn(scores: pd.DataFrame, transactions: Path) -> tuple[np.ndarray, dt.date, dt.date]:
-    """1 where the customer placed no order (a line with a positive amount) in the window."""
+    """1 where the customer placed no order in the window, by the label's definition of an order."""
     start = dt.date.fromisoformat(scores["score_date"].iloc[0])
     end = start + dt.timedelta(days=int(scores["horizon_days"].iloc[0]))
     lines = ibis.duckdb.connect().read_parquet(transactions)
@@ -59,9 +60,8 @@ def realized_churn(scores: pd.DataFrame, transactions: Path) -> tuple[np.ndarray
             f"{transactions}: the data ends {last}, before the {scores['horizon_days'].iloc[0]}-day window "
             f"of the {start} file closes on {end}: measure once the horizon has passed"
         )
-    window = lines.filter(
-        (lines.order_ts >= pd.Timestamp(start)) & (lines.order_ts < pd.Timestamp(end)) & (lines.amount > 0)
-    )
+    orders = orders_from_lines(lines)  # what the label counts as an order
+    window = orders.filter((orders.order_ts >= pd.Timestamp(start)) & (orders.order_ts < pd.Timestamp(end)))
     buyers = set(window.select("customer_id").distinct().to_pandas()["customer_id"].astype(str))
     return (~scores["customer_id"].isin(buyers)).to_numpy().astype(int), start, end
 

@@ -5,14 +5,12 @@ probabilities."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-
 import numpy as np
 import pandas as pd
 
 from pipeline.btyd import WEEK_DAYS, GammaGamma, ParetoNBD, Summary
 from pipeline.params import ScoreParams
+from pipeline.privacy import keyed_digest
 
 LIFECYCLE_LABELS = {
     "new": "new",
@@ -103,10 +101,7 @@ def holdout_draw(customer_ids: pd.Series, week: str, key: str) -> np.ndarray:
     """A uniform number in [0, 1) per customer from HMAC-SHA256(key, week | customer id): stable for
     a customer within a campaign week, independent across weeks, unguessable without the key."""
     secret = key.encode()
-    draws = [
-        int.from_bytes(hmac.new(secret, f"{week}|{cid}".encode(), hashlib.sha256).digest()[:8], "big") / 2**64
-        for cid in customer_ids
-    ]
+    draws = [int.from_bytes(keyed_digest(secret, f"{week}|{cid}")[:8], "big") / 2**64 for cid in customer_ids]
     return np.asarray(draws, dtype=float)
 
 

@@ -39,9 +39,14 @@ def pseudonym_key(env_name: str) -> bytes:
     return key.encode("utf-8")
 
 
+def keyed_digest(key: bytes, text: str) -> bytes:
+    """HMAC-SHA256(key, text): the one keyed hash behind pseudonyms and holdout draws."""
+    return hmac.new(key, text.encode("utf-8"), hashlib.sha256).digest()
+
+
 def pseudonyms(key: bytes, ids: Iterable[str]) -> list[str]:
     """`p_` + the first 24 hex digits (96 bits) of HMAC-SHA256(key, id)."""
-    return ["p_" + hmac.new(key, str(i).encode("utf-8"), hashlib.sha256).hexdigest()[:24] for i in ids]
+    return ["p_" + keyed_digest(key, str(i)).hex()[:24] for i in ids]
 
 
 # ---- erasure ------------------------------------------------------------------------------------

@@ -21,6 +21,8 @@ import io
 import logging
 from pathlib import Path
 
+import ibis
+import ibis.expr.types as ir
 import matplotlib
 
 matplotlib.use("Agg")
@@ -30,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import tracking
+from pipeline.featurize import orders_from_lines
 from pipeline.io import atomic_path, read_json, write_csv, write_json
 from pipeline.model import ChurnModel
 from pipeline.tables import LABEL, SCORE_FILE_SCHEMA, read_table
@@ -46,11 +49,10 @@ STYLE = (
 )
 
 
-def orders_of(lines: pd.DataFrame) -> pd.DataFrame:
-    """One row per order (the lines of a customer at one timestamp with a positive amount), as the
-    features count them."""
-    orders = lines.loc[lines["amount"] > 0, ["customer_id", "order_ts", "amount"]]
-    return orders.groupby(["customer_id", "order_ts"], as_index=False, sort=True)["amount"].sum()
+def orders_of(lines: ir.Table) -> pd.DataFrame:
+    """One row per order, by the same definition the features and labels use."""
+    orders = orders_from_lines(lines)
+    return orders.select("customer_id", "order_ts", amount=orders.value).to_pandas()
 
 
 def period_rates(
@@ -271,7 +273,7 @@ def main(
     feat = read_json(featurize_metrics)
     schedule = feat["schedule"]
     horizon, lookback = schedule["horizon_days"], schedule["eligibility_lookback_days"]
-    orders = orders_of(pd.read_parquet(transactions, columns=["customer_id", "order_ts", "amount"]))
+    orders = orders_of(ibis.duckdb.connect().read_parquet(str(transactions)))
     score_date = pd.Timestamp(feat["score_date"])
     cutoffs = [pd.Timestamp(c) for c in feat["cutoffs"]]
     rates = period_rates(orders, cutoffs, horizon, lookback)

@@ -10,8 +10,8 @@ from tests.test_featurize import CUTOFF, LINES, PARAMS
 
 def _orders(rows: list[tuple[str, str]]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=["customer_id", "order_ts"]).assign(amount=10.0)
-    frame["order_ts"] = pd.to_datetime(frame["order_ts"])
-    return orders_of(frame)
+    frame["order_ts"] = pd.to_datetime(frame["order_ts"]).astype("datetime64[us]")
+    return orders_of(ibis.memtable(frame))
 
 
 def test_churn_and_retention_rates_by_their_formulas():
@@ -44,7 +44,7 @@ def test_reported_churn_at_a_past_cutoff_equals_the_label_churn_rate():
         training_snapshots(ibis.memtable(LINES), [CUTOFF], PARAMS).to_pandas(), PARAMS.horizon_days
     )
     rates = period_rates(
-        orders_of(LINES), [pd.Timestamp(CUTOFF)], PARAMS.horizon_days, PARAMS.eligibility_lookback_days
+        orders_of(ibis.memtable(LINES)), [pd.Timestamp(CUTOFF)], PARAMS.horizon_days, PARAMS.eligibility_lookback_days
     )
     assert rates["customers_at_start"].iloc[0] == len(labels) == 3
     assert rates["churn_rate"].iloc[0] == labels["churned"].mean() == pytest.approx(1 / 3)
