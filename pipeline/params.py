@@ -180,6 +180,7 @@ class ValueTiers(_Frozen):
 
 LIFECYCLE_STAGES = ("new", "active", "at_risk", "lapsed", "reactivated")
 VALUE_TIERS = ("high", "mid", "low")
+RISK_TIERS = ("high", "medium", "low")
 
 
 class CampaignRule(_Frozen):
@@ -195,7 +196,7 @@ class CampaignRule(_Frozen):
         for name, allowed in (
             ("lifecycle", LIFECYCLE_STAGES),
             ("value_tier", VALUE_TIERS),
-            ("risk_tier", ("high", "medium", "low")),
+            ("risk_tier", RISK_TIERS),
         ):
             unknown = sorted(set(getattr(self, name) or []) - set(allowed))
             if unknown:

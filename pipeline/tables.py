@@ -7,7 +7,7 @@ import pandas as pd
 import pandera.errors
 import pandera.pandas as pa
 
-from pipeline.params import CANONICAL_OPTIONAL
+from pipeline.params import CANONICAL_OPTIONAL, LIFECYCLE_STAGES, RISK_TIERS, VALUE_TIERS
 
 # snapshot tables: one row per customer and cutoff; the label is 1 when the customer churned
 KEYS = ["customer_id", "cutoff"]
@@ -41,7 +41,6 @@ TRANSACTIONS = pa.DataFrameSchema(
     name="transactions",
 )
 
-RISK_TIERS = ("high", "medium", "low")
 SCHEMA_VERSION = "1.0"
 
 
@@ -72,8 +71,8 @@ SCORE_FILE_SCHEMA: dict = {
         _field("churn_probability", "number", "Calibrated probability of no order within the horizon.", required=True, minimum=0, maximum=1),
         _field("risk_tier", "string", "By churn_probability and the risk tier thresholds.", required=True, enum=list(RISK_TIERS)),
         _field("risk_decile", "integer", "1 = the riskiest tenth of this file.", required=True, minimum=1, maximum=10),
-        _field("value_tier", "string", "By predicted_value: high = top 20%, mid = next 30% (defaults).", required=True, enum=["high", "mid", "low"]),
-        _field("lifecycle_stage", "string", "new, active, at_risk, lapsed or reactivated.", required=True, enum=["new", "active", "at_risk", "lapsed", "reactivated"]),
+        _field("value_tier", "string", "By predicted_value: high = top 20%, mid = next 30% (defaults).", required=True, enum=list(VALUE_TIERS)),
+        _field("lifecycle_stage", "string", "new, active, at_risk, lapsed or reactivated.", required=True, enum=list(LIFECYCLE_STAGES)),
         _field("segment", "string", "Value tier and lifecycle stage, e.g. High-value at-risk.", required=True),
         _field("predicted_value", "number", "Expected spend over the value horizon.", required=True, minimum=0),
         _field("value_at_risk", "number", "churn_probability x predicted_value: the outreach order.", required=True, minimum=0),

@@ -43,8 +43,9 @@ def test_reported_churn_at_a_past_cutoff_equals_the_label_churn_rate():
     labels = finish(
         training_snapshots(ibis.memtable(LINES), [CUTOFF], PARAMS).to_pandas(), PARAMS.horizon_days
     )
+    orders = orders_of(ibis.memtable(LINES))
     rates = period_rates(
-        orders_of(ibis.memtable(LINES)), [pd.Timestamp(CUTOFF)], PARAMS.horizon_days, PARAMS.eligibility_lookback_days
+        orders, [pd.Timestamp(CUTOFF)], PARAMS.horizon_days, PARAMS.eligibility_lookback_days
     )
     assert rates["customers_at_start"].iloc[0] == len(labels) == 3
     assert rates["churn_rate"].iloc[0] == labels["churned"].mean() == pytest.approx(1 / 3)
