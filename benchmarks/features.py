@@ -51,6 +51,17 @@ def cutoffs() -> list[str]:
     return [(latest - pd.Timedelta(days=14 * k)).date().isoformat() for k in range(N_CUTOFFS)][::-1]
 
 
+PIPELINE_LIMITED = """
+import ibis, datetime as dt
+from pipeline.featurize import training_snapshots
+from pipeline.params import load_params
+params = load_params("params.yaml").featurize
+con = ibis.duckdb.connect(memory_limit=LIMIT)
+dates = [dt.date.fromisoformat(c) for c in CUTOFFS]
+out = training_snapshots(con.read_parquet(PATH), dates, params).to_pyarrow()
+ROWS = out.num_rows
+"""
+
 CONTENDERS = {
     "pipeline": """
 import ibis, datetime as dt
@@ -122,10 +133,17 @@ def main() -> None:
     parser.add_argument("--lines", type=int, nargs="+", default=[1, 10], help="millions of order lines")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--contenders", nargs="+", default=list(CONTENDERS))
+    parser.add_argument(
+        "--memory-limit", help="also run the pipeline with this DuckDB memory limit, e.g. 2GB"
+    )
     args = parser.parse_args()
+    if args.memory_limit:
+        name = f"pipeline@{args.memory_limit}"
+        CONTENDERS[name] = f"LIMIT = {args.memory_limit!r}\n" + PIPELINE_LIMITED
+        args.contenders.append(name)
     print(f"cores: {os.cpu_count()}; cutoffs: {N_CUTOFFS}; repeat: {args.repeat}")
     head = ("lines", "contender", "median s", "min s", "peak MiB", "rows", "x scan")
-    print(f"{head[0]:>12} {head[1]:<10}{head[2]:>10}{head[3]:>8}{head[4]:>10}{head[5]:>12}{head[6]:>8}")
+    print(f"{head[0]:>12} {head[1]:<16}{head[2]:>10}{head[3]:>8}{head[4]:>10}{head[5]:>12}{head[6]:>8}")
     with tempfile.TemporaryDirectory() as tmp:
         for millions in args.lines:
             path = Path(tmp) / f"lines_{millions}m.parquet"
@@ -144,7 +162,7 @@ def main() -> None:
                 times = [r[0] for r in runs]
                 median = statistics.median(times)
                 print(
-                    f"{n:>12,} {name:<10}{median:>10.2f}{min(times):>8.2f}{max(r[1] for r in runs):>10.0f}"
+                    f"{n:>12,} {name:<16}{median:>10.2f}{min(times):>8.2f}{max(r[1] for r in runs):>10.0f}"
                     f"{runs[0][2]:>12,}{median / scan:>8.1f}"
                 )
             path.unlink()

@@ -374,7 +374,8 @@ def connect(params: FeaturizeParams) -> ibis.BaseBackend:
     """The Ibis backend `featurize.backend` names. DuckDB is embedded; Spark is reached through a
     SparkSession on `spark_master` (local[N] here, a cluster's URL elsewhere)."""
     if params.backend == "duckdb":
-        return ibis.duckdb.connect()
+        settings = {"memory_limit": params.memory_limit, "temp_directory": params.temp_directory}
+        return ibis.duckdb.connect(**{k: v for k, v in settings.items() if v is not None})
     try:
         from pyspark.sql import SparkSession
     except ImportError as exc:  # pragma: no cover - pyspark is in the test extras

@@ -110,6 +110,9 @@ class FeaturizeParams(_Frozen):
     backend: Literal["duckdb", "pyspark"] = "duckdb"
     spark_master: str = "local[2]"
     spark_conf: dict[str, str] = Field(default_factory=dict)
+    # DuckDB's memory limit (e.g. "2GB"; null = its default, 80% of RAM) and where it spills beyond it
+    memory_limit: str | None = None
+    temp_directory: str | None = None
 
 
 class TrainParams(_Frozen):

@@ -215,3 +215,13 @@ def test_horizon_report_counts_churn_and_later_returns():
         "false_churn_share": [0.5, 0.0],
     }
     assert gaps["p50"] == pytest.approx(30 + 14 / 24)
+
+
+def test_the_duckdb_connection_takes_its_memory_limit_and_spill_folder_from_params(tmp_path):
+    from pipeline.featurize import connect
+
+    con = connect(PARAMS.model_copy(update={"memory_limit": "512MB", "temp_directory": str(tmp_path)}))
+    settings = con.raw_sql(
+        "SELECT current_setting('memory_limit'), current_setting('temp_directory')"
+    ).fetchall()
+    assert settings == [("488.2 MiB", str(tmp_path))]
