@@ -34,7 +34,7 @@ import pandas as pd
 from pipeline import tracking
 from pipeline.featurize import orders_from_lines
 from pipeline.io import atomic_path, read_json, write_csv, write_json
-from pipeline.model import ChurnModel
+from pipeline.model import SUMMARY_FILE, ChurnModel
 from pipeline.tables import LABEL, SCORE_FILE_SCHEMA, read_table
 
 log = logging.getLogger(__name__)
@@ -284,7 +284,7 @@ def main(
     snapshot = pd.read_parquet(snapshot_path)
     segments = segment_table(scores, snapshot)
     movement = segment_movement(scores, previous)
-    train_summary = read_json(Path(model_dir) / "train.json")
+    train_summary = read_json(Path(model_dir) / SUMMARY_FILE)
     pvr = predicted_vs_realized(
         pd.read_parquet(snapshots_path), ChurnModel.load(model_dir), train_summary["test_cutoffs"]
     )

@@ -21,7 +21,7 @@ import pandas as pd
 from pipeline.btyd import ParetoNBD
 from pipeline.cutoffs import iso_week_label
 from pipeline.io import atomic_path, csv_bytes, inherit_permissions, read_json, write_json
-from pipeline.model import CHAMPION_FILE, ChurnModel, label_horizon, risk_deciles
+from pipeline.model import CHAMPION_FILE, SUMMARY_FILE, ChurnModel, label_horizon, risk_deciles
 from pipeline.outreach import (
     campaigns,
     lifecycle_stages,
@@ -170,7 +170,7 @@ def main(
         raise ValueError(f"{snapshot_path}: no eligible customers to score")
     model_dir = Path(model_dir)
     champion = read_json(model_dir / CHAMPION_FILE)
-    trained_for = read_json(model_dir / "train.json").get("horizon_days")
+    trained_for = read_json(model_dir / SUMMARY_FILE).get("horizon_days")
     if trained_for is not None and trained_for != label_horizon(snapshot):
         raise ValueError(
             f"the champion predicts churn over {trained_for} days but the scoring snapshot is built for "
