@@ -24,6 +24,7 @@ def _opt(help_text: str) -> object:
 SnapshotsOpt = Annotated[Path, _opt("Labelled training snapshots (Parquet).")]
 ScoringSnapshotOpt = Annotated[Path, _opt("Scoring snapshot (Parquet).")]
 RunOpt = Annotated[Path, _opt("The training's MLflow run id and model version (JSON).")]
+ChampionOpt = Annotated[Path, typer.Option("--model-dir", help="Champion model folder.")]
 
 
 def _run(fn, *args: object) -> None:
@@ -237,7 +238,7 @@ def data_download(
 @app.command()
 def explain(
     snapshot: ScoringSnapshotOpt,
-    model_dir: Annotated[Path, typer.Option("--model-dir", help="Champion model folder.")],
+    model_dir: ChampionOpt,
     run: RunOpt,
     out: Annotated[Path, _opt("SHAP contributions (Parquet).")],
     plots: Annotated[Path, _opt("Folder for the SHAP figures.")],
@@ -253,7 +254,7 @@ def explain(
 def monitor(
     snapshots: SnapshotsOpt,
     snapshot: ScoringSnapshotOpt,
-    model_dir: Annotated[Path, typer.Option("--model-dir", help="Champion model folder.")],
+    model_dir: ChampionOpt,
     shap_values: Annotated[Path, typer.Option("--shap", help="SHAP contributions of the scoring snapshot.")],
     metrics: Annotated[Path, _opt("Drift report (JSON).")],
     table: Annotated[Path, _opt("PSI per feature (CSV).")],
@@ -269,7 +270,7 @@ def monitor(
 @app.command()
 def score(
     snapshot: ScoringSnapshotOpt,
-    model_dir: Annotated[Path, typer.Option("--model-dir", help="Champion model folder.")],
+    model_dir: ChampionOpt,
     shap_values: Annotated[Path, typer.Option("--shap", help="SHAP contributions (Parquet).")],
     featurize_metrics: Annotated[
         Path, _opt("The featurize metrics (JSON): the BTYD fits at the scoring date, for customer value.")
@@ -290,7 +291,7 @@ def report(
     snapshots: SnapshotsOpt,
     snapshot: ScoringSnapshotOpt,
     scores_dir: Annotated[Path, typer.Option("--scores-dir", help="Folder of the weekly score files.")],
-    model_dir: Annotated[Path, typer.Option("--model-dir", help="Champion model folder.")],
+    model_dir: ChampionOpt,
     featurize_metrics: Annotated[Path, _opt("The featurize metrics (JSON): schedule and scoring date.")],
     plots: Annotated[Path, _opt("Folder of the evaluation and SHAP figures to embed.")],
     run: RunOpt,
