@@ -3,8 +3,8 @@
 Contenders, each in its own process so its peak memory is its own:
 - `pipeline`: the featurize definitions (`training_snapshots`: every feature and the label) on
   DuckDB, collected to Arrow;
-- `pandas`: the idiomatic pandas way for a core subset (orders, recency, tenure, frequency, spend,
-  windows of 30/90/180/365 days, gap mean/max, label), a groupby per cutoff;
+- `pandas`: the idiomatic pandas way to the same snapshot, a groupby per cutoff
+  (`benchmarks/pandas_idiom.py`; a test checks it gives the pipeline's values);
 - `scan`: the floor, a DuckDB scan of the same columns with a trivial aggregate.
 
 The input is the sample's validated transactions (data/validated/transactions.parquet, 1.04M lines),
@@ -51,15 +51,19 @@ def cutoffs() -> list[str]:
     return [(latest - pd.Timedelta(days=14 * k)).date().isoformat() for k in range(N_CUTOFFS)][::-1]
 
 
+# held to a DuckDB memory limit, spilling to a temp folder, the result streamed to Parquet
 PIPELINE_LIMITED = """
-import ibis, datetime as dt
-from pipeline.featurize import training_snapshots
+import datetime as dt, pyarrow.parquet as pq, tempfile
+from pipeline.featurize import connect, training_snapshots
 from pipeline.params import load_params
-params = load_params("params.yaml").featurize
-con = ibis.duckdb.connect(memory_limit=LIMIT)
-dates = [dt.date.fromisoformat(c) for c in CUTOFFS]
-out = training_snapshots(con.read_parquet(PATH), dates, params).to_pyarrow()
-ROWS = out.num_rows
+with tempfile.TemporaryDirectory() as spill:
+    params = load_params("params.yaml").featurize.model_copy(
+        update={"memory_limit": LIMIT, "temp_directory": spill})
+    con = connect(params)
+    dates = [dt.date.fromisoformat(c) for c in CUTOFFS]
+    out = spill + "/snapshots.parquet"
+    con.to_parquet(training_snapshots(con.read_parquet(PATH), dates, params), out)
+    ROWS = pq.ParquetFile(out).metadata.num_rows
 """
 
 CONTENDERS = {
@@ -74,29 +78,11 @@ out = training_snapshots(con.read_parquet(PATH), dates, params).to_pyarrow()
 ROWS = out.num_rows
 """,
     "pandas": """
-import pandas as pd, numpy as np
-lines = pd.read_parquet(PATH, columns=["customer_id", "order_ts", "amount"])
-orders = lines[lines.amount > 0].groupby(["customer_id", "order_ts"], as_index=False)["amount"].sum()
-orders = orders.sort_values(["customer_id", "order_ts"])
-orders["gap"] = orders.groupby("customer_id")["order_ts"].diff().dt.total_seconds() / 86400
-frames = []
-for c in pd.to_datetime(CUTOFFS):
-    before = orders[orders.order_ts < c]
-    age = (c - before.order_ts).dt.total_seconds() / 86400
-    g = before.assign(age=age).groupby("customer_id")
-    f = g.agg(n_orders=("amount", "size"), spend=("amount", "sum"), first=("order_ts", "min"),
-              last=("order_ts", "max"), gap_mean=("gap", "mean"), gap_max=("gap", "max"))
-    for w in (30, 90, 180, 365):
-        recent = before[age < w].groupby("customer_id")["amount"]
-        f[f"orders_{w}d"] = recent.size().reindex(f.index, fill_value=0)
-        f[f"spend_{w}d"] = recent.sum().reindex(f.index, fill_value=0.0)
-    f["recency_days"] = (c - f["last"]).dt.total_seconds() / 86400
-    f["tenure_days"] = (c - f["first"]).dt.total_seconds() / 86400
-    f = f[f.recency_days <= 365]
-    window = orders[(orders.order_ts >= c) & (orders.order_ts < c + pd.Timedelta(days=90))]
-    f["churned"] = (~f.index.isin(window.customer_id.unique())).astype("int8")
-    frames.append(f.assign(cutoff=c))
-ROWS = sum(len(f) for f in frames)
+import sys, pandas as pd
+sys.path.insert(0, "benchmarks")
+from pandas_idiom import training_snapshots
+lines = pd.read_parquet(PATH)
+ROWS = len(training_snapshots(lines, list(pd.to_datetime(CUTOFFS))))
 """,
     "scan": """
 import duckdb

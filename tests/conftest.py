@@ -68,3 +68,21 @@ def canonical(text: str) -> pd.DataFrame:
     df.insert(0, "source_row", range(1, len(df) + 1))
     df["source_row"] = df["source_row"].astype("int64")
     return df
+
+
+@pytest.fixture(scope="session")
+def small_shop(tmp_path_factory) -> pd.DataFrame:
+    """A small simulated shop through ingest: every optional column, returns included."""
+    import pyarrow.csv as pacsv
+
+    from pipeline.ingest import ingest
+    from pipeline.simulate import simulate
+    from tests.test_simulate import SMALL
+
+    tmp = tmp_path_factory.mktemp("shop")
+    raw, _, _ = simulate(
+        SMALL.model_copy(update={"n_customers": 300}), featurize_params(horizon_days=60, n_cutoffs=3)
+    )
+    pacsv.write_csv(raw, tmp / "raw.csv")
+    ingest(tmp / "raw.csv", load_params(ROOT / "params.yaml").ingest, tmp / "kept.parquet", tmp / "q.parquet")
+    return pd.read_parquet(tmp / "kept.parquet")

@@ -9,12 +9,8 @@ import ibis
 import pandas as pd
 import pytest
 
-from pipeline.featurize import build_features, cutoff_table, finish, training_snapshots
-from pipeline.ingest import ingest
-from pipeline.params import load_params
-from pipeline.simulate import simulate
+from pipeline.featurize import build_features, finish, training_snapshots
 from tests.conftest import ROOT, featurize_params
-from tests.test_simulate import SMALL
 
 pyspark = pytest.importorskip("pyspark", reason="pyspark is in the test extras; CI installs it")
 pytestmark = [
@@ -46,45 +42,27 @@ def spark(tmp_path_factory):
     session.stop()
 
 
-@pytest.fixture(scope="module")
-def canonical(tmp_path_factory) -> pd.DataFrame:
-    """A small simulated shop through ingest: every optional column, returns included."""
-    import pyarrow.csv as pacsv
-
-    tmp = tmp_path_factory.mktemp("shop")
-    raw, _, _ = simulate(
-        SMALL.model_copy(update={"n_customers": 300}), featurize_params(horizon_days=60, n_cutoffs=3)
-    )
-    pacsv.write_csv(raw, tmp / "raw.csv")
-    ingest(tmp / "raw.csv", load_params(ROOT / "params.yaml").ingest, tmp / "kept.parquet", tmp / "q.parquet")
-    return pd.read_parquet(tmp / "kept.parquet")
-
-
-def test_features_and_labels_are_identical_on_pyspark_and_duckdb(spark, canonical):
+def test_features_and_labels_are_identical_on_pyspark_and_duckdb(spark, small_shop):
     params = featurize_params(horizon_days=60, windows_days=[30, 90, 365], trend_days=60)
     cutoffs = [dt.date(2024, 6, 1), dt.date(2024, 9, 1), dt.date(2024, 10, 15)]
-    on_spark = ibis.pyspark.connect(spark).create_table("lines", canonical, overwrite=True)
-    on_duckdb = ibis.memtable(canonical)
+    on_spark = ibis.pyspark.connect(spark).create_table("lines", small_shop, overwrite=True)
+    on_duckdb = ibis.memtable(small_shop)
     expected = finish(training_snapshots(on_duckdb, cutoffs, params).to_pandas(), 60)
     got = finish(training_snapshots(on_spark, cutoffs, params).to_pandas(), 60)
     assert len(expected) > 300 and expected["churned"].between(0, 1).all()
     assert list(got.columns) == list(expected.columns)
     pd.testing.assert_frame_equal(got, expected, check_dtype=False)
-    score_spark = finish(
-        build_features(on_spark, cutoff_table([dt.date(2025, 1, 1)]), params).to_pandas(), 60
-    )
-    score_duck = finish(
-        build_features(on_duckdb, cutoff_table([dt.date(2025, 1, 1)]), params).to_pandas(), 60
-    )
+    score_spark = finish(build_features(on_spark, [dt.date(2025, 1, 1)], params).to_pandas(), 60)
+    score_duck = finish(build_features(on_duckdb, [dt.date(2025, 1, 1)], params).to_pandas(), 60)
     pd.testing.assert_frame_equal(score_spark, score_duck, check_dtype=False)
 
 
-def test_the_featurize_stage_gives_the_same_snapshots_on_either_backend(spark, canonical, tmp_path):
+def test_the_featurize_stage_gives_the_same_snapshots_on_either_backend(spark, small_shop, tmp_path):
     import yaml
 
     from pipeline import featurize
 
-    canonical.to_parquet(tmp_path / "transactions.parquet")
+    small_shop.to_parquet(tmp_path / "transactions.parquet")
     settings = yaml.safe_load((ROOT / "params.yaml").read_text())
     outputs = {}
     for backend in ("duckdb", "pyspark"):
