@@ -16,13 +16,14 @@ repeated with suffixed customer ids to reach the larger sizes.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+import timing
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "data" / "validated" / "transactions.parquet"
@@ -84,6 +85,59 @@ from pandas_idiom import training_snapshots
 lines = pd.read_parquet(PATH)
 ROWS = len(training_snapshots(lines, list(pd.to_datetime(CUTOFFS))))
 """,
+    # the same definitions on local Spark (local[2], session start included), streamed to Parquet
+    "pipeline on spark": """
+import datetime as dt, tempfile
+from pipeline.featurize import connect, training_snapshots
+from pipeline.params import load_params
+params = load_params("params.yaml").featurize.model_copy(update={"backend": "pyspark", "spark_conf": {
+    "spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false", "spark.driver.memory": "6g",
+    "spark.sql.shuffle.partitions": "8"}})
+con = connect(params)
+con._session.sparkContext.setLogLevel("ERROR")
+with tempfile.TemporaryDirectory() as out:
+    dates = [dt.date.fromisoformat(c) for c in CUTOFFS]
+    con.to_parquet_dir(training_snapshots(con.read_parquet(PATH), dates, params), out + "/s")
+    ROWS = con._session.read.parquet(out + "/s").count()
+""",
+    # the two below run in a separate environment with pandas < 3 (--anchors-python)
+    "lifetimes RFM": """
+import pandas as pd
+from lifetimes.utils import summary_data_from_transaction_data
+lines = pd.read_parquet(PATH, columns=["customer_id", "order_ts", "amount"])
+buys = lines[lines.amount > 0]
+ROWS = 0
+for c in pd.to_datetime(CUTOFFS):
+    # frequency, recency, T and mean order value per customer at the cutoff (days as the period)
+    before = buys[buys.order_ts < c]
+    ROWS += len(summary_data_from_transaction_data(
+        before, "customer_id", "order_ts", monetary_value_col="amount", observation_period_end=c, freq="D"))
+""",
+    "featuretools DFS": """
+import pandas as pd, featuretools as ft
+lines = pd.read_parquet(PATH)
+buys = lines[lines.amount > 0].assign(order_id=lambda d: d.order_id.fillna(""))
+orders = buys.groupby(["customer_id", "order_ts", "order_id"], as_index=False).agg(
+    value=("amount", "sum"), n_lines=("amount", "size"), items=("quantity", "sum"))
+orders["order_key"] = range(len(orders))
+orders["weekend"] = (orders.order_ts.dt.dayofweek >= 5).astype(int)
+customers = buys.sort_values("order_ts").drop_duplicates("customer_id")[["customer_id", "country", "channel"]]
+es = ft.EntitySet("shop")
+es.add_dataframe(dataframe_name="customers", dataframe=customers, index="customer_id")
+es.add_dataframe(dataframe_name="orders", dataframe=orders[["order_key", "customer_id", "order_ts", "value",
+                 "n_lines", "items", "weekend"]], index="order_key", time_index="order_ts")
+es.add_relationship("customers", "customer_id", "orders", "customer_id")
+# one row per (customer, cutoff) for customers with an order in the year before: the pipeline's rows
+times = []
+for c in pd.to_datetime(CUTOFFS):
+    year = (orders.order_ts < c) & (orders.order_ts >= c - pd.Timedelta(days=365))
+    active = orders.loc[year, "customer_id"]
+    times.append(pd.DataFrame({"customer_id": active.unique(), "time": c - pd.Timedelta(microseconds=1)}))
+fm = ft.dfs(entityset=es, target_dataframe_name="customers", cutoff_time=pd.concat(times),
+            agg_primitives=["count", "sum", "mean", "max", "min", "std"], trans_primitives=[],
+            cutoff_time_in_index=True, max_depth=1)[0]
+ROWS = len(fm)
+""",
     "scan": """
 import duckdb
 sums = "count(*), sum(hash(customer_id)), sum(epoch(order_ts)), sum(amount)"
@@ -92,23 +146,14 @@ ROWS = duckdb.sql(f"SELECT {sums} FROM read_parquet('{PATH}')").fetchall()[0][0]
 }
 
 
+ANCHORS = ("lifetimes RFM", "featuretools DFS")
+ANCHORS_PYTHON = sys.executable
+
+
 def run(name: str, path: Path) -> tuple[float, float, int]:
     """Seconds, peak RSS (MiB) and output rows of one contender in a fresh process."""
-    code = (
-        f"PATH = {str(path)!r}\nCUTOFFS = {cutoffs()!r}\nimport time, json\nt = time.perf_counter()\n"
-        + CONTENDERS[name]
-        + "\nprint(json.dumps([time.perf_counter() - t, ROWS]))\n"
-    )
-    env = {**os.environ, "OMP_WAIT_POLICY": "passive"}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True
-    )
-    _, status, usage = os.wait4(proc.pid, 0)
-    out = proc.stdout.read() if proc.stdout else ""
-    if status != 0:
-        raise SystemExit(f"{name} failed")
-    seconds, rows = json.loads(out.strip().splitlines()[-1])
-    return seconds, usage.ru_maxrss / 1024, rows
+    python = ANCHORS_PYTHON if name in ANCHORS else sys.executable
+    return timing.run(name, f"PATH = {str(path)!r}\nCUTOFFS = {cutoffs()!r}", CONTENDERS[name], python)
 
 
 def main() -> None:
@@ -118,18 +163,33 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, nargs="+", default=[1, 10], help="millions of order lines")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--contenders", nargs="+", default=list(CONTENDERS))
+    parser.add_argument("--contenders", nargs="+", default=["pipeline", "pandas", "scan"])
+    parser.add_argument(
+        "--anchors-python",
+        help="a Python with pandas<3, featuretools 1.31 and lifetimes 0.11 (they need pandas 2): adds "
+        "lifetimes RFM at every size and featuretools DFS up to --featuretools-max millions of lines",
+    )
+    parser.add_argument("--featuretools-max", type=int, default=10)
+    parser.add_argument("--spark", action="store_true", help="also the pipeline on local Spark")
+    parser.add_argument("--spark-max", type=int, default=1, help="largest size for Spark (millions)")
     parser.add_argument(
         "--memory-limit", help="also run the pipeline with this DuckDB memory limit, e.g. 2GB"
     )
     args = parser.parse_args()
+    global ANCHORS_PYTHON
+    if args.anchors_python:
+        ANCHORS_PYTHON = args.anchors_python
+        args.contenders += list(ANCHORS)
+    if args.spark:
+        args.contenders.append("pipeline on spark")
     if args.memory_limit:
         name = f"pipeline@{args.memory_limit}"
         CONTENDERS[name] = f"LIMIT = {args.memory_limit!r}\n" + PIPELINE_LIMITED
         args.contenders.append(name)
     print(f"cores: {os.cpu_count()}; cutoffs: {N_CUTOFFS}; repeat: {args.repeat}")
-    head = ("lines", "contender", "median s", "min s", "peak MiB", "rows", "x scan")
-    print(f"{head[0]:>12} {head[1]:<16}{head[2]:>10}{head[3]:>8}{head[4]:>10}{head[5]:>12}{head[6]:>8}")
+    head = ("lines", "contender", "median s", "min s", "peak MiB", "rows", "x scan", "x pipeline")
+    widths = (">12", "<21", ">10", ">8", ">10", ">12", ">8", ">12")
+    print("".join(f"{h:{w}}" for h, w in zip(head, widths, strict=True)))
     with tempfile.TemporaryDirectory() as tmp:
         for millions in args.lines:
             path = Path(tmp) / f"lines_{millions}m.parquet"
@@ -142,14 +202,20 @@ def main() -> None:
             results = {}
             for _ in range(args.repeat):  # interleaved, so load spikes hit every contender alike
                 for name in args.contenders:
+                    if name == "featuretools DFS" and millions > args.featuretools_max:
+                        continue
+                    if name == "pipeline on spark" and millions > args.spark_max:
+                        continue
                     results.setdefault(name, []).append(run(name, path))
-            scan = statistics.median(r[0] for r in results.get("scan", [(float("nan"), 0, 0)]))
+            nothing = [(float("nan"), 0, 0)]
+            scan = statistics.median(r[0] for r in results.get("scan", nothing))
+            pipeline = statistics.median(r[0] for r in results.get("pipeline", nothing))
             for name, runs in results.items():
                 times = [r[0] for r in runs]
                 median = statistics.median(times)
                 print(
-                    f"{n:>12,} {name:<16}{median:>10.2f}{min(times):>8.2f}{max(r[1] for r in runs):>10.0f}"
-                    f"{runs[0][2]:>12,}{median / scan:>8.1f}"
+                    f"{n:>12,} {name:<20}{median:>10.2f}{min(times):>8.2f}{max(r[1] for r in runs):>10.0f}"
+                    f"{runs[0][2]:>12,}{median / scan:>8.1f}{median / pipeline:>12.2f}"
                 )
             path.unlink()
 

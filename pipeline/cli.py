@@ -255,7 +255,9 @@ def monitor(
     snapshots: SnapshotsOpt,
     snapshot: ScoringSnapshotOpt,
     model_dir: ChampionOpt,
-    shap_values: Annotated[Path, typer.Option("--shap", help="SHAP contributions of the scoring snapshot.")],
+    shap_values: Annotated[
+        Path, typer.Option("--shap", help="SHAP contributions of a sample of the scoring snapshot.")
+    ],
     metrics: Annotated[Path, _opt("Drift report (JSON).")],
     table: Annotated[Path, _opt("PSI per feature (CSV).")],
     params: ParamsOpt = PARAMS,
@@ -271,7 +273,6 @@ def monitor(
 def score(
     snapshot: ScoringSnapshotOpt,
     model_dir: ChampionOpt,
-    shap_values: Annotated[Path, typer.Option("--shap", help="SHAP contributions (Parquet).")],
     featurize_metrics: Annotated[
         Path, _opt("The featurize metrics (JSON): the BTYD fits at the scoring date, for customer value.")
     ],
@@ -282,7 +283,26 @@ def score(
     """Write the weekly churn-risk file for CRM import, and its manifest."""
     from pipeline import score as stage
 
-    _run(stage.main, params, snapshot, model_dir, shap_values, featurize_metrics, suppression, out_dir)
+    _run(stage.main, params, snapshot, model_dir, featurize_metrics, suppression, out_dir)
+
+
+@app.command("spark-score")
+def spark_score(
+    snapshot: Annotated[
+        str, typer.Option("--snapshot", help="Scoring snapshot: a Parquet path Spark reads.")
+    ],
+    model_dir: ChampionOpt,
+    out: Annotated[
+        str, typer.Option("--out", help="Output Parquet folder (Spark writes one file per partition).")
+    ],
+    explain: Annotated[bool, typer.Option("--explain", help="Also every feature's SHAP value.")] = False,
+    params: ParamsOpt = PARAMS,
+) -> None:
+    """Churn probabilities (and SHAP values) by partition on the Spark session featurize.spark_master
+    names: the scoring path past one machine."""
+    from pipeline import spark as stage
+
+    _run(stage.main, params, snapshot, model_dir, out, explain)
 
 
 @app.command()

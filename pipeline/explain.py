@@ -1,4 +1,6 @@
-"""Stage explain: exact TreeSHAP contributions for the scoring snapshot, and global figures.
+"""Stage explain: exact TreeSHAP contributions for an evenly spaced sample of the scoring snapshot,
+and the global figures drawn from them. (The score file's per-customer reasons are computed by the
+score stage, for the rows that get reasons, with the same `contributions`.)
 
 Contributions come from LightGBM's own `pred_contrib` (exact TreeSHAP, what shap.TreeExplainer
 calls for LightGBM too); they are in log-odds and, with the base value, sum to the raw score.
@@ -27,26 +29,37 @@ log = logging.getLogger(__name__)
 BASE = "base_value"
 
 
-def contributions(booster: lgb.Booster, snapshot: pd.DataFrame) -> pd.DataFrame:
+def contributions(booster: lgb.Booster, snapshot: pd.DataFrame, chunk_rows: int = 50_000) -> pd.DataFrame:
     """One row per customer: each feature's SHAP value (log-odds) and the base value.
-    LightGBM puts the base value in the last column."""
+    LightGBM puts the base value in the last column. Rows go through in chunks, so memory stays at
+    a chunk's matrices whatever the snapshot's size; within a chunk LightGBM spreads rows over its
+    threads (OpenMP), and past one machine each Spark partition is a chunk (`pipeline.spark`)."""
     features = booster.feature_name()
-    raw = booster.predict(model_frame(snapshot, features), pred_contrib=True)
+    parts = []
+    for start in range(0, len(snapshot), chunk_rows):
+        rows = snapshot.iloc[start : start + chunk_rows]
+        parts.append(booster.predict(model_frame(rows, features), pred_contrib=True))
+    raw = np.vstack(parts) if parts else np.empty((0, len(features) + 1))
     frame = pd.DataFrame(raw[:, :-1], columns=features)
     frame.insert(0, "customer_id", snapshot["customer_id"].to_numpy())
     frame[BASE] = raw[:, -1]
     return frame
 
 
-def explanation(contrib: pd.DataFrame, snapshot: pd.DataFrame, rows: int) -> shap.Explanation:
-    """A shap.Explanation of a fixed, evenly spaced subset of rows, for the global figures."""
+def evenly_spaced(frame: pd.DataFrame, rows: int) -> pd.DataFrame:
+    """A fixed subset of `rows` rows spread over the whole frame (its order is customer id)."""
+    take = np.unique(np.linspace(0, len(frame) - 1, min(rows, len(frame))).round().astype(int))
+    return frame.iloc[take].reset_index(drop=True)
+
+
+def explanation(contrib: pd.DataFrame, snapshot: pd.DataFrame) -> shap.Explanation:
+    """A shap.Explanation of the explained rows, for the global figures."""
     features = [c for c in contrib.columns if c not in ("customer_id", BASE)]
-    take = np.unique(np.linspace(0, len(contrib) - 1, min(rows, len(contrib))).round().astype(int))
-    data = model_frame(snapshot.iloc[take], features)
+    data = model_frame(snapshot, features)
     numeric = data.apply(lambda s: s.cat.codes if isinstance(s.dtype, pd.CategoricalDtype) else s)
     return shap.Explanation(
-        values=contrib.iloc[take][features].to_numpy(),
-        base_values=contrib.iloc[take][BASE].to_numpy(),
+        values=contrib[features].to_numpy(),
+        base_values=contrib[BASE].to_numpy(),
         data=numeric.to_numpy(dtype=float),
         feature_names=features,
     )
@@ -73,11 +86,11 @@ def main(
 
     params = load_params(params_path)
     inherit_permissions(snapshot_path)
-    snapshot = pd.read_parquet(snapshot_path)
+    snapshot = evenly_spaced(pd.read_parquet(snapshot_path), params.explain.sample_rows)
     booster = ChurnModel.load(model_dir).booster
-    contrib = contributions(booster, snapshot)
+    contrib = contributions(booster, snapshot, params.explain.chunk_rows)
     write_parquet(contrib, shap_out)
-    figs = figures(explanation(contrib, snapshot, params.explain.beeswarm_rows))
+    figs = figures(explanation(contrib, snapshot))
     plots_dir.mkdir(parents=True, exist_ok=True)
     for name, fig in figs.items():
         with atomic_path(plots_dir / f"shap_{name}.png") as tmp:

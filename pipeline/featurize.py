@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -397,16 +399,22 @@ def connect(params: FeaturizeParams) -> ibis.BaseBackend:
     if params.backend == "duckdb":
         settings = {"memory_limit": params.memory_limit, "temp_directory": params.temp_directory}
         return ibis.duckdb.connect(**{k: v for k, v in settings.items() if v is not None})
+    return ibis.pyspark.connect(spark_session(params))
+
+
+def spark_session(params: FeaturizeParams):  # -> pyspark.sql.SparkSession
+    """The SparkSession on `featurize.spark_master` with `featurize.spark_conf`, times in UTC."""
     try:
         from pyspark.sql import SparkSession
     except ImportError as exc:  # pragma: no cover - pyspark is in the test extras
-        raise ScheduleError(
-            "featurize.backend is pyspark but pyspark is not installed: pip install pyspark"
-        ) from exc
-    builder = SparkSession.builder.master(params.spark_master).appName("churn-featurize")
+        raise ScheduleError("the Spark backend needs pyspark: pip install pyspark") from exc
+    builder = SparkSession.builder.master(params.spark_master).appName("churn")
+    if params.spark_master.startswith("local"):
+        # local Python workers (batch scoring) need this environment's packages, not the system's
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     for key, value in {"spark.sql.session.timeZone": "UTC", **params.spark_conf}.items():
         builder = builder.config(key, value)
-    return ibis.pyspark.connect(builder.getOrCreate())
+    return builder.getOrCreate()
 
 
 def read_transactions(path: Path, params: FeaturizeParams) -> ir.Table:

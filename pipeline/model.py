@@ -60,6 +60,15 @@ class ChurnModel:
         booster = lgb.Booster(model_file=str(folder / MODEL_FILE))
         return cls(booster, Calibrator.from_dict(read_json(folder / CALIBRATOR_FILE)))
 
+    def payload(self) -> tuple[str, dict]:
+        """The model as plain text and numbers, to ship to other processes (Spark executors)."""
+        return self.booster.model_to_string(), self.calibrator.to_dict()
+
+    @classmethod
+    def from_payload(cls, payload: tuple[str, dict]) -> ChurnModel:
+        text, calibrator = payload
+        return cls(lgb.Booster(model_str=text), Calibrator.from_dict(calibrator))
+
     def raw_probability(self, snapshot: pd.DataFrame) -> np.ndarray:
         return self.booster.predict(model_frame(snapshot, self.booster.feature_name()))
 

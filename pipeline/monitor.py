@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import tracking
-from pipeline.explain import BASE, contributions
+from pipeline.explain import BASE, contributions, evenly_spaced
 from pipeline.io import write_csv, write_json
 from pipeline.model import ChurnModel, model_frame
 from pipeline.params import MonitorParams
@@ -99,9 +99,7 @@ def drift_report(
     by_feature = feature_psi(reference, current, features, params.bins)
     p_ref, p_cur = model.probability(reference), model.probability(current)
     score_counts = binned(pd.Series(p_ref), pd.Series(p_cur), params.bins)
-    sample = reference.iloc[
-        np.linspace(0, len(reference) - 1, min(len(reference), params.shap_rows)).astype(int)
-    ]
+    sample = evenly_spaced(reference, params.shap_rows)
     ref_shares = shap_shares(contributions(model.booster, sample), features)
     cur_shares = shap_shares(current_contrib, features)
     summary = {

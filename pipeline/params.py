@@ -154,7 +154,11 @@ class PromoteParams(_Frozen):
 
 
 class ExplainParams(_Frozen):
-    beeswarm_rows: PositiveInt
+    # an evenly spaced sample of the scoring snapshot explained for the global figures and the
+    # drift monitor's SHAP shares; the score file's reasons are computed by the score stage
+    sample_rows: PositiveInt
+    # exact TreeSHAP runs over this many rows at a time (memory: rows x features x 8 bytes)
+    chunk_rows: PositiveInt
 
 
 class RiskTiers(_Frozen):
@@ -222,6 +226,8 @@ class ScoreParams(_Frozen):
     contact_budget: Annotated[int, Field(ge=0)]
     holdout_share: Annotated[float, Field(ge=0.0, lt=1.0)]
     holdout_key: Annotated[str, Field(min_length=1)]
+    # who gets reasons: the outreach list (ranked rows, holdout included) or every scored customer
+    reasons_for: Literal["outreach", "all"]
 
     @model_validator(mode="after")
     def _catch_all(self) -> ScoreParams:

@@ -1,8 +1,9 @@
 """Stage score: scoring snapshot + champion + SHAP -> the weekly file for CRM import, and its manifest.
 
 One row per eligible customer, sorted by customer id: churn probability, risk tier and decile,
-predicted value and value at risk, segment, three reasons with their weight in probability points,
-the recommended campaign, the outreach list and its randomized holdout. The file follows the
+predicted value and value at risk, segment, three reasons with their weight in probability points
+(exact SHAP, for the outreach list or for everyone: `score.reasons_for`), the recommended
+campaign, the outreach list and its randomized holdout. The file follows the
 published Table Schema (`SCORE_FILE_SCHEMA`, docs/score_file.schema.json), is validated before it
 is written, and is published atomically; the manifest, written after it, names its row count,
 sha256, schema and model versions, MLflow run, input hashes, as-of date and horizon.
@@ -13,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,7 @@ import pandas as pd
 
 from pipeline.btyd import ParetoNBD
 from pipeline.cutoffs import iso_week_label
+from pipeline.explain import contributions
 from pipeline.io import atomic_path, csv_bytes, inherit_permissions, read_json, write_json
 from pipeline.model import CHAMPION_FILE, SUMMARY_FILE, ChurnModel, label_horizon, risk_deciles
 from pipeline.outreach import (
@@ -32,7 +35,7 @@ from pipeline.outreach import (
 )
 from pipeline.params import Params, ScoreParams
 from pipeline.privacy import pseudonym_key, pseudonyms
-from pipeline.reasons import top_reasons
+from pipeline.reasons import Reason, top_reasons
 from pipeline.tables import SCHEMA_VERSION, SCORE_FILE_SCHEMA, SCORES, validate
 
 log = logging.getLogger(__name__)
@@ -48,15 +51,16 @@ def risk_tiers(p: np.ndarray, params: ScoreParams) -> np.ndarray:
 def score_table(
     snapshot: pd.DataFrame,
     p: np.ndarray,
-    contrib: pd.DataFrame,
+    explain: Callable[[pd.DataFrame], pd.DataFrame],
     pnbd: ParetoNBD,
     model_version: str,
     params: ScoreParams,
     do_not_contact: set[str] = frozenset(),
 ) -> pd.DataFrame:
-    """The score file's rows, in the contract's column order, sorted by customer id."""
-    if not snapshot["customer_id"].equals(contrib["customer_id"]):
-        raise ValueError("SHAP contributions are not aligned with the scoring snapshot; rerun explain")
+    """The score file's rows, in the contract's column order, sorted by customer id. `explain`
+    gives the SHAP contributions of the snapshot rows it is passed (in their order); it is called
+    for the rows that get reasons (`score.reasons_for`): exact SHAP costs some 30-300 times a
+    prediction, so at scale only the outreach list is explained."""
     score_date = pd.Timestamp(snapshot["cutoff"].iloc[0]).date()
     week = iso_week_label(score_date)
     tier = risk_tiers(p, params)
@@ -68,7 +72,16 @@ def score_table(
     ids = snapshot["customer_id"].astype(str)
     suppressed = ids.isin(do_not_contact).to_numpy()
     outreach, holdout, rank = outreach_plan(ids, at_risk, campaign, week, params, suppressed)
-    reasons = top_reasons(contrib, snapshot, params.n_reasons, params.min_reason_points)
+    explained = np.flatnonzero(outreach) if params.reasons_for == "outreach" else np.arange(len(snapshot))
+    rows = snapshot.iloc[explained]
+    contrib = explain(rows)
+    if not contrib["customer_id"].reset_index(drop=True).equals(rows["customer_id"].reset_index(drop=True)):
+        raise ValueError("SHAP contributions are not aligned with the rows they explain")
+    reasons: list[list[Reason]] = [[] for _ in range(len(snapshot))]
+    for i, said in zip(
+        explained, top_reasons(contrib, rows, params.n_reasons, params.min_reason_points), strict=True
+    ):
+        reasons[i] = said
     table = pd.DataFrame(
         {
             "customer_id": ids.to_numpy(),
@@ -156,7 +169,6 @@ def main(
     params_path: Path,
     snapshot_path: Path,
     model_dir: Path,
-    shap_path: Path,
     featurize_metrics: Path,
     suppression: Path,
     scores_dir: Path,
@@ -176,13 +188,17 @@ def main(
             f"the champion predicts churn over {trained_for} days but the scoring snapshot is built for "
             f"{label_horizon(snapshot)} days: retrain (dvc repro) before scoring"
         )
-    p = ChurnModel.load(model_dir).probability(snapshot)
+    model = ChurnModel.load(model_dir)
+    p = model.probability(snapshot)
     score_date = pd.Timestamp(snapshot["cutoff"].iloc[0]).date().isoformat()
     fitted = read_json(featurize_metrics)["btyd_params_by_cutoff"][score_date]["pareto_nbd"]
     version = f"{champion['registered_model']}/{champion['model_version']}"
     do_not_contact = read_suppression(suppression, params)
-    contrib = pd.read_parquet(shap_path)
-    table = score_table(snapshot, p, contrib, ParetoNBD(**fitted), version, params.score, do_not_contact)
+
+    def explain(rows: pd.DataFrame) -> pd.DataFrame:
+        return contributions(model.booster, rows, params.explain.chunk_rows)
+
+    table = score_table(snapshot, p, explain, ParetoNBD(**fitted), version, params.score, do_not_contact)
     table = validate(table, SCORES, "weekly score file")
     out = publish(
         table,

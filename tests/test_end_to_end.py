@@ -41,7 +41,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["simulate"]["n_customers"] = 2500
     params["train"]["num_threads"] = 1
-    params["explain"]["beeswarm_rows"] = 300
+    params["explain"]["sample_rows"] = 300
     # a 2,500-customer shop is too small to promise beating the BTYD models; recency it must beat
     params["promote"] = {"max_ece": 0.1, "must_beat": ["recency"]}
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

@@ -97,11 +97,22 @@ def _scoring(n: int = 300, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, n
     return snapshot, contrib, rng.uniform(0, 1, n)
 
 
+def _explainer(contrib: pd.DataFrame):
+    """What the score stage's `explain` does, from contributions made up for every row."""
+    by_id = contrib.set_index("customer_id")
+    return lambda rows: by_id.loc[rows["customer_id"]].reset_index()
+
+
 def _table():
     snapshot, contrib, p = _scoring()
     pnbd = ParetoNBD(r=0.55, alpha=10.6, s=0.61, beta=11.7)
     return score_table(
-        snapshot, p, contrib, pnbd, "churn-model/3", PARAMS.model_copy(update={"contact_budget": 50})
+        snapshot,
+        p,
+        _explainer(contrib),
+        pnbd,
+        "churn-model/3",
+        PARAMS.model_copy(update={"contact_budget": 50}),
     )
 
 
@@ -136,8 +147,45 @@ def test_contract_names_the_column_and_row():
 
 def test_misaligned_contributions_are_refused():
     snapshot, contrib, p = _scoring()
+    explain = _explainer(contrib)
     with pytest.raises(ValueError, match="not aligned"):
-        score_table(snapshot, p, contrib.iloc[::-1], ParetoNBD(0.5, 10, 0.6, 12), "m/1", PARAMS)
+        score_table(
+            snapshot, p, lambda rows: explain(rows).iloc[::-1], ParetoNBD(0.5, 10, 0.6, 12), "m/1", PARAMS
+        )
+
+
+@pytest.mark.parametrize("reasons_for", ["outreach", "all"])
+def test_reasons_are_computed_for_the_outreach_list_or_for_everyone(reasons_for):
+    snapshot, contrib, p = _scoring()
+    asked: list[int] = []
+    explain = _explainer(contrib)
+
+    def counting(rows: pd.DataFrame) -> pd.DataFrame:
+        asked.append(len(rows))
+        return explain(rows)
+
+    params = PARAMS.model_copy(update={"contact_budget": 50, "reasons_for": reasons_for})
+    table = score_table(snapshot, p, counting, ParetoNBD(0.55, 10.6, 0.61, 11.7), "m/1", params)
+    everyone = score_table(
+        snapshot,
+        p,
+        explain,
+        ParetoNBD(0.55, 10.6, 0.61, 11.7),
+        "m/1",
+        params.model_copy(update={"reasons_for": "all"}),
+    )
+    columns = [f"reason_{k}{s}" for k in (1, 2, 3) for s in ("", "_points")]
+    listed = table["outreach"]
+    assert asked == [50 if reasons_for == "outreach" else 300]
+    # a listed customer's reasons do not depend on who else is explained
+    pd.testing.assert_frame_equal(table.loc[listed, columns], everyone.loc[listed, columns])
+    assert (table.loc[listed, "reason_1"] != "").sum() >= 40  # some made-up rows have no cause pushing up
+    if reasons_for == "outreach":
+        assert (table.loc[~listed, "reason_1"] == "").all() and table.loc[
+            ~listed, "reason_1_points"
+        ].isna().all()
+    else:
+        assert (table.loc[~listed, "reason_1"] != "").sum() > 200
 
 
 def test_published_file_escapes_formulas_and_reads_back_valid_against_the_published_schema(tmp_path):
@@ -194,9 +242,11 @@ def test_do_not_contact_customers_are_scored_and_counted_but_never_on_the_list(t
     snapshot, contrib, p = _scoring()
     pnbd = ParetoNBD(r=0.55, alpha=10.6, s=0.61, beta=11.7)
     params = PARAMS.model_copy(update={"contact_budget": 50})
-    before = score_table(snapshot, p, contrib, pnbd, "m/1", params)
+    before = score_table(snapshot, p, _explainer(contrib), pnbd, "m/1", params)
     first = before.loc[before["outreach_rank"] == 1, "customer_id"].iloc[0]
-    after = score_table(snapshot, p, contrib, pnbd, "m/1", params, do_not_contact={first, "not-a-customer"})
+    after = score_table(
+        snapshot, p, _explainer(contrib), pnbd, "m/1", params, do_not_contact={first, "not-a-customer"}
+    )
     row = after.set_index("customer_id").loc[first]
     assert bool(row["do_not_contact"]) and not bool(row["outreach"]) and len(after) == len(before)
     assert after["outreach"].sum() == 50 and after["do_not_contact"].sum() == 1
@@ -221,7 +271,7 @@ def test_the_score_file_always_meets_its_contract(n, seed, budget, share, extrem
         p[: n // 2] = extreme  # certain churners or stayers
     snapshot.loc[snapshot.index[:2], "avg_order_value"] = 0.0  # orders worth nothing after returns
     params = PARAMS.model_copy(update={"contact_budget": budget, "holdout_share": share})
-    table = score_table(snapshot, p, contrib, ParetoNBD(0.55, 10.6, 0.61, 11.7), "m/1", params)
+    table = score_table(snapshot, p, _explainer(contrib), ParetoNBD(0.55, 10.6, 0.61, 11.7), "m/1", params)
     validate(table, SCORES, "weekly score file")
     assert table["outreach"].sum() == min(budget, int((table["recommended_campaign"] != "none").sum()))
     assert table["holdout"].sum() == round(share * table["outreach"].sum())

@@ -4,8 +4,11 @@ same snapshots: the path past one machine is the code that runs here, not a seco
 from __future__ import annotations
 
 import datetime as dt
+import os
+import sys
 
 import ibis
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -27,6 +30,7 @@ def spark(tmp_path_factory):
     from pyspark.sql import SparkSession
 
     warehouse = tmp_path_factory.mktemp("spark-warehouse")
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers need this environment's packages
     session = (
         SparkSession.builder.master("local[1]")
         .appName("churn-parity")
@@ -81,3 +85,25 @@ def test_the_featurize_stage_gives_the_same_snapshots_on_either_backend(spark, s
     assert (outputs["duckdb"] / "featurize.json").read_text() == (
         outputs["pyspark"] / "featurize.json"
     ).read_text()
+
+
+def test_batch_scoring_by_partition_on_spark_gives_the_local_probabilities_and_shap(spark, tmp_path):
+    from pipeline.calibration import Calibrator
+    from pipeline.explain import contributions
+    from pipeline.model import ChurnModel
+    from pipeline.spark import PROBABILITY, score_partitions
+    from pipeline.train import fit
+    from tests.test_train import PARAMS, _snapshots
+
+    model = ChurnModel(fit(_snapshots(seed=1), _snapshots(seed=2), PARAMS), Calibrator("platt", (0.9, -0.1)))
+    snapshot = _snapshots(n=500, seed=3).drop(columns="churned")
+    on_spark = spark.createDataFrame(snapshot).repartition(4)  # several batches, each its own model use
+    got = score_partitions(on_spark, model, explain=True).toPandas()
+    got = got.sort_values("customer_id", ignore_index=True)
+    assert len(got) == 500 and got["customer_id"].tolist() == snapshot["customer_id"].tolist()
+    np.testing.assert_allclose(got[PROBABILITY], model.probability(snapshot), rtol=0, atol=1e-12)
+    local = contributions(model.booster, snapshot)
+    features = [*model.booster.feature_name(), "base_value"]
+    np.testing.assert_allclose(got[features].to_numpy(), local[features].to_numpy(), rtol=0, atol=1e-12)
+    plain = score_partitions(on_spark, model).toPandas()
+    assert list(plain.columns) == ["customer_id", PROBABILITY]
