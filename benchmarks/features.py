@@ -187,7 +187,7 @@ def main() -> None:
         CONTENDERS[name] = f"LIMIT = {args.memory_limit!r}\n" + PIPELINE_LIMITED
         args.contenders.append(name)
     print(f"cores: {os.cpu_count()}; cutoffs: {N_CUTOFFS}; repeat: {args.repeat}")
-    head = ("lines", "contender", "median s", "min s", "peak MiB", "rows", "x scan", "x pipeline")
+    head = ("lines", " contender", "median s", "min s", "peak MiB", "rows", "x scan", "x pipeline")
     widths = (">12", "<21", ">10", ">8", ">10", ">12", ">8", ">12")
     print("".join(f"{h:{w}}" for h, w in zip(head, widths, strict=True)))
     with tempfile.TemporaryDirectory() as tmp:

@@ -92,10 +92,11 @@ def build_features(lines: ir.Table, dates: list[dt.date], params: FeaturizeParam
     cutoffs = cutoff_table(dates)
     cutoffs = cutoffs.mutate(cutoff_s=cutoffs.cutoff.epoch_seconds())
     orders = orders_from_lines(lines)
-    j = orders.join(cutoffs, orders.ts_s < cutoffs.cutoff_s)
-    age = _days(j.cutoff_s - j.ts_s)
+    events = _with_returns(orders, lines)
+    j = events.join(cutoffs, events.event_s < cutoffs.cutoff_s)
+    age = _days(j.cutoff_s - j.ts_s)  # null on return lines: no window counts them
     metrics: dict[str, ir.Value] = {
-        "n_orders": j.count(),
+        "n_orders": j.ts_s.count(),
         "last_s": j.ts_s.max(),
         "first_s": j.ts_s.min(),
         "spend": j.value.sum(),
@@ -103,7 +104,8 @@ def build_features(lines: ir.Table, dates: list[dt.date], params: FeaturizeParam
         "gap_mean": j.gap_days.mean(),
         "gap_std": j.gap_days.std(),
         "gap_max": j.gap_days.max(),
-        "gap_last": j.gap_days.argmax(j.ts_s),  # the wait before the latest order: a comeback?
+        # the wait before the latest order (a comeback?); by rank, as orders may share a timestamp
+        "gap_last": j.gap_days.argmax(j.order_rank),
         "lines_per_order": j.n_lines.mean(),
         "weekend_share": j.weekend.mean(),
         "hour_mean": j.hour.mean(),
@@ -120,6 +122,8 @@ def build_features(lines: ir.Table, dates: list[dt.date], params: FeaturizeParam
     # the coming label window, one year earlier: seasonal buyers come back at the same time
     h = params.horizon_days
     metrics["orders_same_window_last_year"] = j.count(where=(age > YEAR_DAYS - h) & (age <= YEAR_DAYS))
+    metrics["n_return_lines"] = j.return_amount.count()
+    metrics["return_value"] = (-j.return_amount.sum()).fill_null(0.0)
     agg = j.group_by(["customer_id", "cutoff", "cutoff_s"]).aggregate(**metrics)
     recency = _days(agg.cutoff_s - agg.last_s)
     agg = agg.filter(recency <= params.eligibility_lookback_days)
@@ -135,7 +139,6 @@ def build_features(lines: ir.Table, dates: list[dt.date], params: FeaturizeParam
         order_trend=agg.orders_trend_recent - agg.orders_trend_before,
     ).drop("last_s", "first_s", "second_s", "orders_trend_recent", "orders_trend_before")
 
-    feats = _left_join_counts(feats, _returns(lines, cutoffs))
     feats = feats.left_join(_season(orders, cutoffs, params.horizon_days), "cutoff").drop("cutoff_right")
     feats = feats.mutate(return_rate=feats.n_return_lines / feats.n_orders)
     for column, name in (("product_id", "distinct_products"), ("category", "distinct_categories")):
@@ -160,13 +163,22 @@ def _season(orders: ir.Table, cutoffs: ir.Table, horizon_days: int) -> ir.Table:
     return counts.select("cutoff", season_window_intensity=intensity)
 
 
-def _returns(lines: ir.Table, cutoffs: ir.Table) -> ir.Table:
+def _with_returns(orders: ir.Table, lines: ir.Table) -> ir.Table:
+    """Orders and return lines as one event table, so one join to the cutoffs and one aggregation
+    serve both (a separate return join and its merge cost 1.3 of 11 s at 10M lines). `event_s` is
+    every event's time; order columns are null on return lines and `return_amount` on orders, and
+    aggregates skip nulls."""
     returns = lines.filter(lines.amount < 0)
-    returns = returns.mutate(ts_s=returns.order_ts.epoch_seconds())
-    j = returns.join(cutoffs, returns.ts_s < cutoffs.cutoff_s)
-    return j.group_by(["customer_id", "cutoff"]).aggregate(
-        n_return_lines=j.count(), return_value=-j.amount.sum()
+    schema = orders.schema()
+    as_events = returns.select(
+        **{
+            name: returns.customer_id if name == "customer_id" else ibis.null().cast(dtype)
+            for name, dtype in schema.items()
+        },
+        event_s=returns.order_ts.epoch_seconds(),
+        return_amount=returns.amount,
     )
+    return orders.mutate(event_s=orders.ts_s, return_amount=ibis.null().cast("float64")).union(as_events)
 
 
 def _left_join_counts(feats: ir.Table, counts: ir.Table) -> ir.Table:

@@ -110,6 +110,22 @@ def test_an_order_at_the_cutoff_counts_in_the_label_not_the_features():
     assert snap_after.loc["L", "n_orders"] == 2
 
 
+def test_two_orders_at_one_time_give_the_gap_of_the_later_order_id():
+    # a and b share a timestamp: by (time, order id) b is the latest order, 0 days after a
+    lines = canonical(
+        """
+        customer_id order_ts            amount order_id
+        T           2024-01-01T10:00:00 10     z
+        T           2024-03-01T10:00:00 20     b
+        T           2024-03-01T10:00:00 30     a
+        """
+    )
+    for seed in range(5):  # whatever the engine's row order
+        snap = snapshot(lines.sample(frac=1.0, random_state=seed)).set_index("customer_id")
+        assert snap.loc["T", "gap_last"] == 0.0 and snap.loc["T", "gap_max"] == 60.0
+        assert snap.loc["T", "n_orders"] == 3
+
+
 def test_label_window_is_half_open_at_its_end():
     lines = LINES[LINES["order_id"].isin(["o3"])].copy()
     at_end = lines.assign(order_id="o10", order_ts=pd.Timestamp(CUTOFF) + pd.Timedelta(days=90))
