@@ -88,7 +88,12 @@ def ingest(
 
 @app.command()
 def featurize(
-    transactions: Annotated[Path, _opt("Validated transactions (Parquet).")],
+    transactions: Annotated[
+        str,
+        _opt(
+            "Validated transactions (Parquet): a local path, or with the pyspark backend a URL Spark reads."
+        ),
+    ],
     train: Annotated[Path, _opt("Labelled training snapshots (Parquet).")],
     score: Annotated[Path, _opt("Scoring snapshot (Parquet).")],
     metrics: Annotated[Path, _opt("Snapshot counts, churn rates, BTYD fits, horizon report (JSON).")],

@@ -429,13 +429,20 @@ def spark_session(params: FeaturizeParams):  # -> pyspark.sql.SparkSession
     return builder.getOrCreate()
 
 
-def read_transactions(path: Path, params: FeaturizeParams) -> ir.Table:
-    return connect(params).read_parquet(str(path))
+def read_transactions(source: str | Path, params: FeaturizeParams) -> ir.Table:
+    """The validated transactions: a local Parquet file, or with the pyspark backend any URL
+    Spark reads (s3a://, hdfs://, file://; a folder of Parquet files too)."""
+    source = str(source)
+    if "://" not in source:
+        inherit_permissions(Path(source))
+    elif params.backend != "pyspark":
+        raise ValueError(f"{source}: only featurize.backend pyspark reads a URL; DuckDB reads local files")
+    return connect(params).read_parquet(source)
 
 
 def main(
     params_path: Path,
-    transactions: Path,
+    transactions: str | Path,
     train_out: Path,
     score_out: Path,
     metrics_out: Path,
@@ -444,7 +451,6 @@ def main(
     from pipeline.params import load_params
 
     params = load_params(params_path)
-    inherit_permissions(transactions)
     snaps = make_snapshots(
         read_transactions(transactions, params.featurize), params.featurize, SplitNeeds.of(params)
     )

@@ -241,3 +241,10 @@ def test_the_duckdb_connection_takes_its_memory_limit_and_spill_folder_from_para
         "SELECT current_setting('memory_limit'), current_setting('temp_directory')"
     ).fetchall()
     assert settings == [("488.2 MiB", str(tmp_path))]
+
+
+def test_a_url_for_the_transactions_needs_the_spark_backend():
+    from pipeline.featurize import read_transactions
+
+    with pytest.raises(ValueError, match=r"only featurize\.backend pyspark reads a URL"):
+        read_transactions("s3a://bucket/validated/transactions/", PARAMS)

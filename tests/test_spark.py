@@ -73,8 +73,14 @@ def test_the_featurize_stage_gives_the_same_snapshots_on_either_backend(spark, s
         settings["featurize"] |= {"backend": backend, "spark_master": "local[1]"}
         (tmp_path / f"{backend}.yaml").write_text(yaml.safe_dump(settings))
         out = tmp_path / backend
+        # Spark reads the transactions by URL, as it would from s3a:// or hdfs://
+        source = (
+            tmp_path / "transactions.parquet"
+            if backend == "duckdb"
+            else f"file://{tmp_path}/transactions.parquet"
+        )
         featurize.main(
-            tmp_path / f"{backend}.yaml", tmp_path / "transactions.parquet", out / "train.parquet",
+            tmp_path / f"{backend}.yaml", source, out / "train.parquet",
             out / "score.parquet", out / "featurize.json", out / "horizons.csv",
         )  # fmt: skip
         outputs[backend] = out
