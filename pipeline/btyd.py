@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import minimize
 from scipy.special import gammaln, hyp2f1, logsumexp
 
+from pipeline.numerics import minimize
 from pipeline.quadrature import gamma_nodes
 
 WEEK_DAYS = 7.0
@@ -40,12 +40,13 @@ class Summary:
 
 def _fit(neg_ll, start: np.ndarray) -> np.ndarray:
     """Minimise over log-parameters so every parameter stays positive. The search may visit
-    extreme parameters where the likelihood overflows: those points count as infinitely bad."""
+    extreme parameters where the likelihood overflows: those points count as infinitely bad.
+    `numerics.minimize` rather than scipy's L-BFGS-B: the same fit on any CPU (see there)."""
     with np.errstate(all="ignore"):
-        result = minimize(neg_ll, np.log(start), method="L-BFGS-B", bounds=[(-12.0, 12.0)] * len(start))
+        result = minimize(lambda v: neg_ll(np.asarray(v)), [float(v) for v in np.log(start)], -12.0, 12.0)
     if not np.all(np.isfinite(result.x)):
         raise FloatingPointError(f"BTYD fit did not converge: {result.message}")
-    return np.exp(result.x)
+    return np.exp(np.asarray(result.x))
 
 
 def _scale(s: Summary) -> float:

@@ -8,8 +8,9 @@ from typing import Any
 
 import numpy as np
 from sklearn.isotonic import IsotonicRegression
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
+
+from pipeline.numerics import logistic_regression
 
 EPS = 1e-6
 
@@ -46,8 +47,8 @@ class Calibrator:
 
 
 def fit_platt(p: np.ndarray, y: np.ndarray) -> Calibrator:
-    model = LogisticRegression(C=1e6, solver="lbfgs").fit(_logit(p).reshape(-1, 1), y)
-    return Calibrator("platt", coef=(float(model.coef_[0, 0]), float(model.intercept_[0])))
+    model = logistic_regression(_logit(p), y, c=1e6, standardize=False)
+    return Calibrator("platt", coef=(model.coef[0], model.intercept))
 
 
 def fit_isotonic(p: np.ndarray, y: np.ndarray) -> Calibrator:

@@ -22,7 +22,7 @@ import pandas as pd
 import shap
 
 from pipeline import tracking
-from pipeline.io import atomic_path, inherit_permissions, read_json, write_parquet
+from pipeline.io import atomic_path, permissions_of, read_json, write_parquet
 from pipeline.model import ChurnModel, model_frame
 
 log = logging.getLogger(__name__)
@@ -85,13 +85,12 @@ def main(
     from pipeline.params import load_params
 
     params = load_params(params_path)
-    inherit_permissions(snapshot_path)
     snapshot = evenly_spaced(pd.read_parquet(snapshot_path), params.explain.sample_rows)
     booster = ChurnModel.load(model_dir).booster
     contrib = contributions(booster, snapshot, params.explain.chunk_rows)
-    write_parquet(contrib, shap_out)
+    with permissions_of(snapshot_path):
+        write_parquet(contrib, shap_out)
     figs = figures(explanation(contrib, snapshot))
-    plots_dir.mkdir(parents=True, exist_ok=True)
     for name, fig in figs.items():
         with atomic_path(plots_dir / f"shap_{name}.png") as tmp:
             fig.savefig(tmp, format="png", dpi=90, metadata={"Software": None})

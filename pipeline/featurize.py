@@ -24,7 +24,7 @@ import pandas as pd
 
 from pipeline.btyd import Summary, btyd_outputs, fit_sample
 from pipeline.cutoffs import Schedule, ScheduleError, SplitNeeds, plan_schedule
-from pipeline.io import inherit_permissions, write_csv, write_json, write_parquet
+from pipeline.io import permissions_of, write_csv, write_json, write_parquet
 from pipeline.params import FeaturizeParams
 from pipeline.tables import HORIZON, KEYS, LABEL
 
@@ -40,27 +40,44 @@ def _days(seconds: ir.NumericValue) -> ir.FloatingValue:
     return seconds.cast("float64") / DAY_SECONDS
 
 
+# Money and quantities are summed as exact decimals, gaps as whole seconds: a float sum depends on
+# the order of its terms, and a parallel engine adds them in an order that varies with its thread
+# count, which would change the features' last bits from one machine to the next.
+EXACT = "decimal(18, 4)"
+
+
+def _exact(column: ir.NumericValue) -> ir.DecimalValue:
+    return column.cast(EXACT)
+
+
+def _float(value: ir.NumericValue) -> ir.FloatingValue:
+    return value.cast("float64")
+
+
 def orders_from_lines(lines: ir.Table) -> ir.Table:
     """One row per purchase event. Lines with a positive amount make an order; lines sharing the
     customer, the order id (when the export has one) and the timestamp are one order. Lines of one
-    order id at different times are separate events, so no order ever mixes both sides of a cutoff."""
+    order id at different times are separate events, so no order ever mixes both sides of a cutoff.
+    `value` (and `items`) are exact decimals, `gap_s` whole seconds."""
     purchases = lines.filter(lines.amount > 0)
     keys = [purchases.customer_id, purchases.order_ts]
     if "order_id" in lines.columns:
         keys.append(purchases.order_id.fill_null("").name("order_key"))
-    metrics = {"value": purchases.amount.sum(), "n_lines": purchases.count()}
+    metrics = {"value": _exact(purchases.amount).sum(), "n_lines": purchases.count()}
     if "quantity" in lines.columns:
-        metrics["items"] = purchases.quantity.sum()
+        metrics["items"] = _exact(purchases.quantity).sum()
     orders = purchases.group_by(keys).aggregate(**metrics)
     order_by = [orders.order_ts, orders.order_key] if "order_key" in orders.columns else [orders.order_ts]
     # a gap is known once its later order happens, so it is point-in-time safe as a column
     window = ibis.window(group_by=orders.customer_id, order_by=order_by)
     prev = orders.order_ts.lag().over(window)
+    gap_s = orders.order_ts.epoch_seconds() - prev.epoch_seconds()
     return orders.mutate(
         ts_s=orders.order_ts.epoch_seconds(),
         order_rank=ibis.row_number().over(window),
-        hour=orders.order_ts.hour() + orders.order_ts.minute() / 60.0,
-        gap_days=_days(orders.order_ts.epoch_seconds() - prev.epoch_seconds()),
+        minute_of_day=(orders.order_ts.hour() * 60 + orders.order_ts.minute()).cast("int64"),
+        gap_s=gap_s.cast("int64"),
+        gap_days=_days(gap_s),
         weekend=(orders.order_ts.day_of_week.index() >= 5).cast("int64"),
     )
 
@@ -95,27 +112,29 @@ def build_features(lines: ir.Table, dates: list[dt.date], params: FeaturizeParam
     events = _with_returns(orders, lines)
     j = events.join(cutoffs, events.event_s < cutoffs.cutoff_s)
     age = _days(j.cutoff_s - j.ts_s)  # null on return lines: no window counts them
+    gap = j.gap_s.cast("decimal(38, 0)")
     metrics: dict[str, ir.Value] = {
         "n_orders": j.ts_s.count(),
         "last_s": j.ts_s.max(),
         "first_s": j.ts_s.min(),
-        "spend": j.value.sum(),
-        "max_order_value": j.value.max(),
-        "gap_mean": j.gap_days.mean(),
-        "gap_std": j.gap_days.std(),
+        "spend": _float(j.value.sum()),
+        "max_order_value": _float(j.value.max()),
+        "n_gaps": j.gap_s.count(),
+        "gap_sum_s": gap.sum(),
+        "gap_sum_sq_s": (gap * gap).sum(),
         "gap_max": j.gap_days.max(),
         # the wait before the latest order (a comeback?); by rank, as orders may share a timestamp
         "gap_last": j.gap_days.argmax(j.order_rank),
-        "lines_per_order": j.n_lines.mean(),
-        "weekend_share": j.weekend.mean(),
-        "hour_mean": j.hour.mean(),
+        "line_sum": j.n_lines.sum(),
+        "weekend_sum": j.weekend.sum(),
+        "minute_sum": j.minute_of_day.sum(),
         "second_s": j.ts_s.min(where=j.order_rank == 1),  # row_number starts at 0
     }
     if "items" in orders.columns:
-        metrics["items_per_order"] = j["items"].mean()
+        metrics["items_sum"] = j["items"].sum()
     for w in params.windows_days:
         metrics[f"orders_{w}d"] = j.count(where=age < w)
-        metrics[f"spend_{w}d"] = j.value.sum(where=age < w).fill_null(0.0)
+        metrics[f"spend_{w}d"] = _float(j.value.sum(where=age < w)).fill_null(0.0)
     trend = params.trend_days
     metrics["orders_trend_recent"] = j.count(where=age < trend)
     metrics["orders_trend_before"] = j.count(where=(age >= trend) & (age < 2 * trend))
@@ -123,21 +142,36 @@ def build_features(lines: ir.Table, dates: list[dt.date], params: FeaturizeParam
     h = params.horizon_days
     metrics["orders_same_window_last_year"] = j.count(where=(age > YEAR_DAYS - h) & (age <= YEAR_DAYS))
     metrics["n_return_lines"] = j.return_amount.count()
-    metrics["return_value"] = (-j.return_amount.sum()).fill_null(0.0)
+    metrics["return_value"] = _float(-j.return_amount.sum()).fill_null(0.0)
     agg = j.group_by(["customer_id", "cutoff", "cutoff_s"]).aggregate(**metrics)
     recency = _days(agg.cutoff_s - agg.last_s)
     agg = agg.filter(recency <= params.eligibility_lookback_days)
     recency = _days(agg.cutoff_s - agg.last_s)
+    # mean and sample standard deviation of the gaps from exact sums: n S2 - S1^2 is exact
+    n_gaps = agg.n_gaps.cast("decimal(38, 0)")
+    gap_mean = ibis.ifelse(agg.n_gaps > 0, _days(_float(agg.gap_sum_s) / agg.n_gaps), ibis.null())
+    spread = _float(n_gaps * agg.gap_sum_sq_s - agg.gap_sum_s * agg.gap_sum_s)
+    gap_std = (spread / (_float(agg.n_gaps) * _float(agg.n_gaps - 1))).sqrt() / DAY_SECONDS
+    extra = {"items_per_order": _float(agg.items_sum) / agg.n_orders} if "items_sum" in agg.columns else {}
     feats = agg.mutate(
         recency_days=recency,
         tenure_days=_days(agg.cutoff_s - agg.first_s),
         repeat_orders=agg.n_orders - 1,
         avg_order_value=agg.spend / agg.n_orders,
         days_since_second_order=_days(agg.cutoff_s - agg.second_s),
-        overdue_ratio=recency / agg.gap_mean,
+        gap_mean=gap_mean,
+        gap_std=ibis.ifelse(agg.n_gaps > 1, gap_std, ibis.null()),
+        overdue_ratio=recency / gap_mean,
+        lines_per_order=_float(agg.line_sum) / agg.n_orders,
+        weekend_share=_float(agg.weekend_sum) / agg.n_orders,
+        hour_mean=_float(agg.minute_sum) / agg.n_orders / 60.0,
         # orders in the last `trend_days` minus orders in the `trend_days` before them
         order_trend=agg.orders_trend_recent - agg.orders_trend_before,
-    ).drop("last_s", "first_s", "second_s", "orders_trend_recent", "orders_trend_before")
+        **extra,
+    ).drop(
+        "last_s", "first_s", "second_s", "orders_trend_recent", "orders_trend_before", "n_gaps", "gap_sum_s",
+        "gap_sum_sq_s", "line_sum", "weekend_sum", "minute_sum", *(["items_sum"] if extra else []),
+    )  # fmt: skip
 
     feats = feats.left_join(_season(orders, cutoffs, params.horizon_days), "cutoff").drop("cutoff_right")
     feats = feats.mutate(return_rate=feats.n_return_lines / feats.n_orders)
@@ -176,9 +210,9 @@ def _with_returns(orders: ir.Table, lines: ir.Table) -> ir.Table:
             for name, dtype in schema.items()
         },
         event_s=returns.order_ts.epoch_seconds(),
-        return_amount=returns.amount,
+        return_amount=_exact(returns.amount),
     )
-    return orders.mutate(event_s=orders.ts_s, return_amount=ibis.null().cast("float64")).union(as_events)
+    return orders.mutate(event_s=orders.ts_s, return_amount=ibis.null().cast(EXACT)).union(as_events)
 
 
 def _left_join_counts(feats: ir.Table, counts: ir.Table) -> ir.Table:
@@ -433,9 +467,7 @@ def read_transactions(source: str | Path, params: FeaturizeParams) -> ir.Table:
     """The validated transactions: a local Parquet file, or with the pyspark backend any URL
     Spark reads (s3a://, hdfs://, file://; a folder of Parquet files too)."""
     source = str(source)
-    if "://" not in source:
-        inherit_permissions(Path(source))
-    elif params.backend != "pyspark":
+    if "://" in source and params.backend != "pyspark":
         raise ValueError(f"{source}: only featurize.backend pyspark reads a URL; DuckDB reads local files")
     return connect(params).read_parquet(source)
 
@@ -451,9 +483,17 @@ def main(
     from pipeline.params import load_params
 
     params = load_params(params_path)
-    snaps = make_snapshots(
-        read_transactions(transactions, params.featurize), params.featurize, SplitNeeds.of(params)
-    )
+    local = [] if "://" in str(transactions) else [Path(transactions)]
+    with permissions_of(*local):
+        snaps = make_snapshots(
+            read_transactions(transactions, params.featurize), params.featurize, SplitNeeds.of(params)
+        )
+        write_outputs(snaps, train_out, score_out, metrics_out, horizon_out)
+
+
+def write_outputs(
+    snaps: Snapshots, train_out: Path, score_out: Path, metrics_out: Path, horizon_out: Path
+) -> None:
     write_parquet(snaps.train, train_out)
     write_parquet(snaps.score, score_out)
     per_cutoff = snaps.train.groupby("cutoff")[LABEL].agg(["size", "mean"])

@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from pipeline.io import atomic_path, inherit_permissions, write_json
+from pipeline.io import atomic_path, permissions_of, write_json
 from pipeline.params import IngestParams
 from pipeline.privacy import pseudonym_key, pseudonyms
 from pipeline.tables import OPTIONAL_TYPES, TRANSACTIONS, validate
@@ -97,6 +98,20 @@ def _timestamp(text: str, params: IngestParams) -> str:
     return parts[0] if len(parts) == 1 else f"COALESCE({', '.join(parts)})"
 
 
+# a number written with a decimal comma: optional sign, digits in groups of three separated by "."
+# or none, then an optional ",fraction". Anything else with a "." is ambiguous and not a number.
+DECIMAL_COMMA = r"^[+-]?([0-9]{1,3}(\.[0-9]{3})+|[0-9]+)(,[0-9]+)?$"
+
+
+def _number(text: str, decimal: str) -> str:
+    if decimal == ".":
+        return f"TRY_CAST({text} AS DOUBLE)"
+    return (
+        f"CASE WHEN regexp_matches({text}, '{DECIMAL_COMMA}') "
+        f"THEN TRY_CAST(replace(replace({text}, '.', ''), ',', '.') AS DOUBLE) END"
+    )
+
+
 def parse_expressions(params: IngestParams, schema: pa.Schema) -> dict[str, str]:
     """SQL expression for each canonical column present, from the mapped source column."""
     exprs: dict[str, str] = {}
@@ -114,7 +129,7 @@ def parse_expressions(params: IngestParams, schema: pa.Schema) -> dict[str, str]
                 else _timestamp(text, params)
             )
         elif target in ("amount", "quantity", "unit_price"):
-            exprs[target] = f"TRY_CAST({text} AS DOUBLE)"
+            exprs[target] = _number(text, params.decimal)
         else:
             exprs[target] = text
     if "amount" not in exprs:
@@ -124,7 +139,16 @@ def parse_expressions(params: IngestParams, schema: pa.Schema) -> dict[str, str]
 
 def quarantine_rules(params: IngestParams) -> list[Rule]:
     """Checks in the order they are applied; the first that fails names the row's reason."""
+    # a line break, tab or NUL inside an id or a date is a broken export, never part of a value
     rules = [
+        Rule(
+            f"control_character_{target}",
+            target,
+            f"regexp_matches({_quote('raw:' + params.columns[target])}, '[\\x00-\\x1f\\x7f]')",
+        )
+        for target in ("customer_id", "order_ts")
+    ]
+    rules += [
         Rule("missing_customer_id", "customer_id", "customer_id IS NULL"),
         Rule("unparseable_order_ts", "order_ts", "order_ts IS NULL"),
     ]
@@ -183,13 +207,16 @@ def batch_query(params: IngestParams, schema: pa.Schema) -> str:
     """
 
 
-def _read_header(path: Path, encoding: str) -> list[str]:
+def _text_encoding(encoding: str) -> str:
+    """The encoding to decode with: a UTF-8 byte order mark is not part of the first column's name."""
+    return "utf-8-sig" if encoding.lower() in ("utf-8", "utf8") else encoding
+
+
+def _read_header(path: Path, encoding: str, delimiter: str) -> list[str]:
     with path.open("rb") as handle:
         first = handle.readline()
     try:
-        header = next(
-            csv.reader([first.decode("utf-8-sig" if encoding.lower() in ("utf-8", "utf8") else encoding)])
-        )
+        header = next(csv.reader([first.decode(_text_encoding(encoding))], delimiter=delimiter))
     except UnicodeDecodeError as exc:
         raise IngestError(
             f"{path}: the header is not {encoding} text ({exc.reason} at byte {exc.start}); "
@@ -238,20 +265,36 @@ def _csv_error(path: Path, encoding: str, exc: Exception) -> IngestError:
     return IngestError(f"{path}: cannot read the CSV: {exc}")
 
 
-def read_batches(path: Path, encoding: str = "utf-8") -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
-    """The export's schema and its rows in batches: CSV columns all as text, Parquet as typed."""
+@dataclass
+class RaggedRows:
+    """Rows whose number of fields differs from the header's, as the CSV reader skipped them."""
+
+    texts: list[str] = field(default_factory=list)
+
+    def skip(self, row: pacsv.InvalidRow) -> str:
+        self.texts.append(row.text)
+        return "skip"
+
+
+def read_batches(
+    path: Path, params: IngestParams, ragged: RaggedRows | None = None
+) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    """The export's schema and its rows in batches: CSV columns all as text, Parquet as typed. A
+    CSV row with the wrong number of fields is left out of the batches and noted in `ragged`."""
     if path.suffix.lower() in (".parquet", ".pq"):
         source = pq.ParquetFile(path)
         return source.schema_arrow, source.iter_batches(batch_size=256_000)
-    header = _read_header(path, encoding)
+    header = _read_header(path, params.encoding, params.delimiter)
     repeated = sorted({h for h in header if header.count(h) > 1})
     if repeated:
         raise IngestError(f"{path}: header repeats column(s) {repeated}")
     schema = pa.schema([(name, pa.string()) for name in header])
+    ragged = ragged if ragged is not None else RaggedRows()
     try:
         reader = pacsv.open_csv(
             path,
-            read_options=pacsv.ReadOptions(block_size=BATCH_BYTES, encoding=encoding),
+            read_options=pacsv.ReadOptions(block_size=BATCH_BYTES, encoding=params.encoding),
+            parse_options=pacsv.ParseOptions(delimiter=params.delimiter, invalid_row_handler=ragged.skip),
             convert_options=pacsv.ConvertOptions(
                 column_types=dict(zip(schema.names, schema.types, strict=True)),
                 strings_can_be_null=False,
@@ -259,19 +302,71 @@ def read_batches(path: Path, encoding: str = "utf-8") -> tuple[pa.Schema, Iterat
             ),
         )
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-        raise _csv_error(path, encoding, exc) from None
+        raise _csv_error(path, params.encoding, exc) from None
 
     def batches() -> Iterator[pa.RecordBatch]:
         try:
             yield from reader
         except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-            raise _csv_error(path, encoding, exc) from None
+            raise _csv_error(path, params.encoding, exc) from None
 
     return schema, batches()
 
 
+@dataclass(frozen=True)
+class RaggedRow:
+    row: int  # position among the data rows, as `source_row`
+    line: int  # physical line of the file where the row starts (the header is line 1)
+    fields: list[str]
+    text: str
+
+
+def locate_ragged_rows(path: Path, params: IngestParams, n_fields: int) -> list[RaggedRow]:
+    """Every data row whose number of fields is not `n_fields`, with its row and line number.
+    pyarrow's streaming reader skips such rows without saying where they were, so when it has
+    skipped any, the file is read once more by Python's csv module, which counts lines. Blank
+    lines are not rows, for either reader."""
+    found, row, line = [], 0, 1
+    with path.open(encoding=_text_encoding(params.encoding), newline="") as handle:
+        reader = csv.reader((text.replace("\0", "\ufffd") for text in handle), delimiter=params.delimiter)
+        next(reader, None)  # the header
+        line = reader.line_num
+        for fields in reader:
+            start, line = line + 1, reader.line_num
+            if not fields:
+                continue
+            row += 1
+            if len(fields) != n_fields:
+                text = params.delimiter.join(fields)
+                found.append(RaggedRow(row=row, line=start, fields=fields, text=text))
+    return found
+
+
+def row_numbers(parsed_rows: pa.Array | range, ragged: list[RaggedRow]) -> pa.Array:
+    """`source_row` of the rows the reader kept, numbered 1, 2, ... among themselves, once the
+    skipped rows take their places back: the k-th kept row moves down by the number of skipped
+    rows before it. With u_j = row_j - j for the j-th skipped row (0-based), that number is
+    #{j: u_j <= k}."""
+    kept = np.asarray(parsed_rows, dtype=np.int64)
+    if not ragged:
+        return pa.array(kept)
+    thresholds = np.array([r.row - j for j, r in enumerate(ragged)], dtype=np.int64)
+    return pa.array(kept + np.searchsorted(thresholds, kept, side="right"))
+
+
+DELIMITERS = (",", ";", "\t", "|")
+
+
 def check_mapping(path: Path, params: IngestParams, schema: pa.Schema) -> None:
     missing = {t: s for t, s in params.columns.items() if s not in schema.names}
+    if missing and len(schema.names) == 1:
+        for other in (d for d in DELIMITERS if d != params.delimiter):
+            if set(params.columns.values()) <= set(schema.names[0].split(other)):
+                raise IngestError(
+                    f"{path}: the header is one column, {schema.names[0]!r}, holding the mapped names "
+                    f"separated by {other!r}: set ingest.delimiter: {other!r} in params.yaml"
+                    + ("" if other != ";" else " (and ingest.decimal: ',' if amounts are written 11,77)")
+                )
     if missing:
         wanted = ", ".join(f"{s!r} (for {t})" for t, s in missing.items())
         raise IngestError(
@@ -280,16 +375,70 @@ def check_mapping(path: Path, params: IngestParams, schema: pa.Schema) -> None:
         )
 
 
+# quarantine columns beside the row number, the reason and the raw fields: where a row's fields do
+# not line up with the header, its physical line and its text as read
+QUARANTINE_EXTRA = (("line", pa.int64()), ("raw_text", pa.string()))
+
+
+def _with_extra(rejected: pa.Table) -> pa.Table:
+    for name, kind in QUARANTINE_EXTRA:
+        rejected = rejected.append_column(name, pa.nulls(rejected.num_rows, kind))
+    return rejected
+
+
 def ingest(path: Path, params: IngestParams, kept_out: Path, quarantine_out: Path) -> Tally:
     """Stream the export through the parse query, then apply the checks across rows, into the two
-    output files. Both appear together, only when the whole file passed."""
+    output files. Both appear together, only when the whole file passed. Rows with the wrong
+    number of fields are quarantined too: when the CSV has any, it is located and streamed again
+    so that every row keeps its own number."""
     path = Path(path)
     if not path.exists():
         raise IngestError(f"{path}: file not found")
     if path.stat().st_size == 0:
         raise IngestError(f"{path}: the file is empty; expected a header row and data rows")
-    schema, batches = read_batches(path, params.encoding)
+    skipped = RaggedRows()
+    schema, batches = read_batches(path, params, skipped)
     check_mapping(path, params, schema)
+    with atomic_path(kept_out) as kept_tmp, atomic_path(quarantine_out) as quarantine_tmp:
+        tally = _stream(path, params, schema, batches, [], kept_tmp, quarantine_tmp)
+        if skipped.texts:
+            ragged = locate_ragged_rows(path, params, len(schema.names))
+            if len(ragged) != len(skipped.texts):
+                raise IngestError(
+                    f"{path}: {len(skipped.texts)} row(s) have a number of fields other than the "
+                    f"header's {len(schema.names)}, but a line-by-line read finds {len(ragged)}: the "
+                    f"file's quoting is ambiguous. First such row: {skipped.texts[0][:200]!r}"
+                )
+            _, batches = read_batches(path, params)
+            tally = _stream(path, params, schema, batches, ragged, kept_tmp, quarantine_tmp)
+        _check_quarantine_share(path, params, tally)
+    return tally
+
+
+def _ragged_table(ragged: list[RaggedRow], schema: pa.Schema, withhold: bool) -> pa.Table:
+    """Quarantine rows for `ragged`: raw fields in the header's order as far as they go (none
+    when ids are pseudonymized: a shifted field may be the id), the line and the text."""
+    columns: dict[str, pa.Array] = {
+        "source_row": pa.array([r.row for r in ragged], pa.int64()),
+        "reason": pa.array(["wrong_field_count"] * len(ragged), pa.string()),
+    }
+    for k, name in enumerate(schema.names):
+        values = [None if withhold or k >= len(r.fields) else r.fields[k] for r in ragged]
+        columns["raw:" + name] = pa.array(values, pa.string())
+    columns["line"] = pa.array([r.line for r in ragged], pa.int64())
+    columns["raw_text"] = pa.array([None if withhold else r.text for r in ragged], pa.string())
+    return pa.table(columns)
+
+
+def _stream(
+    path: Path,
+    params: IngestParams,
+    schema: pa.Schema,
+    batches: Iterator[pa.RecordBatch],
+    ragged: list[RaggedRow],
+    kept_tmp: Path,
+    quarantine_tmp: Path,
+) -> Tally:
     query = batch_query(params, schema)
     raw_names = ["raw:" + c for c in schema.names]
     raw_id = "raw:" + params.columns["customer_id"]
@@ -303,53 +452,56 @@ def ingest(path: Path, params: IngestParams, kept_out: Path, quarantine_out: Pat
         con.execute("SET preserve_insertion_order = false")  # every output is ordered explicitly
         staged_path = Path(work) / "staged.parquet"
         staged_writer: pq.ParquetWriter | None = None
-        with atomic_path(kept_out) as kept_tmp, atomic_path(quarantine_out) as quarantine_tmp:
-            quarantine_writer: pq.ParquetWriter | None = None
-            for raw_batch in batches:
-                offset = tally.input_rows
-                tally.input_rows += raw_batch.num_rows
-                batch = pa.Table.from_batches([raw_batch]).append_column(
-                    "source_row", pa.array(range(offset + 1, offset + raw_batch.num_rows + 1), pa.int64())
-                )
-                con.register("batch", batch)
-                parsed = con.sql(query).to_arrow_table()
-                con.unregister("batch")
-                if key is not None:  # ids never leave this loop in clear, not even in the quarantine
-                    parsed = _pseudonymized(parsed, key, raw_id)
-                is_kept = parsed.column("reason").is_null()
-                passed = parsed.filter(is_kept)
-                kept = validate(
-                    passed.drop_columns(["reason", *raw_names]).to_pandas(),
-                    TRANSACTIONS,
-                    f"{path} (validated rows)",
-                )
-                staged = pa.Table.from_pandas(kept, preserve_index=False)
-                for name in raw_names:
-                    staged = staged.append_column(name, passed.column(name))
-                rejected = parsed.filter(pc.invert(is_kept)).select(["source_row", "reason", *raw_names])
-                _count_reasons(tally, rejected)
-                if staged_writer is None:
-                    staged_writer = pq.ParquetWriter(staged_path, staged.schema)
-                    quarantine_writer = pq.ParquetWriter(quarantine_tmp, rejected.schema)
-                staged_writer.write_table(staged, row_group_size=STAGED_ROW_GROUP)
-                log.info(
-                    "%s: %d rows read, %d quarantined so far",
-                    path.name,
-                    tally.input_rows,
-                    tally.quarantined_rows,
-                )
-                assert quarantine_writer is not None
-                quarantine_writer.write_table(rejected)
-            if staged_writer is None or quarantine_writer is None:
-                raise IngestError(f"{path}: the file has a header but no data rows")
-            staged_writer.close()
-            canonical = [c for c in staged_writer.schema.names if not c.startswith("raw:")]
-            flagged = cross_row_checks(con, staged_path, canonical, kept_tmp)
-            tally.kept_rows = tally.input_rows - tally.quarantined_rows - flagged.num_rows
-            _count_reasons(tally, flagged.select(["source_row", "reason", *raw_names]))
-            quarantine_writer.write_table(flagged.select(["source_row", "reason", *raw_names]))
-            quarantine_writer.close()
-            _check_quarantine_share(path, params, tally)
+        quarantine_writer: pq.ParquetWriter | None = None
+        parsed_rows = 0
+        for raw_batch in batches:
+            numbers = row_numbers(range(parsed_rows + 1, parsed_rows + raw_batch.num_rows + 1), ragged)
+            parsed_rows += raw_batch.num_rows
+            tally.input_rows += raw_batch.num_rows
+            batch = pa.Table.from_batches([raw_batch]).append_column("source_row", numbers)
+            con.register("batch", batch)
+            parsed = con.sql(query).to_arrow_table()
+            con.unregister("batch")
+            if key is not None:  # ids never leave this loop in clear, not even in the quarantine
+                parsed = _pseudonymized(parsed, key, raw_id)
+            is_kept = parsed.column("reason").is_null()
+            passed = parsed.filter(is_kept)
+            kept = validate(
+                passed.drop_columns(["reason", *raw_names]).to_pandas(),
+                TRANSACTIONS,
+                f"{path} (validated rows)",
+            )
+            staged = pa.Table.from_pandas(kept, preserve_index=False)
+            for name in raw_names:
+                staged = staged.append_column(name, passed.column(name))
+            rejected = _with_extra(
+                parsed.filter(pc.invert(is_kept)).select(["source_row", "reason", *raw_names])
+            )
+            _count_reasons(tally, rejected)
+            if staged_writer is None:
+                staged_writer = pq.ParquetWriter(staged_path, staged.schema)
+                quarantine_writer = pq.ParquetWriter(quarantine_tmp, rejected.schema)
+            staged_writer.write_table(staged, row_group_size=STAGED_ROW_GROUP)
+            log.info(
+                "%s: %d rows read, %d quarantined so far", path.name, tally.input_rows, tally.quarantined_rows
+            )
+            assert quarantine_writer is not None
+            quarantine_writer.write_table(rejected)
+        if staged_writer is None or quarantine_writer is None:
+            raise IngestError(f"{path}: the file has a header but no data rows")
+        if ragged:
+            odd = _ragged_table(ragged, schema, withhold=key is not None)
+            tally.input_rows += odd.num_rows
+            _count_reasons(tally, odd)
+            quarantine_writer.write_table(odd)
+        staged_writer.close()
+        canonical = [c for c in staged_writer.schema.names if not c.startswith("raw:")]
+        flagged = cross_row_checks(con, staged_path, canonical, kept_tmp)
+        tally.kept_rows = tally.input_rows - tally.quarantined_rows - flagged.num_rows
+        flagged = _with_extra(flagged.select(["source_row", "reason", *raw_names]))
+        _count_reasons(tally, flagged)
+        quarantine_writer.write_table(flagged)
+        quarantine_writer.close()
         con.close()
     return tally
 
@@ -407,7 +559,10 @@ def _count_reasons(tally: Tally, rejected: pa.Table) -> None:
         tally.by_reason[str(reason)] += len(rows)
         shown = tally.examples.setdefault(str(reason), [])
         for _, row in rows.head(SHOW_ROWS - len(shown)).iterrows():
-            text = ", ".join(f"{c[4:]}={row[c]!r}" for c in raw)
+            if reason == "wrong_field_count":
+                text = f"line {row['line']}: {row['raw_text']!r}"
+            else:
+                text = ", ".join(f"{c[4:]}={row[c]!r}" for c in raw)
             shown.append((int(row["source_row"]), text))
 
 
@@ -422,9 +577,15 @@ def _check_quarantine_share(path: Path, params: IngestParams, tally: Tally) -> N
     ]
     columns = {r.reason: r.column for r in quarantine_rules(params)} | {n: c for n, c, _ in CROSS_ROW_RULES}
     for reason, count in tally.by_reason.most_common():
-        target = columns[reason]
-        source = params.columns.get(target, "quantity x unit_price")
-        lines.append(f"  {reason}: {count} rows, column {source!r} (mapped to {target}); first rows:")
+        if reason == "wrong_field_count":
+            lines.append(
+                f"  {reason}: {count} rows whose number of fields is not the header's, with "
+                f"ingest.delimiter = {params.delimiter!r}; first rows:"
+            )
+        else:
+            target = columns[reason]
+            source = params.columns.get(target, "quantity x unit_price")
+            lines.append(f"  {reason}: {count} rows, column {source!r} (mapped to {target}); first rows:")
         lines += [f"    row {row}: {text}" for row, text in tally.examples[reason]]
     if "unparseable_order_ts" in tally.by_reason:
         lines.append(f"  order dates are parsed with ingest.date_formats = {params.date_formats}")
@@ -435,10 +596,9 @@ def main(params_path: Path, raw_path: Path, kept_out: Path, quarantine_out: Path
     from pipeline.params import load_params
 
     params = load_params(params_path).ingest
-    if Path(raw_path).exists():
-        inherit_permissions(raw_path)
-    tally = ingest(raw_path, params, kept_out, quarantine_out)
-    write_json(tally.as_metrics(), metrics_out)
+    with permissions_of(*[p for p in [Path(raw_path)] if p.exists()]):
+        tally = ingest(raw_path, params, kept_out, quarantine_out)
+        write_json(tally.as_metrics(), metrics_out)
     log.info(
         "%s: %d rows in, %d kept, %d quarantined %s",
         raw_path,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,18 +18,66 @@ import pyarrow.parquet as pq
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
+# Permission bits an output may carry: outputs derived from personal data are never readable by
+# more people than the inputs they came from. A ceiling applied to each file as it is published,
+# not a process umask: a umask would also strip the execute bit from every directory created
+# afterwards (temp folders included), and a non-root owner cannot enter such a directory.
+_FILE_MODE_CEILING = 0o666
+
+
+def file_mode_ceiling() -> int:
+    return _FILE_MODE_CEILING
+
+
+def directory_mode(ceiling: int) -> int:
+    """A folder for outputs under `ceiling`: its owner may always enter, list and write it; others
+    may list and enter it only where they may read the files."""
+    return 0o700 | (ceiling & 0o066) | ((ceiling & 0o044) >> 2)
+
+
+@contextlib.contextmanager
+def permissions_of(*inputs: Path) -> Iterator[None]:
+    """Within the block, files published through `atomic_path` get no permission bit that one of
+    `inputs` lacks, and folders made for them the matching mode with the owner's rwx kept."""
+    global _FILE_MODE_CEILING
+    before = _FILE_MODE_CEILING
+    for path in inputs:
+        _FILE_MODE_CEILING &= stat.S_IMODE(Path(path).stat().st_mode)
+    try:
+        yield
+    finally:
+        _FILE_MODE_CEILING = before
+
+
+def make_dirs(folder: Path) -> None:
+    """`folder` and its missing parents, each made with `directory_mode` of the current ceiling
+    (and the process umask, as `mkdir` always applies it)."""
+    folder = Path(folder)
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for new in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # another writer made it meanwhile
+            new.mkdir(mode=directory_mode(_FILE_MODE_CEILING))
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success it replaces `path` in one rename. A
-    temporary file left by a writer that was killed (no `finally` runs on SIGKILL) is removed first:
-    each output has one writer at a time."""
+    """Yield a temporary path beside `path`; on success it replaces `path` in one rename, with no
+    permission bit beyond the current ceiling (`permissions_of`). A temporary file left by a writer
+    that was killed (no `finally` runs on SIGKILL) is removed first: each output has one writer at
+    a time."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent)
     for stale in path.parent.glob(f".{path.name}.tmp-*"):
         stale.unlink(missing_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         yield tmp
+        mode = stat.S_IMODE(tmp.stat().st_mode)
+        if mode & ~_FILE_MODE_CEILING:
+            tmp.chmod(mode & _FILE_MODE_CEILING)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -60,15 +109,6 @@ def csv_bytes(frame: pd.DataFrame) -> bytes:
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
     with atomic_path(path) as tmp:
         tmp.write_bytes(csv_bytes(frame))
-
-
-def inherit_permissions(*inputs: Path) -> None:
-    """Files this process creates from now on get no permission bit that one of `inputs` lacks:
-    outputs derived from personal data are never readable by more people than their inputs."""
-    allowed = 0o666
-    for path in inputs:
-        allowed &= Path(path).stat().st_mode
-    os.umask(0o777 & ~allowed | os.umask(0))
 
 
 def write_parquet(frame: pd.DataFrame, path: Path) -> None:

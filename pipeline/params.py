@@ -58,10 +58,25 @@ class IngestParams(_Frozen):
     valid_until: dt.date | None = None
     max_abs_amount: Annotated[float, Field(gt=0.0)] = 1e6  # a line worth more is a data error
     encoding: str = "utf-8"
+    # a CSV's field separator (Excel writes ";" where the decimal mark is a comma) and decimal mark;
+    # with "," as the decimal mark, "." may only group thousands: 1.234,56
+    delimiter: Annotated[str, Field(min_length=1, max_length=1)] = ","
+    decimal: Literal[".", ","] = "."
     memory_limit: str = "1GB"  # DuckDB's; beyond it the checks across rows spill to disk
     # replace customer ids by HMAC-SHA256 pseudonyms under a key from this environment variable
     pseudonymize: bool = False
     pseudonym_key_env: str = "CHURN_PSEUDONYM_KEY"
+
+    @model_validator(mode="after")
+    def _separators_differ(self) -> IngestParams:
+        if self.delimiter == self.decimal:
+            raise ValueError(
+                f"ingest.delimiter and ingest.decimal are both {self.delimiter!r}: a decimal comma needs "
+                "another field separator, usually ';'"
+            )
+        if self.delimiter in ('"', "\n", "\r"):
+            raise ValueError(f"ingest.delimiter {self.delimiter!r} cannot separate fields")
+        return self
 
     @model_validator(mode="after")
     def _zone_for_offsets(self) -> IngestParams:

@@ -60,6 +60,9 @@ def _matches(values: pd.Series, ids: set[str]) -> pd.Series:
     return unescaped.isin(ids)
 
 
+RAW_FIELD_SEPARATORS = r"[,;\t|]"
+
+
 def erase_from_table(path: Path, columns: list[str], ids: set[str]) -> int:
     """Remove every row of `path` (Parquet or CSV) whose id column holds one of `ids`; returns the
     number of rows removed. The file is rewritten atomically, or left alone when nothing matched."""
@@ -78,6 +81,9 @@ def erase_from_table(path: Path, columns: list[str], ids: set[str]) -> int:
     hit = pd.Series(False, index=frame.index)
     for column in present:
         hit |= _matches(frame[column], ids)
+    if "raw_text" in frame.columns:  # a quarantined row whose fields did not line up: any field
+        fields = frame["raw_text"].fillna("").str.split(RAW_FIELD_SEPARATORS, regex=True)
+        hit |= fields.map(lambda values: any(v.strip().strip('"') in ids for v in values))
     if not hit.any():
         return 0
     kept = frame[~hit].reset_index(drop=True)

@@ -52,7 +52,7 @@ STYLE = (
 def orders_of(lines: ir.Table) -> pd.DataFrame:
     """One row per order, by the same definition the features and labels use."""
     orders = orders_from_lines(lines)
-    return orders.select("customer_id", "order_ts", amount=orders.value).to_pandas()
+    return orders.select("customer_id", "order_ts", amount=orders.value.cast("float64")).to_pandas()
 
 
 def period_rates(

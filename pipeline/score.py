@@ -23,7 +23,7 @@ import pandas as pd
 from pipeline.btyd import ParetoNBD
 from pipeline.cutoffs import iso_week_label
 from pipeline.explain import contributions
-from pipeline.io import atomic_path, csv_bytes, inherit_permissions, read_json, write_json
+from pipeline.io import atomic_path, csv_bytes, permissions_of, read_json, write_json
 from pipeline.model import CHAMPION_FILE, SUMMARY_FILE, ChurnModel, label_horizon, risk_deciles
 from pipeline.outreach import (
     campaigns,
@@ -176,7 +176,6 @@ def main(
     from pipeline.params import load_params
 
     params = load_params(params_path)
-    inherit_permissions(snapshot_path)
     snapshot = pd.read_parquet(snapshot_path)
     if snapshot.empty:
         raise ValueError(f"{snapshot_path}: no eligible customers to score")
@@ -200,16 +199,17 @@ def main(
 
     table = score_table(snapshot, p, explain, ParetoNBD(**fitted), version, params.score, do_not_contact)
     table = validate(table, SCORES, "weekly score file")
-    out = publish(
-        table,
-        scores_dir,
-        {
-            "model_version": version,
-            "mlflow_run_id": champion["run_id"],
-            "inputs_sha256": {"scoring_snapshot": sha256(Path(snapshot_path))},
-            "table_schema": SCORE_FILE_SCHEMA["name"],
-        },
-    )
+    with permissions_of(snapshot_path):
+        out = publish(
+            table,
+            scores_dir,
+            {
+                "model_version": version,
+                "mlflow_run_id": champion["run_id"],
+                "inputs_sha256": {"scoring_snapshot": sha256(Path(snapshot_path))},
+                "table_schema": SCORE_FILE_SCHEMA["name"],
+            },
+        )
     log.info(
         "%s: %d customers, tiers %s, %d on the outreach list (%d held out)",
         out,

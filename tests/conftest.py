@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import grp
 import os
+import pwd
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -86,3 +93,123 @@ def small_shop(tmp_path_factory) -> pd.DataFrame:
     pacsv.write_csv(raw, tmp / "raw.csv")
     ingest(tmp / "raw.csv", load_params(ROOT / "params.yaml").ingest, tmp / "kept.parquet", tmp / "q.parquet")
     return pd.read_parquet(tmp / "kept.parquet")
+
+
+# ---- running commands as an unprivileged user ---------------------------------------------------
+
+UNPRIVILEGED = "nobody"
+
+
+@dataclass(frozen=True)
+class UserRunner:
+    """Runs the project's commands as an ordinary user: the current one when the tests do not run
+    as root; as root, `nobody`, since root ignores permission bits and would hide what breaks for
+    everyone else. `bin_dir` holds `python`, `churn` and `dvc` that this user can run."""
+
+    user: str | None
+    bin_dir: Path
+    home: Path
+    pythonpath: str | None
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_", "PYTHON"))}
+        # the system's default PATH after the project's tools, as a new login would have it
+        env.update(
+            PATH=f"{self.bin_dir}:/usr/local/bin:/usr/bin:/bin",
+            HOME=str(self.home),
+            OMP_WAIT_POLICY="passive",
+        )
+        env.pop("VIRTUAL_ENV", None)
+        if self.pythonpath:
+            env["PYTHONPATH"] = self.pythonpath
+        return {**env, **extra}
+
+    def own(self, path: Path) -> Path:
+        """Hand `path` (a folder made by the tests) to the user, as a checkout of their own."""
+        if self.user:
+            for item in [path, *path.rglob("*")]:
+                shutil.chown(item, self.user, self.user_group)
+        return path
+
+    @property
+    def user_group(self) -> str:
+        return grp.getgrgid(pwd.getpwnam(self.user).pw_gid).gr_name if self.user else ""
+
+    def popen(self, args: list[str], cwd: Path, **kwargs: object) -> subprocess.Popen:
+        who = {"user": self.user, "group": self.user_group, "extra_groups": []} if self.user else {}
+        return subprocess.Popen(args, cwd=cwd, env=kwargs.pop("env", None) or self.env(), **who, **kwargs)
+
+    def run(
+        self, args: list[str], cwd: Path, timeout: float = 900, **extra_env: str
+    ) -> subprocess.CompletedProcess:
+        with self.popen(
+            args, cwd, env=self.env(**extra_env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        ) as proc:
+            out, err = proc.communicate(timeout=timeout)
+        return subprocess.CompletedProcess(args, proc.returncode, out, err)
+
+
+def _world_readable_mirror(target: Path) -> tuple[Path, str]:
+    """The interpreter, the installed packages and the project's code, hard-linked (copied across
+    file systems) under `target`, where any user can read them: a venv under a root-only folder
+    (a pyenv in /root, a checkout in a private temp folder) cannot be run by `nobody` as it is."""
+    base, venv = Path(sys.base_prefix), Path(sys.prefix)
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+
+    def mirror(src: Path, dst: Path, skip: tuple[str, ...] = ()) -> None:
+        for folder, dirs, files in os.walk(src):
+            dirs[:] = [d for d in dirs if d not in skip and d != "__pycache__"]
+            out = dst / Path(folder).relative_to(src)
+            out.mkdir(parents=True, exist_ok=True)
+            out.chmod(0o755)
+            for name in files:
+                source = Path(folder) / name
+                if source.is_symlink() and not source.exists():
+                    continue
+                try:
+                    os.link(source, out / name, follow_symlinks=True)
+                except OSError:
+                    shutil.copy2(source, out / name)
+
+    target.chmod(0o755)
+    mirror(base / "lib" / version, target / "base/lib" / version, skip=("site-packages", "test"))
+    for lib in (base / "lib").glob("libpython*"):
+        shutil.copy2(lib, target / "base/lib" / lib.name)
+    (target / "base/bin").mkdir(parents=True)
+    shutil.copy2(Path(sys.base_prefix) / "bin" / version, target / "base/bin" / version)
+    site = venv / "lib" / version / "site-packages"
+    mirror(site, target / "venv/lib" / version / "site-packages")
+    (target / "venv/bin").mkdir(parents=True)
+    (target / "venv/pyvenv.cfg").write_text(
+        f"home = {target / 'base/bin'}\ninclude-system-site-packages = false\n"
+    )
+    python = target / "venv/bin/python"
+    python.symlink_to(target / "base/bin" / version)
+    for script in ("churn", "dvc"):
+        lines = (venv / "bin" / script).read_text().splitlines()
+        (target / "venv/bin" / script).write_text("\n".join([f"#!{python}", *lines[1:]]) + "\n")
+        (target / "venv/bin" / script).chmod(0o755)
+    mirror(ROOT / "pipeline", target / "src/pipeline")
+    for folder in [target, *target.rglob("*")]:
+        if folder.is_dir():
+            folder.chmod(0o755)
+    return target / "venv/bin", str(target / "src")
+
+
+@pytest.fixture(scope="session")
+def as_user(tmp_path_factory: pytest.TempPathFactory) -> UserRunner:
+    home = Path(tempfile.mkdtemp(prefix="churn-home-"))
+    if os.geteuid() != 0:
+        return UserRunner(user=None, bin_dir=Path(sys.executable).parent, home=home, pythonpath=None)
+    home.chmod(0o755)
+    shutil.chown(home, UNPRIVILEGED, grp.getgrgid(pwd.getpwnam(UNPRIVILEGED).pw_gid).gr_name)
+    mirror = Path(tempfile.mkdtemp(prefix="churn-mirror-"))
+    bin_dir, src = _world_readable_mirror(mirror)
+    runner = UserRunner(user=UNPRIVILEGED, bin_dir=bin_dir, home=home, pythonpath=src)
+    done = runner.run(
+        ["python", "-c", "import pipeline.cli, duckdb, lightgbm, mlflow"], cwd=home, timeout=300
+    )
+    assert done.returncode == 0, f"the mirrored environment does not run as {UNPRIVILEGED}: {done.stderr}"
+    yield runner
+    shutil.rmtree(mirror, ignore_errors=True)
+    shutil.rmtree(home, ignore_errors=True)

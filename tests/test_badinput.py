@@ -374,3 +374,84 @@ def test_30_the_stage_commands_print_one_clear_line_not_a_traceback(tmp_path):
     assert "Traceback" not in result.output
     assert result.output.startswith(f"error: {tmp_path / 'export.csv'}: column(s) 'Category' (for category)")
     assert "named in ingest.columns are not in the file" in result.output
+
+
+# ---- exports as they come: delimiters, decimal commas, ragged rows, control characters -----------
+
+SEMI = M.model_copy(update={"delimiter": ";", "decimal": ","})
+
+
+def test_31_a_semicolon_export_names_the_delimiter_to_set(tmp_path):
+    message = refused(tmp_path, GOOD.replace(",", ";"), header=HEADER.replace(",", ";"))
+    assert message == (
+        f"{tmp_path / 'export.csv'}: the header is one column, {HEADER.replace(',', ';')!r}, holding the "
+        "mapped names separated by ';': set ingest.delimiter: ';' in params.yaml (and ingest.decimal: ',' "
+        "if amounts are written 11,77)"
+    )
+
+
+def test_32_a_semicolon_export_with_decimal_commas_loads_with_two_settings(tmp_path):
+    rows = [
+        "1;p1;2;2026-01-05 10:00;3,50;c1",
+        "2;p2;1;2026-01-06 10:00;1.234,5;c2",
+        "3;p3;1;2026-01-06 11:00;7;c3",
+    ]
+    kept, quarantine = run(tmp_path, *rows, header=HEADER.replace(",", ";"), params=SEMI)
+    assert kept["unit_price"].tolist() == [3.5, 1234.5, 7.0]
+    assert kept["amount"].tolist() == [7.0, 1234.5, 7.0]
+    assert len(quarantine) == 0
+
+
+def test_33_a_point_in_a_decimal_comma_file_is_ambiguous_and_quarantined(tmp_path):
+    rows = [
+        "1;p1;2;2026-01-05 10:00;3,50;c1",
+        "2;p2;1;2026-01-06 10:00;3.50;c2",
+        "3;p3;1;2026-01-06 10:00;12.34.5;c3",
+    ]
+    _, quarantine = run(tmp_path, *rows, header=HEADER.replace(",", ";"), params=SEMI)
+    assert reasons(quarantine) == [(2, "non_numeric_unit_price"), (3, "non_numeric_unit_price")]
+
+
+def test_34_the_same_character_cannot_separate_fields_and_decimals():
+    with pytest.raises(ValidationError, match="ingest.delimiter and ingest.decimal are both ','"):
+        IngestParams(**{**M.model_dump(), "decimal": ","})
+
+
+def test_35_rows_with_the_wrong_number_of_fields_are_quarantined_with_their_line(tmp_path):
+    rows = [GOOD, "2,p2,1,2026-01-05 10:00,1,c2,extra", '3,p3,1,2026-01-05 10:00,1,"c\n3"',
+            "4,p4,1,2026-01-05", "", "5,p5,1,2026-01-05 10:00,1,c5"]  # fmt: skip
+    kept, quarantine = run(tmp_path, *rows)
+    assert kept[["source_row", "customer_id"]].values.tolist() == [[1, "c1"], [5, "c5"]]
+    assert reasons(quarantine) == [(3, "control_character_customer_id"), (2, "wrong_field_count"),
+                                   (4, "wrong_field_count")]  # fmt: skip
+    ragged = quarantine[quarantine["reason"] == "wrong_field_count"]
+    assert ragged["line"].tolist() == [3, 6]  # the quoted line break moves the next row down a line
+    assert ragged["raw_text"].tolist() == ["2,p2,1,2026-01-05 10:00,1,c2,extra", "4,p4,1,2026-01-05"]
+    assert ragged["raw:Customer ID"].fillna("<none>").tolist() == ["c2", "<none>"]  # 4 fields of 6
+
+
+def test_36_ragged_rows_count_towards_the_quarantine_share(tmp_path):
+    message = refused(
+        tmp_path, GOOD, "2,p2", "3,p3", params=M.model_copy(update={"max_quarantine_share": 0.5})
+    )
+    assert "2 of 3 rows (66.7%) fail the transactions contract" in message
+    assert (
+        "  wrong_field_count: 2 rows whose number of fields is not the header's, with ingest.delimiter = ','"
+        in message
+    )
+    assert "    row 2: line 3: '2,p2'" in message
+
+
+def test_37_control_characters_in_ids_and_dates_are_quarantined(tmp_path):
+    rows = [
+        GOOD,
+        "2,p1,1,2026-01-05 10:00,1,c\t2",
+        "3,p1,1,2026-01-05\x0b10:00,1,c3",
+        "4,p1,1,2026-01-05 10:00,1,c\x7f4",
+    ]
+    _, quarantine = run(tmp_path, *rows)
+    assert reasons(quarantine) == [
+        (2, "control_character_customer_id"),
+        (3, "control_character_order_ts"),
+        (4, "control_character_customer_id"),
+    ]

@@ -2,13 +2,15 @@
 its own MLflow store; then a no-op rerun, and a train param change that reruns train and after."""
 
 import json
-import os
+import pwd
 import re
 import shutil
 import signal
 import sqlite3
+import stat
 import subprocess
-import sys
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -17,23 +19,29 @@ import pytest
 import yaml
 
 from pipeline.tables import pandera_schema, read_table, validate
+from tests.conftest import UserRunner
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
-def _run(args: list[str], cwd: Path) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env["OMP_WAIT_POLICY"] = "passive"
-    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, f"{args} failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
-    return done.stdout + done.stderr
+@pytest.fixture(scope="module")
+def run(as_user: UserRunner) -> Callable[[list[str], Path], str]:
+    """Runs a command in the project as an ordinary user (as `nobody` when the tests run as root):
+    most people who run `dvc repro` are not root, and root ignores the permission bits."""
+
+    def run_(args: list[str], cwd: Path) -> str:
+        done = as_user.run(args, cwd)
+        assert done.returncode == 0, f"{args} failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+        return done.stdout + done.stderr
+
+    return run_
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    work = tmp_path_factory.mktemp("project")
+def project(tmp_path_factory: pytest.TempPathFactory, as_user: UserRunner, run) -> Path:
+    # a folder every user can reach, handed to the user who runs the pipeline
+    work = Path(tempfile.mkdtemp(prefix="churn-project-"))
     shutil.copytree(ROOT / "pipeline", work / "pipeline", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "dvc.yaml", work / "dvc.yaml")
     (work / "data").mkdir()
@@ -45,14 +53,16 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # a 2,500-customer shop is too small to promise beating the BTYD models; recency it must beat
     params["promote"] = {"max_ece": 0.1, "must_beat": ["recency"]}
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    _run(["git", "init", "-q"], work)
-    _run(["dvc", "init", "-q"], work)
-    return work
+    as_user.own(work)
+    run(["git", "init", "-q"], work)
+    run(["dvc", "init", "-q"], work)
+    yield work
+    shutil.rmtree(work, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
-def first_run(project: Path) -> str:
-    return _run(["dvc", "repro"], project)
+def first_run(project: Path, run) -> str:
+    return run(["dvc", "repro"], project)
 
 
 def test_repro_writes_a_valid_score_file_and_registers_the_model(project, first_run):
@@ -93,8 +103,8 @@ def test_the_report_is_one_self_contained_page_whose_churn_reconciles_with_the_l
     assert "churn rate, last closed period" in (project / "models/report/summary.md").read_text()
 
 
-def test_second_repro_runs_nothing(project, first_run):
-    out = _run(["dvc", "repro"], project)
+def test_second_repro_runs_nothing(project, first_run, run):
+    out = run(["dvc", "repro"], project)
     assert "Running stage" not in out
 
 
@@ -108,9 +118,9 @@ def _stages_run(out: str) -> set[str]:
     return {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
 
 
-def test_train_param_change_reruns_train_and_only_what_follows(project, first_run):
+def test_train_param_change_reruns_train_and_only_what_follows(project, first_run, run):
     _set_train(project, learning_rate=0.08)
-    out = _run(["dvc", "repro"], project)
+    out = run(["dvc", "repro"], project)
     assert _stages_run(out) == {
         "train",
         "evaluate",
@@ -124,10 +134,10 @@ def test_train_param_change_reruns_train_and_only_what_follows(project, first_ru
     }
 
 
-def test_a_refused_model_leaves_the_champion_in_place(project, first_run):
+def test_a_refused_model_leaves_the_champion_in_place(project, first_run, run):
     champion_before = json.loads((project / "models/champion/champion.json").read_text())
     _set_train(project, max_rounds=1, num_leaves=2)  # a single split: worse than recency alone
-    _run(["dvc", "repro"], project)
+    run(["dvc", "repro"], project)
     champion = json.loads((project / "models/champion/champion.json").read_text())
     assert champion["model_version"] == champion_before["model_version"]
     assert int(champion["candidate_version"]) == int(champion_before["model_version"]) + 1
@@ -139,15 +149,16 @@ def test_a_refused_model_leaves_the_champion_in_place(project, first_run):
     assert alias == [(int(champion_before["model_version"]),)]
 
 
-def test_measure_recovers_the_outreach_effect_injected_in_the_next_horizon(project, first_run, tmp_path):
+def test_measure_recovers_the_outreach_effect_injected_in_the_next_horizon(project, first_run, run):
     scores = project / "data/scores/churn_scores_2026-W47.csv"
-    later, truth_path, out = tmp_path / "later.parquet", tmp_path / "later.json", tmp_path / "m"
-    _run(
+    followup = project / "followup"  # the user's own folder
+    later, truth_path, out = followup / "later.parquet", followup / "later.json", followup / "m"
+    run(
         ["churn", "simulate-followup", "--customers", "data/raw/customers.parquet", "--scores", str(scores),
          "--effect", "0.4", "--out", str(later), "--truth", str(truth_path)],
         project,
     )  # fmt: skip
-    _run(
+    run(
         ["churn", "measure", "--scores", str(scores), "--transactions", str(later), "--out-dir", str(out)],
         project,
     )
@@ -177,16 +188,14 @@ def _outputs(project: Path, stage: str) -> list[Path]:
 
 @pytest.mark.parametrize("stage", ["ingest", "featurize", "score"])
 def test_a_stage_killed_at_any_moment_leaves_no_partial_output_and_a_rerun_gives_the_same_bytes(
-    project, first_run, stage
+    project, first_run, run, as_user, stage
 ):
     reference = {p: p.read_bytes() for p in _outputs(project, stage)}
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     for delay in (0.2, 0.6, 1.2, 2.5, 4.0):
         for path in reference:  # DVC removes a stage's outputs before running it
             path.unlink(missing_ok=True)
-        proc = subprocess.Popen(_stage_cmd(project, stage), cwd=project, env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)  # fmt: skip
+        proc = as_user.popen(_stage_cmd(project, stage), project, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)  # fmt: skip
         try:
             proc.wait(timeout=delay)
         except subprocess.TimeoutExpired:
@@ -197,19 +206,19 @@ def test_a_stage_killed_at_any_moment_leaves_no_partial_output_and_a_rerun_gives
             assert not path.exists() or path.read_bytes() == data, (
                 f"{path} is partial after a kill at {delay}s"
             )
-    _run(_stage_cmd(project, stage), project)
+    run(_stage_cmd(project, stage), project)
     assert {p: p.read_bytes() for p in reference} == reference
     leftovers = [p for p in project.rglob(".*.tmp-*") if ".dvc" not in p.parts]
     assert leftovers == []
 
 
-def test_features_model_and_score_file_are_byte_identical_on_a_rerun(project, first_run, tmp_path):
+def test_features_model_and_score_file_are_byte_identical_on_a_rerun(project, first_run, run, tmp_path):
     env_copy = {}
     for stage in ("featurize", "train", "score"):
         cmd = _stage_cmd(project, stage)
         outputs = [p for p in _outputs(project, stage) if p.name != "mlflow_run.json"]
         before = {p: p.read_bytes() for p in outputs}
-        _run(cmd, project)
+        run(cmd, project)
         after = {p: p.read_bytes() for p in outputs}
         env_copy[stage] = [p.name for p in outputs]
         assert after == before, f"{stage} wrote different bytes on the same inputs"
@@ -232,16 +241,33 @@ def test_no_customer_id_reaches_mlflow(project, first_run):
     assert leaks == {}
 
 
-def test_an_erased_customer_appears_nowhere_afterwards(project, first_run):
+def test_an_erased_customer_appears_nowhere_afterwards(project, first_run, run):
     scores = pd.read_csv(project / "data/scores/churn_scores_2026-W47.csv", dtype=str, keep_default_na=False)
     victim = scores["customer_id"].iloc[len(scores) // 2]
     assert any(_mentions(p, [victim]) for p in (project / "data").rglob("*") if p.is_file())
     # the sample's raw export is made by the simulator: freeze it, as a real export is an input
-    _run(["dvc", "freeze", "simulate"], project)
-    out = _run(["churn", "erase", "--customer", victim], project)
+    run(["dvc", "freeze", "simulate"], project)
+    out = run(["churn", "erase", "--customer", victim], project)
     assert "data/raw/transactions.csv: " in out and "data/validated/transactions.parquet: " in out
-    _run(["dvc", "repro"], project)
-    _run(["dvc", "gc", "--workspace", "--force"], project)
+    run(["dvc", "repro"], project)
+    run(["dvc", "gc", "--workspace", "--force"], project)
     everywhere = [p for p in project.rglob("*") if p.is_file() and ".git" not in p.parts]
     found = [str(p.relative_to(project)) for p in everywhere if _mentions(p, [victim])]
     assert found == []
+
+
+def test_the_pipeline_ran_as_an_ordinary_user_and_every_folder_it_made_can_be_entered(
+    project, first_run, as_user
+):
+    if as_user.user is None:
+        pytest.skip("the tests run as an ordinary user: every command here already ran unprivileged")
+    scores = project / "data/scores"
+    assert pwd.getpwuid(scores.stat().st_uid).pw_name == as_user.user
+    folders = [p for p in [project, *project.rglob("*")] if p.is_dir() and ".git" not in p.parts]
+    assert len(folders) > 10
+    # the owner can enter, list and write every folder; a mode from a file's (0o644) would lock them out
+    shut = {str(p.relative_to(project)): oct(stat.S_IMODE(p.stat().st_mode)) for p in folders
+            if stat.S_IMODE(p.stat().st_mode) & 0o700 != 0o700}  # fmt: skip
+    assert shut == {}
+    listed = as_user.run(["ls", "-A", str(scores)], cwd=project)
+    assert listed.returncode == 0 and "churn_scores_2026-W47.csv" in listed.stdout
