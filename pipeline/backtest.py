@@ -121,7 +121,7 @@ def main(
     table = backtest(pd.read_parquet(snapshots_path), params, params.backtest.origins)
     result = write_outputs(table, metrics_out, table_out, auc_out, figure_out)
     tracking.configure(params.mlflow.experiment)
-    with mlflow.start_run(run_id=read_json(run_path)["run_id"]):
+    with mlflow.start_run(run_id=tracking.run_id_for(read_json(run_path))):
         mlflow.log_metrics(
             {f"backtest.{scorer}.{k}": v for scorer, values in result.items() for k, v in values.items()}
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
 from pipeline.numerics import logistic_regression
 from pipeline.tables import LABEL
 

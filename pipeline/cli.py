@@ -31,6 +31,7 @@ def _run(fn, *args: object) -> None:
     """Run a stage main; expected failures (bad input, bad params) print one clear message."""
     from pipeline.cutoffs import ScheduleError
     from pipeline.data import DataError
+    from pipeline.errors import os_error_message
     from pipeline.ingest import IngestError
     from pipeline.measure import MeasureError
     from pipeline.monitor import DriftError
@@ -56,6 +57,12 @@ def _run(fn, *args: object) -> None:
         PrivacyError,
     ) as exc:
         typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except Exception as exc:
+        message = os_error_message(exc)
+        if message is None:
+            raise
+        typer.echo(f"error: {message}", err=True)
         sys.exit(2)
 
 

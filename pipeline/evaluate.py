@@ -284,7 +284,7 @@ def main(
         with atomic_path(plots_dir / f"{name}.png") as tmp:
             figure_.savefig(tmp, format="png", dpi=90, metadata={"Software": None})
     tracking.configure(params.mlflow.experiment)
-    with mlflow.start_run(run_id=read_json(run_path)["run_id"]):
+    with mlflow.start_run(run_id=tracking.run_id_for(read_json(run_path))):
         mlflow.log_metrics({f"test.{k}": v for k, v in _flat(report).items()})
         mlflow.log_dict(report, "evaluation/metrics.json")
         mlflow.log_figure(fig, "evaluation/evaluation.png")

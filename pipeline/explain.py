@@ -95,7 +95,7 @@ def main(
         with atomic_path(plots_dir / f"shap_{name}.png") as tmp:
             fig.savefig(tmp, format="png", dpi=90, metadata={"Software": None})
     tracking.configure(params.mlflow.experiment)
-    with mlflow.start_run(run_id=read_json(run_path)["run_id"]):
+    with mlflow.start_run(run_id=tracking.run_id_for(read_json(run_path))):
         for name, fig in figs.items():
             mlflow.log_figure(fig, f"explain/shap_{name}.png")
         mean_abs = contrib.drop(columns=["customer_id", BASE]).abs().mean().sort_values(ascending=False)

@@ -24,7 +24,7 @@ import pandas as pd
 
 from pipeline.btyd import Summary, btyd_outputs, fit_sample
 from pipeline.cutoffs import Schedule, ScheduleError, SplitNeeds, plan_schedule
-from pipeline.io import permissions_of, write_csv, write_json, write_parquet
+from pipeline.io import permissions_of, usable_folder, write_csv, write_json, write_parquet
 from pipeline.params import FeaturizeParams
 from pipeline.tables import HORIZON, KEYS, LABEL
 
@@ -443,6 +443,8 @@ def connect(params: FeaturizeParams) -> ibis.BaseBackend:
     """The Ibis backend `featurize.backend` names. DuckDB is embedded; Spark is reached through a
     SparkSession on `spark_master` (local[N] here, a cluster's URL elsewhere)."""
     if params.backend == "duckdb":
+        if params.temp_directory:  # fail now, not when the first spill comes an hour in
+            usable_folder(Path(params.temp_directory))
         settings = {"memory_limit": params.memory_limit, "temp_directory": params.temp_directory}
         return ibis.duckdb.connect(**{k: v for k, v in settings.items() if v is not None})
     return ibis.pyspark.connect(spark_session(params))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import stat
@@ -60,6 +61,14 @@ def make_dirs(folder: Path) -> None:
     for new in reversed(missing):
         with contextlib.suppress(FileExistsError):  # another writer made it meanwhile
             new.mkdir(mode=directory_mode(_FILE_MODE_CEILING))
+
+
+def usable_folder(folder: Path) -> Path:
+    """`folder`, made if missing; PermissionError naming it when this user cannot write in it."""
+    make_dirs(folder)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(folder))
+    return folder
 
 
 @contextlib.contextmanager

@@ -43,7 +43,8 @@ def model_frame(snapshot: pd.DataFrame, features: list[str] | None = None) -> pd
 MODEL_FILE = "model.txt"
 CALIBRATOR_FILE = "calibrator.json"
 SUMMARY_FILE = "train.json"
-CHAMPION_FILE = "champion.json"  # in the champion's folder: its registry version and run
+CHAMPION_FILE = "champion.json"  # in the champion's folder: its registry version and model digest
+MODEL_FILES = (MODEL_FILE, CALIBRATOR_FILE, SUMMARY_FILE)  # what a model folder holds and its digest covers
 MODEL_ARTIFACTS = "churn_model"  # a training run's copy of its model folder, for promotion and rollback
 
 

@@ -32,7 +32,7 @@ class Minimum:
 def _solve(a: list[list[float]], b: list[float]) -> list[float] | None:
     """x with a x = b by Gaussian elimination with partial pivoting; None when a is singular."""
     n = len(b)
-    m = [row[:] + [b[i]] for i, row in enumerate(a)]
+    m = [[*row, b[i]] for i, row in enumerate(a)]
     for col in range(n):
         pivot = max(range(col, n), key=lambda r: abs(m[r][col]))
         if m[pivot][col] == 0.0 or not math.isfinite(m[pivot][col]):
@@ -126,7 +126,9 @@ def minimize(
             yhy = sum(y[i] * hy[i] for i in range(n))
             inverse = [
                 [
-                    inverse[i][j] - rho * (hy[i] * s[j] + s[i] * hy[j]) + (rho * rho * yhy + rho) * s[i] * s[j]
+                    inverse[i][j]
+                    - rho * (hy[i] * s[j] + s[i] * hy[j])
+                    + (rho * rho * yhy + rho) * s[i] * s[j]
                     for j in range(n)
                 ]
                 for i in range(n)
@@ -189,7 +191,10 @@ def logistic_regression(
         residual, weight = p - y, p * (1.0 - p)
         grad = [float(np.sum(residual * columns[j])) + penalty[j] * w[j] for j in range(k + 1)]
         hess = [
-            [float(np.sum(weight * columns[i] * columns[j])) + (penalty[i] if i == j else 0.0) for j in range(k + 1)]
+            [
+                float(np.sum(weight * columns[i] * columns[j])) + (penalty[i] if i == j else 0.0)
+                for j in range(k + 1)
+            ]
             for i in range(k + 1)
         ]
         step = _solve(hess, grad)

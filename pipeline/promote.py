@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 
 from pipeline import tracking
 from pipeline.io import read_json, write_json
-from pipeline.model import CALIBRATOR_FILE, CHAMPION_FILE, MODEL_ARTIFACTS, MODEL_FILE, SUMMARY_FILE
+from pipeline.model import CHAMPION_FILE, MODEL_ARTIFACTS, MODEL_FILES
 from pipeline.params import PromoteParams
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ def gate(report: dict[str, Any], params: PromoteParams) -> list[str]:
 
 def _copy_model(source: Path, target: Path) -> None:
     target.mkdir(parents=True, exist_ok=True)
-    for name in (MODEL_FILE, CALIBRATOR_FILE, SUMMARY_FILE):
+    for name in MODEL_FILES:
         shutil.copyfile(source / name, target / name)
 
 
@@ -60,13 +60,13 @@ def main(params_path: Path, metrics_path: Path, candidate_dir: Path, run_path: P
     tracking.configure(params.mlflow.experiment)
     client = MlflowClient()
     name = run["registered_model"]
-    with mlflow.start_run(run_id=run["run_id"]):
+    with mlflow.start_run(run_id=tracking.run_id_for(run)):
         mlflow.set_tag("promotion", "refused" if refusals else "promoted")
         mlflow.set_tag("promotion_refusals", "; ".join(refusals) or "none")
     if not refusals:
         client.set_registered_model_alias(name, ALIAS, run["model_version"])
         _copy_model(candidate_dir, out_dir)
-        champion = {"model_version": run["model_version"], "run_id": run["run_id"]}
+        champion = {"model_version": run["model_version"]}
         log.info("model version %s promoted to %s", run["model_version"], ALIAS)
     else:
         try:
@@ -80,7 +80,7 @@ def main(params_path: Path, metrics_path: Path, candidate_dir: Path, run_path: P
             mlflow.artifacts.download_artifacts(run_id=current.run_id, artifact_path=MODEL_ARTIFACTS)
         )
         _copy_model(downloaded, out_dir)
-        champion = {"model_version": str(current.version), "run_id": current.run_id}
+        champion = {"model_version": str(current.version)}
         log.warning(
             "model version %s refused (%s); %s stays version %s",
             run["model_version"],
@@ -91,6 +91,7 @@ def main(params_path: Path, metrics_path: Path, candidate_dir: Path, run_path: P
     write_json(
         {
             **champion,
+            tracking.MODEL_DIGEST_TAG: tracking.folder_digest(out_dir, MODEL_FILES),
             "registered_model": name,
             "candidate_version": run["model_version"],
             "refusals": refusals,

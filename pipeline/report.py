@@ -343,7 +343,7 @@ def main(
     }
     write_json(metrics, metrics_out)
     tracking.configure(params.mlflow.experiment)
-    with mlflow.start_run(run_id=read_json(run_path)["run_id"]):
+    with mlflow.start_run(run_id=tracking.run_id_for(read_json(run_path))):
         mlflow.log_artifact(str(out_dir / "report.html"), "report")
         mlflow.log_artifact(str(out_dir / "summary.md"), "report")
     log.info("report: %s", out_dir / "report.html")

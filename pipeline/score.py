@@ -205,7 +205,7 @@ def main(
             scores_dir,
             {
                 "model_version": version,
-                "mlflow_run_id": champion["run_id"],
+                "model_sha256": champion["model_sha256"],
                 "inputs_sha256": {"scoring_snapshot": sha256(Path(snapshot_path))},
                 "table_schema": SCORE_FILE_SCHEMA["name"],
             },

@@ -55,3 +55,37 @@ def lineage_tags(root: Path | None = None) -> dict[str, str]:
     lock = root / "dvc.lock"
     tags["dvc_lock_sha256"] = hashlib.sha256(lock.read_bytes()).hexdigest() if lock.exists() else "none"
     return tags
+
+
+# A training run is found by the model it made, never by MLflow's random run id: the files DVC
+# tracks (the run pointer, the champion, the score manifest) then hold only what the data and code
+# decide, and a fresh clone reproduces dvc.lock byte for byte.
+MODEL_DIGEST_TAG = "model_sha256"
+VERSION_TAG = "registered_version"
+
+
+def folder_digest(folder: Path, names: tuple[str, ...]) -> str:
+    """sha256 over the named files of a model folder, each name and its bytes."""
+    digest = hashlib.sha256()
+    for name in names:
+        digest.update(name.encode() + b"\0" + (Path(folder) / name).read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def run_id_for(run: dict[str, str]) -> str:
+    """The MLflow run that trained `run` (the train stage's pointer: experiment, model digest and
+    registered version)."""
+    found = mlflow.search_runs(
+        experiment_names=[run["experiment"]],
+        filter_string=f"tags.{MODEL_DIGEST_TAG} = '{run[MODEL_DIGEST_TAG]}' "
+        f"and tags.{VERSION_TAG} = '{run['model_version']}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+        output_format="list",
+    )
+    if not found:
+        raise LookupError(
+            f"no MLflow run in experiment {run['experiment']!r} trained model {run[MODEL_DIGEST_TAG][:12]} "
+            f"(version {run['model_version']}) in {tracking_uri()}: rerun train (dvc repro -f train)"
+        )
+    return found[0].info.run_id

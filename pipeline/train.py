@@ -28,6 +28,7 @@ from pipeline.model import (
     CALIBRATOR_FILE,
     MODEL_ARTIFACTS,
     MODEL_FILE,
+    MODEL_FILES,
     SUMMARY_FILE,
     feature_columns,
     label_horizon,
@@ -223,7 +224,7 @@ def record_run(
     """One MLflow run per training: params, metrics, lineage, the dataset, the model folder as
     artifacts (booster, calibrator, summary) and the booster registered with its signature."""
     tracking.configure(params.mlflow.experiment)
-    with mlflow.start_run(run_name=f"train-{summary['test_cutoffs'][-1]}") as run:
+    with mlflow.start_run(run_name=f"train-{summary['test_cutoffs'][-1]}"):
         mlflow.set_tags(tracking.lineage_tags())
         mlflow.log_params({f"train.{k}": v for k, v in params.train.model_dump().items()})
         mlflow.log_params({f"featurize.{k}": v for k, v in params.featurize.model_dump().items()})
@@ -249,9 +250,13 @@ def record_run(
             signature=signature,
             registered_model_name=params.mlflow.registered_model,
         )
+        digest = tracking.folder_digest(model_dir, MODEL_FILES)
+        mlflow.set_tags(
+            {tracking.MODEL_DIGEST_TAG: digest, tracking.VERSION_TAG: str(info.registered_model_version)}
+        )
     return {
-        "run_id": run.info.run_id,
-        "model_uri": info.model_uri,
+        "experiment": params.mlflow.experiment,
         "registered_model": params.mlflow.registered_model,
         "model_version": str(info.registered_model_version),
+        tracking.MODEL_DIGEST_TAG: digest,
     }

@@ -2,6 +2,7 @@
 its own MLflow store; then a no-op rerun, and a train param change that reruns train and after."""
 
 import json
+import os
 import pwd
 import re
 import shutil
@@ -271,3 +272,48 @@ def test_the_pipeline_ran_as_an_ordinary_user_and_every_folder_it_made_can_be_en
     assert shut == {}
     listed = as_user.run(["ls", "-A", str(scores)], cwd=project)
     assert listed.returncode == 0 and "churn_scores_2026-W47.csv" in listed.stdout
+
+
+def _user_name(as_user: UserRunner) -> str:
+    return as_user.user or pwd.getpwuid(os.geteuid()).pw_name
+
+
+def test_a_read_only_scores_folder_stops_score_with_one_line_and_keeps_the_published_files(
+    project, first_run, as_user
+):
+    scores = project / "data/scores"
+    before = {p.name: p.read_bytes() for p in scores.iterdir()}
+    scores.chmod(0o555)
+    try:
+        done = as_user.run(_stage_cmd(project, "score"), project)
+    finally:
+        scores.chmod(0o755)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        "error: data/scores/churn_scores_2026-W47.csv (written in data/scores): permission denied for user "
+        f"{_user_name(as_user)}: give this user access to it (chmod/chown), or run the stage on a copy the "
+        "user owns"
+    )
+    assert {p.name: p.read_bytes() for p in scores.iterdir()} == before
+
+
+def test_an_unwritable_temp_folder_stops_featurize_with_one_line_and_keeps_the_snapshots(
+    project, first_run, as_user
+):
+    spill = project / "spill"
+    spill.mkdir()
+    as_user.own(spill)
+    spill.chmod(0o555)
+    settings = yaml.safe_load((project / "params.yaml").read_text())
+    settings["featurize"]["temp_directory"] = str(spill)
+    (project / "params-spill.yaml").write_text(yaml.safe_dump(settings, sort_keys=False))
+    as_user.own(project / "params-spill.yaml")
+    outputs = _outputs(project, "featurize")
+    before = {p: p.read_bytes() for p in outputs}
+    done = as_user.run([*_stage_cmd(project, "featurize"), "--params", "params-spill.yaml"], project)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        f"error: {spill}: permission denied for user {_user_name(as_user)}: give this user access to it "
+        "(chmod/chown), or run the stage on a copy the user owns"
+    )
+    assert {p: p.read_bytes() for p in outputs} == before

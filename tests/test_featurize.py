@@ -248,3 +248,37 @@ def test_a_url_for_the_transactions_needs_the_spark_backend():
 
     with pytest.raises(ValueError, match=r"only featurize\.backend pyspark reads a URL"):
         read_transactions("s3a://bucket/validated/transactions/", PARAMS)
+
+
+def _many_lines(n: int, seed: int = 7) -> pd.DataFrame:
+    """`n` order lines of 20,000 customers over two years, amounts with cents and odd fractions,
+    enough rows for DuckDB to split every aggregation across threads."""
+    rng = np.random.default_rng(seed)
+    start = pd.Timestamp("2024-01-01")
+    return pd.DataFrame(
+        {
+            "source_row": np.arange(1, n + 1, dtype="int64"),
+            "customer_id": pd.Series(rng.integers(0, 20_000, n)).map("c{:05d}".format),
+            "order_ts": (start + pd.to_timedelta(rng.integers(0, 730 * 1440, n), unit="min")).astype(
+                "datetime64[us]"
+            ),
+            "amount": np.round(rng.lognormal(3.0, 1.0, n) * np.where(rng.random(n) < 0.03, -1, 1), 2) / 3,
+            "quantity": rng.integers(1, 5, n) / 4,
+        }
+    )
+
+
+def test_features_are_the_same_bytes_with_any_number_of_threads(tmp_path):
+    """A float sum depends on the order of its terms and a parallel engine varies that order with
+    its thread count: the raw query output (before any rounding) must not."""
+    _many_lines(400_000).to_parquet(tmp_path / "lines.parquet")
+    params = featurize_params(windows_days=[30, 90])
+    cutoffs = [dt.date(2025, 3, 1) + dt.timedelta(days=28 * k) for k in range(6)]
+    frames = []
+    for threads in (1, 3):
+        con = ibis.duckdb.connect(threads=threads)
+        lines = con.read_parquet(tmp_path / "lines.parquet")
+        table = training_snapshots(lines, cutoffs, params).to_pandas()
+        frames.append(table.sort_values(["customer_id", "cutoff"], ignore_index=True))
+    assert len(frames[0]) > 50_000
+    pd.testing.assert_frame_equal(frames[0], frames[1], check_exact=True)
