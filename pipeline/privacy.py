@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import logging
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -127,11 +128,15 @@ def erase(root: Path, customer_ids: list[str], raw_id_column: str, key: bytes | 
             count = erase_from_table(path, columns, ids)
             if count:
                 removed[str(path.relative_to(root))] = count
+    # an id as a whole token: "001298" inside a model's threshold 0.0012985 is not the customer
+    pattern = re.compile(
+        rb"(?<![0-9A-Za-z.])(" + b"|".join(re.escape(i.encode()) for i in sorted(ids)) + rb")(?![0-9A-Za-z])"
+    )
     leaks = (
         [
             str(p.relative_to(root))
             for p in sorted((Path(root) / "mlartifacts").rglob("*"))
-            if p.is_file() and any(i.encode() in p.read_bytes() for i in ids)
+            if p.is_file() and pattern.search(p.read_bytes())
         ]
         if (Path(root) / "mlartifacts").exists()
         else []

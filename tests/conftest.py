@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,7 +110,8 @@ class UserRunner:
     user: str | None
     bin_dir: Path
     home: Path
-    pythonpath: str | None
+    pythonpath: str | None = None
+    library_path: str | None = None  # the mirrored interpreter's libpython, not the system's
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_", "PYTHON"))}
@@ -122,6 +124,8 @@ class UserRunner:
         env.pop("VIRTUAL_ENV", None)
         if self.pythonpath:
             env["PYTHONPATH"] = self.pythonpath
+        if self.library_path:
+            env["LD_LIBRARY_PATH"] = self.library_path
         return {**env, **extra}
 
     def own(self, path: Path) -> Path:
@@ -149,7 +153,7 @@ class UserRunner:
         return subprocess.CompletedProcess(args, proc.returncode, out, err)
 
 
-def _world_readable_mirror(target: Path) -> tuple[Path, str]:
+def _world_readable_mirror(target: Path) -> tuple[Path, str, str]:
     """The interpreter, the installed packages and the project's code, hard-linked (copied across
     file systems) under `target`, where any user can read them: a venv under a root-only folder
     (a pyenv in /root, a checkout in a private temp folder) cannot be run by `nobody` as it is."""
@@ -158,7 +162,7 @@ def _world_readable_mirror(target: Path) -> tuple[Path, str]:
 
     def mirror(src: Path, dst: Path, skip: tuple[str, ...] = ()) -> None:
         for folder, dirs, files in os.walk(src):
-            dirs[:] = [d for d in dirs if d not in skip and d != "__pycache__"]
+            dirs[:] = [d for d in dirs if d not in skip]  # compiled modules too: nobody cannot write them
             out = dst / Path(folder).relative_to(src)
             out.mkdir(parents=True, exist_ok=True)
             out.chmod(0o755)
@@ -193,23 +197,26 @@ def _world_readable_mirror(target: Path) -> tuple[Path, str]:
     for folder in [target, *target.rglob("*")]:
         if folder.is_dir():
             folder.chmod(0o755)
-    return target / "venv/bin", str(target / "src")
+    return target / "venv/bin", str(target / "src"), str(target / "base/lib")
 
 
 @pytest.fixture(scope="session")
-def as_user(tmp_path_factory: pytest.TempPathFactory) -> UserRunner:
+def as_user() -> Iterator[UserRunner]:
     home = Path(tempfile.mkdtemp(prefix="churn-home-"))
+    mirror = None
     if os.geteuid() != 0:
-        return UserRunner(user=None, bin_dir=Path(sys.executable).parent, home=home, pythonpath=None)
-    home.chmod(0o755)
-    shutil.chown(home, UNPRIVILEGED, grp.getgrgid(pwd.getpwnam(UNPRIVILEGED).pw_gid).gr_name)
-    mirror = Path(tempfile.mkdtemp(prefix="churn-mirror-"))
-    bin_dir, src = _world_readable_mirror(mirror)
-    runner = UserRunner(user=UNPRIVILEGED, bin_dir=bin_dir, home=home, pythonpath=src)
-    done = runner.run(
-        ["python", "-c", "import pipeline.cli, duckdb, lightgbm, mlflow"], cwd=home, timeout=300
-    )
-    assert done.returncode == 0, f"the mirrored environment does not run as {UNPRIVILEGED}: {done.stderr}"
+        runner = UserRunner(user=None, bin_dir=Path(sys.executable).parent, home=home)
+    else:
+        home.chmod(0o755)
+        shutil.chown(home, UNPRIVILEGED, grp.getgrgid(pwd.getpwnam(UNPRIVILEGED).pw_gid).gr_name)
+        mirror = Path(tempfile.mkdtemp(prefix="churn-mirror-"))
+        bin_dir, src, lib = _world_readable_mirror(mirror)
+        runner = UserRunner(user=UNPRIVILEGED, bin_dir=bin_dir, home=home, pythonpath=src, library_path=lib)
+        check = "import sys, ssl, pipeline.cli, duckdb, lightgbm, mlflow; print(sys.version.split()[0])"
+        done = runner.run(["python", "-c", check], cwd=home, timeout=300)
+        assert done.returncode == 0, f"the mirrored environment does not run as {UNPRIVILEGED}: {done.stderr}"
+        assert done.stdout.strip() == sys.version.split()[0], "the mirror runs another Python than the tests"
     yield runner
-    shutil.rmtree(mirror, ignore_errors=True)
-    shutil.rmtree(home, ignore_errors=True)
+    for folder in (mirror, home):
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)

@@ -87,29 +87,40 @@ def test_erase_removes_a_customer_from_every_table_and_restates_the_manifests(tm
     }
 
 
-def test_outputs_are_never_more_readable_than_the_export(tmp_path):
+def test_outputs_are_never_more_readable_than_the_export_and_their_folders_stay_usable(tmp_path):
     import os
     import stat
     import subprocess
     import sys
 
-    raw = tmp_path / "export.csv"
-    raw.write_text(HEADER + "\n" + GOOD + "\n")
-    raw.chmod(0o600)
-    params = tmp_path / "params.yaml"
     import yaml
 
     from tests.conftest import ROOT
 
+    raw = tmp_path / "export.csv"
+    raw.write_text(HEADER + "\n" + GOOD + "\n")
+    raw.chmod(0o640)
+    params = tmp_path / "params.yaml"
     settings = yaml.safe_load((ROOT / "params.yaml").read_text())
     settings["ingest"] = {**M.model_dump(mode="json"), "valid_until": "2026-11-16"}
     params.write_text(yaml.safe_dump(settings))
+    out = tmp_path / "new" / "validated"  # folders the stage has to make
     env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"}
     done = subprocess.run(
-        ["churn", "ingest", "--raw", str(raw), "--out", str(tmp_path / "k.parquet"), "--quarantine",
-         str(tmp_path / "q.parquet"), "--metrics", str(tmp_path / "m.json"), "--params", str(params)],
-        env=env, capture_output=True, text=True, timeout=300,
+        ["churn", "ingest", "--raw", str(raw), "--out", str(out / "k.parquet"), "--quarantine",
+         str(out / "q.parquet"), "--metrics", str(tmp_path / "m.json"), "--params", str(params)],
+        env=env, capture_output=True, text=True, timeout=300, preexec_fn=lambda: os.umask(0o002),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    for name in ("k.parquet", "q.parquet", "m.json"):
-        assert stat.S_IMODE((tmp_path / name).stat().st_mode) & 0o077 == 0, name
+
+    def mode(path):
+        return stat.S_IMODE(path.stat().st_mode)
+
+    # umask 002 would give 0o664 files and 0o775 folders; the export's 0o640 caps them
+    assert {name: mode(out / name) for name in ("k.parquet", "q.parquet")} == {
+        "k.parquet": 0o640,
+        "q.parquet": 0o640,
+    }
+    assert mode(tmp_path / "m.json") == 0o640
+    # folders: the owner keeps rwx, the group may enter and list as it may read, others nothing
+    assert (mode(tmp_path / "new"), mode(out)) == (0o750, 0o750)
