@@ -21,7 +21,7 @@ from pipeline.io import atomic_path, csv_bytes, read_json, write_json
 from pipeline.model import model_frame
 from pipeline.params import Params
 from pipeline.tables import LABEL
-from pipeline.train import calibrate, fit, select, split_snapshots
+from pipeline.train import TrainError, calibrate, fit, select, split_snapshots
 
 log = logging.getLogger(__name__)
 MODEL = "model"
@@ -49,15 +49,16 @@ def backtest(snapshots: pd.DataFrame, params: Params, origins: int) -> pd.DataFr
     """Per origin and scorer: ROC AUC, PR AUC, lift and capture, and for probabilities Brier, log
     loss and ECE. Origins whose purged split has no training cutoff left are skipped."""
     cutoffs = sorted(snapshots["cutoff"].unique())
-    rows = []
+    rows, skipped = [], []
     for k, origin in enumerate(cutoffs[-origins:], 1):
         log.info("backtest origin %s (%d/%d)", pd.Timestamp(origin).date(), k, min(origins, len(cutoffs)))
         try:
             rows += origin_metrics(snapshots, pd.Timestamp(origin), params)
-        except ValueError as exc:
+        except TrainError as exc:  # only a split the cutoffs cannot give; anything else is a fault
+            skipped.append(f"{pd.Timestamp(origin).date()}: {exc}")
             log.warning("origin %s skipped: %s", pd.Timestamp(origin).date(), exc)
     if not rows:
-        raise ValueError("no backtest origin has enough earlier cutoffs; raise featurize.n_cutoffs")
+        raise TrainError("no backtest origin can be trained and tested:\n  " + "\n  ".join(skipped))
     return pd.DataFrame(rows)
 
 

@@ -32,6 +32,7 @@ def _run(fn, *args: object) -> None:
     from pipeline.cutoffs import ScheduleError
     from pipeline.data import DataError
     from pipeline.errors import os_error_message
+    from pipeline.featurize import FeatureError
     from pipeline.ingest import IngestError
     from pipeline.measure import MeasureError
     from pipeline.monitor import DriftError
@@ -55,6 +56,7 @@ def _run(fn, *args: object) -> None:
         MeasureError,
         DriftError,
         PrivacyError,
+        FeatureError,
     ) as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)

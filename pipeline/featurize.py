@@ -371,6 +371,35 @@ class Snapshots:
     horizon_reference: dt.date
 
 
+class FeatureError(ValueError):
+    """A feature is not a number where one is defined."""
+
+
+BTYD_PREFIXES = ("pnbd_", "bgnbd_")
+
+
+def check_finite(frame: pd.DataFrame, what: str) -> None:
+    """Refuse infinities anywhere and missing BTYD outputs (defined for every customer); a feature
+    missing by definition (the gap of a one-order customer) stays missing."""
+    problems = []
+    for column in frame.columns:
+        if not pd.api.types.is_float_dtype(frame[column]):
+            continue
+        values = frame[column].to_numpy(dtype=float)
+        infinite = int(np.isinf(values).sum())
+        missing = int(np.isnan(values).sum()) if column.startswith(BTYD_PREFIXES) else 0
+        if infinite or missing:
+            rows = frame.loc[~np.isfinite(values) if missing else np.isinf(values), KEYS].head(3)
+            examples = ", ".join(
+                f"{r.customer_id} at {pd.Timestamp(r.cutoff).date()}" for r in rows.itertuples()
+            )
+            problems.append(
+                f"{column}: {infinite + missing} customer-cutoff(s) not a number (e.g. {examples})"
+            )
+    if problems:
+        raise FeatureError(f"{what}: features that must be numbers are not:\n  " + "\n  ".join(problems))
+
+
 def finish(frame: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
     """Stable row order and dtypes, so the same input writes the same bytes."""
     frame = frame.assign(**{HORIZON: np.int32(horizon_days)})
@@ -381,7 +410,8 @@ def finish(frame: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
     frame = frame[front + middle + back]
     for column in middle:
         if pd.api.types.is_integer_dtype(frame[column]) or pd.api.types.is_float_dtype(frame[column]):
-            # parallel aggregation sums floats in varying order; rounding removes the last-bit noise
+            # the query's aggregates are exact; this guards against last-bit differences of
+            # element-wise functions (exp, log) between CPU generations in the BTYD outputs
             frame[column] = frame[column].astype("float64").round(FLOAT_DECIMALS)
     frame["cutoff"] = frame["cutoff"].astype("datetime64[us]")
     return frame
@@ -426,6 +456,8 @@ def make_snapshots(lines: ir.Table, params: FeaturizeParams, needs: SplitNeeds) 
     keys = pd.concat([train[KEYS], score[KEYS]], ignore_index=True)
     btyd, fitted = btyd_features(summary, keys, params)
     train, score = (finish(f.merge(btyd, on=KEYS, how="left"), params.horizon_days) for f in (train, score))
+    check_finite(train, "training snapshots")
+    check_finite(score, "scoring snapshot")
     horizons, gap_quantiles, reference = horizon_report(lines, first_day, score_date, params)
     return Snapshots(
         train=train,

@@ -74,7 +74,14 @@ def test_benchmark_quality_on_an_export_with_its_own_mapping(tmp_path):
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     table = pd.read_csv(out)
-    assert sorted(table["scorer"].unique()) == ["bg_nbd", "logistic_rfm", "model", "pareto_nbd", "recency"]
+    assert sorted(table["scorer"].unique()) == [
+        "bg_nbd",
+        "lightgbm_rfm",
+        "logistic_rfm",
+        "model",
+        "pareto_nbd",
+        "recency",
+    ]
     assert table["cutoff"].nunique() == 2
     assert table["roc_auc"].between(0.5, 1.0).all()
     assert "mean" in result.output and "pareto_nbd" in result.output
@@ -123,3 +130,17 @@ def test_a_mapping_file_with_an_unknown_section_or_key_is_refused(tmp_path):
     extra = r"invalid mapping\n  featurize.horizon: Extra inputs are not permitted"
     with pytest.raises(ParamsError, match=extra):
         load_mapping(mapping, load_params(ROOT / "params.yaml"))
+
+
+def test_a_fault_at_an_origin_is_raised_not_skipped(monkeypatch):
+    """Only a split the cutoffs cannot give skips an origin; a NaN crash in a baseline must surface
+    instead of ending as advice to add cutoffs."""
+    import pipeline.backtest as stage
+
+    def broken(*_args, **_kwargs):
+        raise ValueError("Input contains NaN")
+
+    monkeypatch.setattr(stage, "origin_metrics", broken)
+    snapshots = pd.DataFrame({"cutoff": pd.to_datetime(["2026-01-05", "2026-01-19"])})
+    with pytest.raises(ValueError, match="Input contains NaN"):
+        stage.backtest(snapshots, None, 2)

@@ -137,3 +137,61 @@ def test_gamma_gamma_expected_value_shrinks_to_the_population_mean():
 def test_gamma_gamma_refuses_non_positive_values():
     with pytest.raises(ValueError, match="positive order counts and values"):
         GammaGamma.fit(np.array([1, 2]), np.array([10.0, 0.0]))
+
+
+# heavy buyers (hundreds of orders), one-day customers, a last order at the cutoff's moment
+EDGE = Summary(
+    x=np.array([0.0, 0.0, 1.0, 450.0, 730.0, 730.0, 2000.0]),
+    t_x=np.array([0.0, 0.0, 0.0001, 39.9, 43.0, 1.0, 45.0]),
+    T=np.array([1 / (7 * 24 * 60), 1 / 7, 0.0001, 40.0, 43.0, 43.0, 45.0]),
+)
+
+
+@pytest.mark.parametrize(
+    "pnbd",
+    [ParetoNBD(r=0.75, alpha=5.0, s=0.9, beta=15.0), ParetoNBD(r=0.75, alpha=15.0, s=0.9, beta=5.0)],
+    ids=["alpha<beta", "alpha>=beta"],
+)
+def test_every_btyd_output_is_a_number_for_heavy_buyers_and_one_day_customers(pnbd):
+    bg = BGNBD(r=0.27, alpha=1.55, a=0.82, b=3.6)
+    with np.errstate(all="raise", under="ignore"):  # no overflow or NaN on the way, only underflow to 0
+        probabilities = [
+            pnbd.p_no_order(EDGE, 90 / 7),
+            pnbd.p_alive(EDGE),
+            bg.p_no_order(EDGE, 90 / 7),
+            bg.p_alive(EDGE),
+        ]
+    for values in probabilities:
+        assert np.all((values >= 0) & (values <= 1)), values
+    expected = pnbd.expected_orders(EDGE, 90 / 7)
+    assert np.all(np.isfinite(expected) & (expected >= 0))
+    assert np.all(np.isfinite(ParetoNBD.log_likelihood(np.array(list(vars(pnbd).values())), EDGE)))
+    # 730 orders in 43 weeks, the last at the cutoff: alive, buying at the posterior mean rate
+    # (r + x) / (alpha + T) while alive; the window's expected orders lie between that rate over the
+    # whole window and the same times the chance of surviving the window, ((beta+T)/(beta+T+t))^s
+    t, T = 90 / 7, 43.0
+    rate = (pnbd.r + 730) / (pnbd.alpha + T)
+    survive = ((pnbd.beta + T) / (pnbd.beta + T + t)) ** pnbd.s
+    assert pnbd.p_alive(EDGE)[4] > 0.999
+    assert rate * t * survive < expected[4] < rate * t
+    # the same buyer silent for 42 weeks is gone
+    assert pnbd.p_alive(EDGE)[5] < 1e-100
+
+
+def test_pareto_nbd_a0_matches_numerical_integration_for_a_heavy_buyer():
+    from scipy.integrate import quad
+
+    r, alpha, s, beta = 0.75, 15.0, 0.9, 5.0
+    x, t_x, T = 450.0, 30.0, 40.0
+    a, b = r + s + x, s + 1.0  # alpha >= beta
+
+    def log_f(u):  # log of 2F1(a, b; a + 1; z) / (alpha + u)^a, the 2F1 as a's integral
+        z = (alpha - beta) / (alpha + u)
+        value, _ = quad(
+            lambda t: a * t ** (a - 1) * (1 - z * t) ** (-b), 0, 1, epsabs=0, epsrel=1e-13, limit=200
+        )
+        return np.log(value) - a * np.log(alpha + u)
+
+    exact = log_f(t_x) + np.log(-np.expm1(log_f(T) - log_f(t_x)))
+    got = ParetoNBD._log_a0(np.array([r, alpha, s, beta]), np.array([x]), np.array([t_x]), np.array([T]))
+    assert got[0] == pytest.approx(exact, abs=1e-9)

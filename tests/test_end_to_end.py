@@ -86,7 +86,7 @@ def test_repro_writes_a_valid_score_file_and_registers_the_model(project, first_
     assert "git_commit" in tags and "dvc_lock_sha256" in tags
     metrics = yaml.safe_load((project / "models/metrics/evaluate.json").read_text())
     assert 0.5 < metrics["model"]["roc_auc"] <= metrics["oracle_roc_auc"] + 0.05
-    assert set(metrics["baselines"]) == {"recency", "logistic_rfm", "pareto_nbd", "bg_nbd"}
+    assert set(metrics["baselines"]) == {"recency", "logistic_rfm", "lightgbm_rfm", "pareto_nbd", "bg_nbd"}
     ingest = yaml.safe_load((project / "models/metrics/ingest.json").read_text())
     assert ingest["input_rows"] == ingest["kept_rows"] + ingest["quarantined_rows"]
 

@@ -282,3 +282,25 @@ def test_features_are_the_same_bytes_with_any_number_of_threads(tmp_path):
         frames.append(table.sort_values(["customer_id", "cutoff"], ignore_index=True))
     assert len(frames[0]) > 50_000
     pd.testing.assert_frame_equal(frames[0], frames[1], check_exact=True)
+
+
+def test_a_feature_that_is_not_a_number_stops_featurize_naming_the_column_and_the_count():
+    from pipeline.featurize import FeatureError, check_finite
+
+    frame = pd.DataFrame(
+        {
+            "customer_id": ["a", "b", "c"],
+            "cutoff": pd.to_datetime(["2026-01-05"] * 3),
+            "gap_mean": [np.nan, 3.0, 4.0],  # one order, no gap: missing by definition
+            "spend": [1.0, np.inf, 2.0],
+            "pnbd_p_no_order": [0.2, np.nan, np.nan],
+        }
+    )
+    with pytest.raises(FeatureError) as err:
+        check_finite(frame, "training snapshots")
+    assert str(err.value) == (
+        "training snapshots: features that must be numbers are not:\n"
+        "  spend: 1 customer-cutoff(s) not a number (e.g. b at 2026-01-05)\n"
+        "  pnbd_p_no_order: 2 customer-cutoff(s) not a number (e.g. b at 2026-01-05, c at 2026-01-05)"
+    )
+    check_finite(frame.drop(columns=["spend", "pnbd_p_no_order"]), "fine")  # a missing gap is allowed
