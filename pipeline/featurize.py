@@ -161,7 +161,8 @@ def build_features(lines: ir.Table, dates: list[dt.date], params: FeaturizeParam
         days_since_second_order=_days(agg.cutoff_s - agg.second_s),
         gap_mean=gap_mean,
         gap_std=ibis.ifelse(agg.n_gaps > 1, gap_std, ibis.null()),
-        overdue_ratio=recency / gap_mean,
+        # recency in units of the customer's own mean gap; none when orders share one moment
+        overdue_ratio=ibis.ifelse(gap_mean > 0, recency / gap_mean, ibis.null()),
         lines_per_order=_float(agg.line_sum) / agg.n_orders,
         weekend_share=_float(agg.weekend_sum) / agg.n_orders,
         hour_mean=_float(agg.minute_sum) / agg.n_orders / 60.0,
