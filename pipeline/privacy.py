@@ -128,7 +128,7 @@ def erase(root: Path, customer_ids: list[str], raw_id_column: str, key: bytes | 
             count = erase_from_table(path, columns, ids)
             if count:
                 removed[str(path.relative_to(root))] = count
-    # an id as a whole token: "001298" inside a model's threshold 0.0012985 is not the customer
+    # an id as a whole token: digits inside a number (a model threshold) are not the customer
     pattern = re.compile(
         rb"(?<![0-9A-Za-z.])(" + b"|".join(re.escape(i.encode()) for i in sorted(ids)) + rb")(?![0-9A-Za-z])"
     )
