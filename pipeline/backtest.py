@@ -1,6 +1,7 @@
 """Stage backtest: rolling-origin evaluation over the last K cutoffs. At each origin the model is
-trained only on cutoffs whose label windows closed before it (the same purged split as `train`),
-calibrated on its validation cutoffs, and scored beside the baselines on that origin."""
+trained by `train`'s recipe on every cutoff whose label window closed by it (early stopping and
+calibration on held-out customers of those cutoffs) and scored beside the baselines on that
+origin, the baselines trained on the same rows."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from pipeline.io import atomic_path, csv_bytes, read_json, write_json
 from pipeline.model import model_frame
 from pipeline.params import Params
 from pipeline.tables import LABEL
-from pipeline.train import TrainError, calibrate, fit, select, split_snapshots
+from pipeline.train import TrainError, fit_churn_model, select, split_snapshots
 
 log = logging.getLogger(__name__)
 MODEL = "model"
@@ -31,11 +32,10 @@ def origin_metrics(snapshots: pd.DataFrame, origin: pd.Timestamp, params: Params
     """Model and baseline metrics at one origin, trained on what was known before it."""
     known = snapshots[snapshots["cutoff"] <= origin]
     split = split_snapshots(known, params.train.model_copy(update={"test_cutoffs": 1}))
-    train, valid, test = (select(snapshots, part) for part in (split.train, split.valid, split.test))
-    booster = fit(train, valid, params.train)
-    calibrator, _ = calibrate(booster, valid, params.train.calibration_min_gain)
+    train, test = select(snapshots, split.train), select(snapshots, split.test)
+    fitted = fit_churn_model(train, params.train)
     y = test[LABEL].to_numpy()
-    p = calibrator.apply(booster.predict(model_frame(test, booster.feature_name())))
+    p = fitted.calibrator.apply(fitted.booster.predict(model_frame(test, fitted.booster.feature_name())))
     scores = {MODEL: (p, True), **baseline_scores(train, test)}
     top = params.evaluate.top_share
     head = {"cutoff": origin.date().isoformat(), "rows": len(test), "churn_rate": float(y.mean())}

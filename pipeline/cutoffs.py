@@ -24,9 +24,8 @@ class ScheduleError(ValueError):
 
 @dataclass(frozen=True)
 class SplitNeeds:
-    """How many cutoffs the purged splits consume: `train` and every `backtest` origin."""
+    """How many cutoffs the evaluation consumes: `train`'s test cutoffs and every `backtest` origin."""
 
-    valid_cutoffs: int
     test_cutoffs: int
     origins: int
     min_customers: int = 1
@@ -34,22 +33,24 @@ class SplitNeeds:
     @classmethod
     def of(cls, params: Params) -> SplitNeeds:
         t = params.train
-        return cls(t.valid_cutoffs, t.test_cutoffs, params.backtest.origins, t.min_customers)
+        return cls(t.test_cutoffs, params.backtest.origins, t.min_customers)
 
 
 @dataclass(frozen=True)
 class Schedule:
     horizon_days: int
     every_days: int
-    lookback_days: int
+    lookback_days: int  # eligibility: a customer is in a snapshot with an order this recently
     cutoffs: list[dt.date]
     changes: tuple[str, ...] = ()  # how the declared spec was adapted to the history, in words
+    history_days: int | None = None  # data required before the first cutoff (None: the lookback)
 
     def as_dict(self) -> dict:
         return {
             "horizon_days": self.horizon_days,
             "cutoff_every_days": self.every_days,
             "eligibility_lookback_days": self.lookback_days,
+            "history_before_first_cutoff_days": self.history_days or self.lookback_days,
             "n_cutoffs": len(self.cutoffs),
             "first_cutoff": self.cutoffs[0].isoformat(),
             "last_cutoff": self.cutoffs[-1].isoformat(),
@@ -67,16 +68,20 @@ def training_cutoffs(
 
 
 def cutoffs_needed(horizon_days: int, every_days: int, needs: SplitNeeds) -> int:
-    """The fewest evenly spaced cutoffs on which the purged split works at every backtest origin:
-    test, then a gap of one horizon, the validation cutoffs, another horizon, one training cutoff."""
-    gap = math.ceil(horizon_days / every_days)
-    return 2 * gap + needs.valid_cutoffs + max(needs.test_cutoffs, needs.origins)
+    """The fewest evenly spaced cutoffs that let every test cutoff and backtest origin train on at
+    least one cutoff whose label window closed by it: the origins, then a horizon's worth of
+    cutoffs before the earliest, then one to train on."""
+    return math.ceil(horizon_days / every_days) + max(needs.test_cutoffs, needs.origins)
 
 
-def _fit(span: int, horizon: int, every: int, lookback: int, wanted: int, needs: SplitNeeds) -> int:
-    """How many cutoffs fit in `span` days with a full lookback before the first one and a closed
-    label window after the last, capped at `wanted`; 0 when fewer than the split needs fit."""
-    room = span - lookback - horizon
+# the least data a cutoff needs before it when the declared lookback does not fit the history
+MIN_HISTORY_DAYS = 28
+
+
+def _fit(span: int, horizon: int, every: int, history: int, wanted: int, needs: SplitNeeds) -> int:
+    """How many cutoffs fit in `span` days with `history` days of data before the first one and a
+    closed label window after the last, capped at `wanted`; 0 when fewer than the split needs."""
+    room = span - history - horizon
     fits = room // every + 1 if room >= 0 else 0
     return min(wanted, fits) if fits >= cutoffs_needed(horizon, every, needs) else 0
 
@@ -86,67 +91,85 @@ def plan_schedule(
 ) -> Schedule:
     """The cutoffs for data observed from `first_day` up to (not including) `score_date`.
 
-    With `spec.adapt_to_history`, a spec the history cannot hold shrinks in this order until it
-    fits: cutoffs weekly instead of every `cutoff_every_days`; then the lookback, down to twice
-    the horizon; then the horizon, to the next smaller of `horizon_candidates`; at each step the
-    longest lookback that still fits is kept. The split's validation cutoffs and backtest origins
-    never shrink: they are what makes the held-out numbers honest."""
+    The horizon is the user's question and is never changed, unless `horizon_days` is `auto`
+    (then the longest of `horizon_candidates` the history supports). With
+    `spec.adapt_to_history`, a spec the history cannot hold shrinks in this order until it fits:
+    cutoffs weekly instead of every `cutoff_every_days`; then the data required before the first
+    cutoff, from the eligibility lookback down to 28 days (who is eligible does not change: early
+    cutoffs simply see every customer so far). Otherwise, and when even that does not fit, it is
+    refused with the arithmetic."""
     span = (score_date - first_day).days
-    horizon, every, lookback = spec.horizon_days, spec.cutoff_every_days, spec.eligibility_lookback_days
-    wanted = max(spec.n_cutoffs, cutoffs_needed(horizon, every, needs))
-    if spec.n_cutoffs < cutoffs_needed(horizon, every, needs) and not spec.adapt_to_history:
-        raise ScheduleError(
-            f"featurize.n_cutoffs = {spec.n_cutoffs} is fewer than the "
-            f"{cutoffs_needed(horizon, every, needs)} cutoffs the purged split needs with a "
-            f"{horizon}-day horizon, cutoffs every {every} days, {needs.valid_cutoffs} validation "
-            f"cutoff(s) and {max(needs.test_cutoffs, needs.origins)} test/backtest origin(s)"
-        )
-    n = _fit(span, horizon, every, lookback, wanted, needs)
-    if n:
-        return _schedule(spec, score_date, horizon, every, lookback, n)
-    needed = lookback + horizon + (cutoffs_needed(horizon, every, needs) - 1) * every
-    problem = (
-        f"the history from {first_day} to {score_date} spans {span} days, shorter than the "
-        f"{needed} days the schedule needs: a {lookback}-day eligibility lookback before the first "
-        f"cutoff, {cutoffs_needed(horizon, every, needs)} cutoffs every {every} days for the purged "
-        f"split and backtest, and a {horizon}-day label window after the last"
+    horizons = (
+        sorted(spec.horizon_candidates, reverse=True) if spec.horizon_days == "auto" else [spec.horizon_days]
     )
-    if not spec.adapt_to_history:
-        raise ScheduleError(
-            f"{problem}; lower featurize.horizon_days or featurize.eligibility_lookback_days, "
-            "or set featurize.adapt_to_history: true"
-        )
-    horizons = [horizon, *sorted((h for h in spec.horizon_candidates if h < horizon), reverse=True)]
-    for h in horizons:
-        for e in dict.fromkeys([every, min(every, WEEK)]):
-            need = cutoffs_needed(h, e, needs)
-            longest = span - h - (need - 1) * e
-            lb = min(lookback, longest)
-            if lb < min(lookback, 2 * h):
+    lookback, declared_every = spec.eligibility_lookback_days, spec.cutoff_every_days
+    for horizon in horizons:
+        need = cutoffs_needed(horizon, declared_every, needs)
+        if spec.n_cutoffs < need and not spec.adapt_to_history:
+            raise ScheduleError(
+                f"featurize.n_cutoffs = {spec.n_cutoffs} is fewer than the {need} cutoffs a {horizon}-day "
+                f"horizon needs with cutoffs every {declared_every} days and "
+                f"{max(needs.test_cutoffs, needs.origins)} test/backtest origin(s)"
+            )
+        n = _fit(span, horizon, declared_every, lookback, max(spec.n_cutoffs, need), needs)
+        if n:
+            return _schedule(spec, score_date, horizon, declared_every, lookback, n, None)
+        if not spec.adapt_to_history:
+            continue
+        for every in dict.fromkeys([declared_every, min(declared_every, WEEK)]):
+            wanted = max(spec.n_cutoffs, cutoffs_needed(horizon, every, needs))
+            # as many of the wanted cutoffs as fit with at least MIN_HISTORY_DAYS before the first
+            room = span - horizon - MIN_HISTORY_DAYS
+            n = min(wanted, room // every + 1) if room >= 0 else 0
+            if n < cutoffs_needed(horizon, every, needs):
                 continue
-            n = _fit(span, h, e, lb, max(spec.n_cutoffs, need), needs)
-            return _schedule(spec, score_date, h, e, lb, n, problem)
+            history = min(lookback, span - horizon - (n - 1) * every)
+            return _schedule(spec, score_date, horizon, every, lookback, n, history)
+    horizon = horizons[-1]
+    every = min(declared_every, WEEK) if spec.adapt_to_history else declared_every
+    need = cutoffs_needed(horizon, every, needs)
+    least = (MIN_HISTORY_DAYS if spec.adapt_to_history else lookback) + horizon + (need - 1) * every
     raise ScheduleError(
-        f"{problem}; even the shortest candidate horizon ({horizons[-1]} days) with weekly cutoffs "
-        "does not fit: the data is too short to train and test a churn model"
+        f"the history from {first_day} to {score_date} spans {span} days, shorter than the {least} days "
+        f"a {horizon}-day horizon needs: "
+        + (
+            f"{MIN_HISTORY_DAYS} days of data before the first cutoff"
+            if spec.adapt_to_history
+            else f"a {lookback}-day eligibility lookback before the first cutoff"
+        )
+        + f", then {need} cutoffs every {every} days (each of the {max(needs.test_cutoffs, needs.origins)} "
+        f"test/backtest origin(s) needs a cutoff whose {horizon}-day label window closed by it), and the "
+        f"last label window. Lower featurize.horizon_days"
+        + ("" if spec.adapt_to_history else ", set featurize.adapt_to_history: true")
+        + ", lower backtest.origins, or use a longer export"
     )
 
 
 def _schedule(
-    spec: FeaturizeParams, score_date: dt.date, horizon: int, every: int, lookback: int, n: int, *why: str
+    spec: FeaturizeParams,
+    score_date: dt.date,
+    horizon: int,
+    every: int,
+    lookback: int,
+    n: int,
+    history: int | None,
 ) -> Schedule:
     changes = tuple(
         f"{name} {old} -> {new}"
         for name, old, new in (
             ("horizon_days", spec.horizon_days, horizon),
             ("cutoff_every_days", spec.cutoff_every_days, every),
-            ("eligibility_lookback_days", spec.eligibility_lookback_days, lookback),
+            (
+                "history before the first cutoff (days)",
+                lookback,
+                history if history is not None else lookback,
+            ),
             ("n_cutoffs", spec.n_cutoffs, n),
         )
         if old != new
     )
     cutoffs = training_cutoffs(score_date, horizon, every, n)
-    return Schedule(horizon, every, lookback, cutoffs, (*why, *changes) if changes else ())
+    return Schedule(horizon, every, lookback, cutoffs, changes, history)
 
 
 def iso_week_label(day: dt.date) -> str:

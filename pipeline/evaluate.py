@@ -30,7 +30,7 @@ from pipeline import tracking
 from pipeline.baselines import baseline_scores
 from pipeline.calibration import expected_calibration_error, reliability_table
 from pipeline.io import atomic_path, csv_bytes, read_json, write_json
-from pipeline.model import SUMMARY_FILE, ChurnModel, risk_deciles
+from pipeline.model import EVALUATION_DIR, SUMMARY_FILE, ChurnModel, risk_deciles
 from pipeline.params import EvaluateParams
 from pipeline.tables import LABEL
 
@@ -260,9 +260,9 @@ def main(
 
     params = load_params(params_path)
     summary = read_json(model_dir / SUMMARY_FILE)
-    report, p, test = evaluate(
-        pd.read_parquet(snapshots_path), ChurnModel.load(model_dir), summary, params.evaluate
-    )
+    # the model trained only on what was known at the test cutoffs; the scoring model saw them
+    judged = ChurnModel.load(model_dir / EVALUATION_DIR)
+    report, p, test = evaluate(pd.read_parquet(snapshots_path), judged, summary, params.evaluate)
     y = test[LABEL].to_numpy()
     truths = oracle_metrics(test, truth_path, params.evaluate.top_share)
     if truths:

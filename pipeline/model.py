@@ -45,6 +45,7 @@ CALIBRATOR_FILE = "calibrator.json"
 SUMMARY_FILE = "train.json"
 CHAMPION_FILE = "champion.json"  # in the champion's folder: its registry version and model digest
 MODEL_FILES = (MODEL_FILE, CALIBRATOR_FILE, SUMMARY_FILE)  # what a model folder holds and its digest covers
+EVALUATION_DIR = "evaluation"  # in a candidate folder: the model judged on the test cutoffs
 MODEL_ARTIFACTS = "churn_model"  # a training run's copy of its model folder, for promotion and rollback
 
 

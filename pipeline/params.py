@@ -110,7 +110,9 @@ class IngestParams(_Frozen):
 
 
 class FeaturizeParams(_Frozen):
-    horizon_days: PositiveInt
+    # the churn question: no order within this many days. Never adapted to the history; `auto`
+    # picks the longest of `horizon_candidates` the history supports
+    horizon_days: PositiveInt | Literal["auto"]
     cutoff_every_days: PositiveInt
     n_cutoffs: PositiveInt
     eligibility_lookback_days: PositiveInt
@@ -132,7 +134,11 @@ class FeaturizeParams(_Frozen):
 
 class TrainParams(_Frozen):
     test_cutoffs: PositiveInt
-    valid_cutoffs: PositiveInt
+    # customers (every cutoff of each) held out of the training cutoffs to stop boosting and fit the
+    # calibrator, instead of whole cutoffs that would cost a horizon of the newest labels
+    valid_share: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2
+    # the calibrator is fitted on the latest closed cutoffs only: churn rates move with the seasons
+    calibration_cutoffs: PositiveInt = 2
     seed: int
     num_threads: PositiveInt
     learning_rate: Annotated[float, Field(gt=0.0, le=1.0)]

@@ -3,6 +3,7 @@ rolling-origin backtest table (model and every baseline, per origin cutoff)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import tempfile
 from pathlib import Path
@@ -38,6 +39,44 @@ def load_mapping(path: Path, base: Params) -> Params:
         raise ParamsError(f"{path}: invalid mapping: unknown section(s) {unknown}")
     merged = {**current, **{k: {**current[k], **(v or {})} for k, v in sections.items()}}
     return validate_params(merged, f"{path}: invalid mapping")
+
+
+def dated(params: Params, cutoff: str | None, horizon: int | None) -> Params:
+    """Params for a dated question: churn over `horizon` days, the latest cutoff at `cutoff` (the
+    scoring date goes to cutoff + horizon, so that cutoff's label window is the last to close)."""
+    featurize = params.featurize
+    if horizon is not None:
+        featurize = featurize.model_copy(update={"horizon_days": horizon})
+    if cutoff is not None:
+        if featurize.horizon_days == "auto":
+            raise ParamsError(
+                "a dated question needs a horizon: pass --horizon or set featurize.horizon_days"
+            )
+        try:
+            day = dt.date.fromisoformat(cutoff)
+        except ValueError:
+            raise ParamsError(f"--cutoff {cutoff!r}: expected a date as YYYY-MM-DD") from None
+        featurize = featurize.model_copy(
+            update={"score_date": day + dt.timedelta(days=featurize.horizon_days)}
+        )
+    return params.model_copy(update={"featurize": featurize})
+
+
+def verdict(table: pd.DataFrame, cutoff: str) -> str:
+    """The model against the best baseline at the dated cutoff, on ROC AUC and PR AUC."""
+    at = table[table["cutoff"] == cutoff].set_index("scorer")
+    if at.empty or "model" not in at.index:
+        return f"no evaluation at {cutoff}"
+    model = at.loc["model"]
+    lines = [f"at {cutoff} ({int(model['rows'])} customers, churn rate {model['churn_rate']:.3f}):"]
+    for metric in ("roc_auc", "pr_auc"):
+        others = at.drop(index="model")[metric]
+        best = others.idxmax()
+        gap = at.loc["model", metric] - others.max()
+        lines.append(
+            f"  {metric}: model {model[metric]:.4f}, best baseline {best} {others.max():.4f}, gap {gap:+.4f}"
+        )
+    return "\n".join(lines)
 
 
 def quality_table(transactions: Path, params: Params) -> tuple[pd.DataFrame, Schedule]:

@@ -285,9 +285,10 @@ def main(
     segments = segment_table(scores, snapshot)
     movement = segment_movement(scores, previous)
     train_summary = read_json(Path(model_dir) / SUMMARY_FILE)
-    pvr = predicted_vs_realized(
-        pd.read_parquet(snapshots_path), ChurnModel.load(model_dir), train_summary["test_cutoffs"]
-    )
+    trained_on = train_summary.get("scoring_cutoffs", train_summary["train_cutoffs"])
+    snapshots = pd.read_parquet(snapshots_path)
+    unseen = sorted(set(snapshots["cutoff"].dt.date.astype(str)) - set(trained_on))
+    pvr = predicted_vs_realized(snapshots, ChurnModel.load(model_dir), unseen)
     last_year = orders[orders["order_ts"] >= score_date - 365 * DAY]
     summary = {
         "as of": score_date.date().isoformat(),

@@ -372,6 +372,10 @@ def corrupt(rng: np.random.Generator, table: pa.Table, share: float) -> pa.Table
 
 def simulate(p: SimulateParams, fp: FeaturizeParams) -> tuple[pa.Table, pd.DataFrame, pd.DataFrame]:
     """Raw export table, per-customer latent truth, and per-cutoff true churn probabilities."""
+    if fp.horizon_days == "auto":
+        raise ValueError(
+            "simulate computes the true churn probability over featurize.horizon_days: set a number"
+        )
     rng = np.random.default_rng(p.seed)
     n_days = (p.end_date - p.start_date).days
     cal = Calendar.build(p.start_date, n_days + fp.horizon_days + 2)

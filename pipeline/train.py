@@ -26,6 +26,7 @@ from pipeline.calibration import Calibrator, choose
 from pipeline.io import atomic_path, write_json
 from pipeline.model import (
     CALIBRATOR_FILE,
+    EVALUATION_DIR,
     MODEL_ARTIFACTS,
     MODEL_FILE,
     MODEL_FILES,
@@ -47,27 +48,69 @@ class TrainError(ValueError):
 @dataclass(frozen=True)
 class Split:
     train: list[pd.Timestamp]
-    valid: list[pd.Timestamp]
     test: list[pd.Timestamp]
 
 
 def temporal_split(cutoffs: list[pd.Timestamp], horizon_days: int, params: TrainParams) -> Split:
-    """Purged walk-forward split. Test = the latest cutoffs; valid = the latest cutoffs whose label
-    windows close by the first test cutoff; train = cutoffs whose label windows close by the first
-    valid cutoff. A customer's labels at nearby cutoffs share most of their window, so without the
-    purge early stopping would be judged on labels the model was trained on."""
+    """Test = the latest cutoffs; train = every cutoff whose label window has closed by the first
+    test cutoff, so no training label saw anything after it. Early stopping and calibration use
+    customers held out of those same cutoffs (`holdout_customers`), so they cost no history."""
     cutoffs = sorted(set(cutoffs))
     horizon = pd.Timedelta(days=horizon_days)
     test = cutoffs[-params.test_cutoffs :]
-    valid = [c for c in cutoffs if c + horizon <= test[0]][-params.valid_cutoffs :]
-    train = [c for c in cutoffs if valid and c + horizon <= valid[0]]
-    if len(valid) < params.valid_cutoffs or not train:
+    train = [c for c in cutoffs if c + horizon <= test[0]]
+    if not train:
         raise TrainError(
-            f"{len(cutoffs)} cutoffs cannot be split into train, {params.valid_cutoffs} validation and "
-            f"{params.test_cutoffs} test cutoff(s) with every label window closed before the next part "
-            f"starts ({horizon_days}-day horizon). Raise featurize.n_cutoffs or lower featurize.horizon_days."
+            f"no cutoff's {horizon_days}-day label window closes by the first test cutoff "
+            f"{test[0].date()}: the earliest cutoff, {cutoffs[0].date()}, closes on "
+            f"{(cutoffs[0] + horizon).date()}. A history at least one horizon longer is needed; "
+            "raise featurize.n_cutoffs or lower featurize.horizon_days."
         )
-    return Split(train=train, valid=valid, test=test)
+    return Split(train=train, test=test)
+
+
+def holdout_customers(frame: pd.DataFrame, share: float, seed: int) -> np.ndarray:
+    """True for the customers held out for early stopping and calibration: a keyed hash of the id,
+    so all of a customer's cutoffs fall on one side (their labels overlap) and every run draws the
+    same customers."""
+    hashed = pd.util.hash_array(frame["customer_id"].to_numpy(dtype=object), hash_key=f"{seed:016d}"[-16:])
+    return (hashed % 10_000) < round(share * 10_000)
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """A booster refitted on every training row, and what choosing it learnt."""
+
+    booster: lgb.Booster
+    calibrator: Calibrator
+    best_iteration: int
+    valid_scores: dict[str, float]
+    calibration_losses: dict[str, float]
+    calibration_cutoffs: list[pd.Timestamp]
+
+
+def fit_churn_model(rows: pd.DataFrame, params: TrainParams) -> Fitted:
+    """The recipe for every model that scores or is judged: boost on the training customers with
+    early stopping on the held-out customers of the same cutoffs; fit the calibrator on the
+    held-out customers of the latest `calibration_cutoffs` cutoffs; then refit on every row with
+    the rounds found. Every closed label is learnt from."""
+    held = holdout_customers(rows, params.valid_share, params.seed)
+    probe = fit(rows[~held], rows[held], params)
+    best = probe.best_iteration or probe.current_iteration()
+    latest = sorted(rows["cutoff"].unique())[-params.calibration_cutoffs :]
+    calibrator, losses = calibrate(
+        probe, rows[held & rows["cutoff"].isin(latest).to_numpy()], params.calibration_min_gain
+    )
+    x = model_frame(rows, feature_columns(rows))
+    booster = lgb.train(lgb_params(params), lgb.Dataset(x, rows[LABEL]), num_boost_round=best)
+    return Fitted(
+        booster=booster,
+        calibrator=calibrator,
+        best_iteration=best,
+        valid_scores={f"valid_{k}": float(v) for k, v in probe.best_score["valid"].items()},
+        calibration_losses=losses,
+        calibration_cutoffs=[pd.Timestamp(c) for c in latest],
+    )
 
 
 def split_snapshots(snapshots: pd.DataFrame, params: TrainParams) -> Split:
@@ -159,45 +202,60 @@ def calibrate(
     return choose(p, valid[LABEL].to_numpy(), folds, min_gain)
 
 
+def save_model(fitted: Fitted, folder: Path, summary: dict[str, Any]) -> None:
+    with atomic_path(folder / MODEL_FILE) as tmp:
+        fitted.booster.save_model(str(tmp))
+    write_json(fitted.calibrator.to_dict(), folder / CALIBRATOR_FILE)
+    write_json(summary, folder / SUMMARY_FILE)
+
+
+def _about(fitted: Fitted, rows: pd.DataFrame) -> dict[str, Any]:
+    return {
+        "best_iteration": fitted.best_iteration,
+        "rows": len(rows),
+        "calibration": fitted.calibrator.method,
+        "calibration_cutoffs": _dates(fitted.calibration_cutoffs),
+        "calibration_log_loss": {k: round(v, 6) for k, v in fitted.calibration_losses.items()},
+        **{k: round(v, 6) for k, v in fitted.valid_scores.items()},
+    }
+
+
 def main(params_path: Path, snapshots_path: Path, out_dir: Path, run_out: Path) -> None:
     from pipeline.params import load_params
 
     params: Params = load_params(params_path)
     snapshots = pd.read_parquet(snapshots_path)
     split = split_snapshots(snapshots, params.train)
-    train, valid = select(snapshots, split.train), select(snapshots, split.valid)
-    preflight({"training": train, "validation": valid, "test": select(snapshots, split.test)}, params.train)
-    booster = fit(train, valid, params.train)
-    best = booster.best_iteration or booster.current_iteration()
-    valid_scores = {f"valid_{k}": float(v) for k, v in booster.best_score["valid"].items()}
-    calibrator, calibration_losses = calibrate(booster, valid, params.train.calibration_min_gain)
+    train, test = select(snapshots, split.train), select(snapshots, split.test)
+    preflight({"training": train, "test": test}, params.train)
+    # judged: trained on what was known at the test cutoffs; scores: every closed label
+    judged = fit_churn_model(train, params.train)
+    scoring = fit_churn_model(snapshots, params.train)
     out_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out_dir / MODEL_FILE) as tmp:
-        booster.save_model(str(tmp), num_iteration=best)
-    write_json(calibrator.to_dict(), out_dir / CALIBRATOR_FILE)
-    summary = {
-        "features": booster.feature_name(),
+    common = {
+        "features": scoring.booster.feature_name(),
         "horizon_days": label_horizon(snapshots),
-        "best_iteration": best,
         "train_cutoffs": _dates(split.train),
-        "valid_cutoffs": _dates(split.valid),
         "test_cutoffs": _dates(split.test),
-        "train_rows": len(train),
-        "valid_rows": len(valid),
-        "calibration": calibrator.method,
-        "calibration_log_loss": {k: round(v, 6) for k, v in calibration_losses.items()},
-        **{k: round(v, 6) for k, v in valid_scores.items()},
     }
-    write_json(summary, out_dir / SUMMARY_FILE)
+    judged_summary = {**common, **_about(judged, train)}
+    save_model(judged, out_dir / EVALUATION_DIR, judged_summary)
+    summary = {
+        **common,
+        "scoring_cutoffs": _dates(sorted(snapshots["cutoff"].unique())),
+        **_about(scoring, snapshots),
+    }
+    save_model(scoring, out_dir, summary)
     log.info(
-        "trained %d rounds on %d rows; %s; calibration %s %s",
-        best,
+        "judged model: %d rounds on %d rows (%s); scoring model: %d rounds on %d rows; calibration %s",
+        judged.best_iteration,
         len(train),
-        valid_scores,
-        calibrator.method,
-        calibration_losses,
+        judged.valid_scores,
+        scoring.best_iteration,
+        len(snapshots),
+        scoring.calibrator.method,
     )
-    write_json(record_run(params, booster, train, snapshots_path, out_dir, summary), run_out)
+    write_json(record_run(params, scoring.booster, snapshots, snapshots_path, out_dir, summary), run_out)
 
 
 def snapshot_dataset(train: pd.DataFrame, snapshots_path: Path) -> MetaDataset:

@@ -1,7 +1,8 @@
-"""Stage tune: an Optuna search over the LightGBM parameters on the same purged split as `train`,
-scored by validation log loss; every trial is a nested MLflow run. Off by default
-(`tune.trials: 0`); `dvc exp run -S tune.trials=40` runs it, and the best parameters, written to
-`models/metrics/tune.json`, go into `params.yaml` by hand or with `dvc exp run -S`."""
+"""Stage tune: an Optuna search over the LightGBM parameters on `train`'s training cutoffs, scored by
+the log loss of the customers `train` holds out for early stopping; every trial is a nested MLflow
+run. Off by default (`tune.trials: 0`); `dvc exp run -S tune.trials=40` runs it, and the best
+parameters, written to `models/metrics/tune.json`, go into `params.yaml` by hand or with
+`dvc exp run -S`."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from pipeline.io import write_json
 from pipeline.model import model_frame
 from pipeline.params import Params, TrainParams
 from pipeline.tables import LABEL
-from pipeline.train import fit, select, split_snapshots
+from pipeline.train import fit, holdout_customers, select, split_snapshots
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,9 @@ def suggest(trial: optuna.Trial, base: TrainParams) -> TrainParams:
 
 def tune(snapshots: pd.DataFrame, params: Params, trials: int) -> tuple[dict, list[dict]]:
     split = split_snapshots(snapshots, params.train)
-    train, valid = select(snapshots, split.train), select(snapshots, split.valid)
+    rows = select(snapshots, split.train)
+    held = holdout_customers(rows, params.train.valid_share, params.train.seed)
+    train, valid = rows[~held], rows[held]
     history: list[dict] = []
 
     def objective(trial: optuna.Trial) -> float:

@@ -327,7 +327,7 @@ def _lines(
 
 
 def test_27_a_single_customer_is_refused_before_any_feature_is_built():
-    needs = SplitNeeds(1, 1, 1, min_customers=200)
+    needs = SplitNeeds(1, 1, min_customers=200)
     with pytest.raises(
         ScheduleError,
         match=r"only 1 distinct customer\(s\) in the transactions \(train.min_customers = 200\)",
@@ -337,7 +337,7 @@ def test_27_a_single_customer_is_refused_before_any_feature_is_built():
 
 def _parts(lines: pd.DataFrame) -> dict[str, pd.DataFrame]:
     spec = featurize_params(horizon_days=30, eligibility_lookback_days=120, n_cutoffs=12)
-    snaps = make_snapshots(ibis.memtable(lines), spec, SplitNeeds(1, 1, 1, min_customers=10))
+    snaps = make_snapshots(ibis.memtable(lines), spec, SplitNeeds(1, 1, min_customers=10))
     return {"training": snaps.train}
 
 

@@ -2,10 +2,11 @@ import datetime as dt
 
 import pandas as pd
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.cutoffs import (
+    MIN_HISTORY_DAYS,
     ScheduleError,
     SplitNeeds,
     cutoffs_needed,
@@ -20,7 +21,7 @@ from tests.test_train import PARAMS as TRAIN
 SPEC = featurize_params(
     n_cutoffs=24, trend_days=90, horizon_candidates=[14, 30, 60, 90, 180], adapt_to_history=True
 )
-NEEDS = SplitNeeds(valid_cutoffs=3, test_cutoffs=1, origins=3)
+NEEDS = SplitNeeds(test_cutoffs=1, origins=3)
 D = dt.date.fromisoformat
 
 
@@ -30,17 +31,17 @@ def test_schedule_ends_where_the_last_label_window_closes():
     assert cutoffs[-1] + dt.timedelta(days=90) == dt.date(2026, 11, 16)
 
 
-def test_cutoffs_needed_counts_two_purge_gaps_validation_and_origins():
-    # gap = ceil(90 / 14) = 7 cutoffs; 7 + 3 validation + 7 + max(1 test, 3 origins)
-    assert cutoffs_needed(90, 14, NEEDS) == 20
-    assert cutoffs_needed(14, 7, SplitNeeds(1, 1, 1)) == 2 * 2 + 1 + 1
+def test_cutoffs_needed_counts_a_horizon_before_the_earliest_origin_and_the_origins():
+    # ceil(90 / 14) = 7 cutoffs back from the earliest of 3 origins reach one whose label closed
+    assert cutoffs_needed(90, 14, NEEDS) == 7 + 3
+    assert cutoffs_needed(14, 7, SplitNeeds(1, 1)) == 2 + 1
 
 
 def test_a_long_history_keeps_the_declared_spec():
     s = plan_schedule(D("2024-05-06"), D("2026-11-17"), SPEC, NEEDS)
     assert (s.horizon_days, s.every_days, s.lookback_days, len(s.cutoffs)) == (90, 14, 365, 24)
     assert (s.cutoffs[0], s.cutoffs[-1]) == (D("2025-10-01"), D("2026-08-19"))
-    assert s.changes == ()
+    assert s.changes == () and s.history_days is None
 
 
 def test_a_two_year_history_fits_fewer_cutoffs():
@@ -51,24 +52,40 @@ def test_a_two_year_history_fits_fewer_cutoffs():
     assert s.cutoffs[0] - dt.timedelta(days=365) >= D("2009-12-01")
 
 
-def test_an_eighteen_month_history_shortens_the_lookback():
-    # CDNOW: 546 days; 20 cutoffs every 14 days and H = 90 leave 546 - 90 - 266 = 190 days of lookback
-    s = plan_schedule(D("1997-01-01"), D("1998-07-01"), SPEC, NEEDS)
-    assert (s.horizon_days, s.every_days, s.lookback_days, len(s.cutoffs)) == (90, 14, 190, 20)
-    assert s.changes[1:] == ("eligibility_lookback_days 365 -> 190", "n_cutoffs 24 -> 20")
-    assert "spans 546 days, shorter than the 721 days" in s.changes[0]
-
-
-def test_a_four_month_history_shortens_horizon_spacing_and_lookback():
-    s = plan_schedule(D("2000-11-01"), D("2001-03-01"), SPEC, NEEDS)
-    assert (s.horizon_days, s.every_days, s.lookback_days, len(s.cutoffs)) == (14, 7, 43, 10)
-    assert s.changes[1:] == (
-        "horizon_days 90 -> 14",
-        "cutoff_every_days 14 -> 7",
-        "eligibility_lookback_days 365 -> 43",
-        "n_cutoffs 24 -> 10",
+def test_an_eighteen_month_history_keeps_the_horizon_and_needs_less_history_before_the_first_cutoff():
+    # CDNOW, 546 days, H = 180: 24 cutoffs every 14 days leave 546 - 180 - 23 * 14 = 44 days before
+    # the first; who is eligible (ordered within 365 days) does not change
+    s = plan_schedule(D("1997-01-01"), D("1998-07-01"), SPEC.model_copy(update={"horizon_days": 180}), NEEDS)
+    assert (s.horizon_days, s.every_days, s.lookback_days, s.history_days, len(s.cutoffs)) == (
+        180,
+        14,
+        365,
+        44,
+        24,
     )
-    assert s.cutoffs[0] == D("2000-12-14") and s.cutoffs[-1] == D("2001-02-15")
+    assert s.changes == ("history before the first cutoff (days) 365 -> 44",)
+    assert (s.cutoffs[0], s.cutoffs[-1]) == (D("1997-02-14"), D("1998-01-02"))
+
+
+def test_a_four_month_history_never_changes_a_declared_horizon():
+    # 120 days: H = 90 needs 28 days of data, then 13 + 3 weekly cutoffs, then 90: 28 + 105 + 90 = 223
+    with pytest.raises(ScheduleError) as err:
+        plan_schedule(D("2000-11-01"), D("2001-03-01"), SPEC, NEEDS)
+    assert str(err.value) == (
+        "the history from 2000-11-01 to 2001-03-01 spans 120 days, shorter than the 223 days a 90-day "
+        "horizon needs: 28 days of data before the first cutoff, then 16 cutoffs every 7 days (each of "
+        "the 3 test/backtest origin(s) needs a cutoff whose 90-day label window closed by it), and the "
+        "last label window. Lower featurize.horizon_days, lower backtest.origins, or use a longer export"
+    )
+
+
+def test_an_auto_horizon_is_the_longest_candidate_the_history_supports():
+    # 120 days, weekly: H = 60 needs 28 + (9 + 3 - 1) * 7 + 60 = 165 > 120; H = 30 needs 28 + 49 + 30
+    s = plan_schedule(
+        D("2000-11-01"), D("2001-03-01"), SPEC.model_copy(update={"horizon_days": "auto"}), NEEDS
+    )
+    assert (s.horizon_days, s.every_days, len(s.cutoffs)) == (30, 7, 9)
+    assert s.changes[:2] == ("horizon_days auto -> 30", "cutoff_every_days 14 -> 7")
 
 
 def test_without_adapting_a_short_history_is_refused_with_the_arithmetic():
@@ -77,34 +94,32 @@ def test_without_adapting_a_short_history_is_refused_with_the_arithmetic():
             D("1997-01-01"), D("1998-07-01"), SPEC.model_copy(update={"adapt_to_history": False}), NEEDS
         )
     message = str(err.value)
-    assert "spans 546 days, shorter than the 721 days the schedule needs" in message
-    assert "a 365-day eligibility lookback" in message and "a 90-day label window" in message
+    assert "spans 546 days, shorter than the 581 days a 90-day horizon needs" in message
+    assert "a 365-day eligibility lookback before the first cutoff" in message
     assert "set featurize.adapt_to_history: true" in message
 
 
 def test_too_few_declared_cutoffs_for_the_split_is_refused_without_adapting():
-    spec = SPEC.model_copy(update={"adapt_to_history": False, "n_cutoffs": 12})
-    with pytest.raises(ScheduleError, match="n_cutoffs = 12 is fewer than the 20 cutoffs"):
+    spec = SPEC.model_copy(update={"adapt_to_history": False, "n_cutoffs": 6})
+    with pytest.raises(ScheduleError, match="n_cutoffs = 6 is fewer than the 10 cutoffs a 90-day horizon"):
         plan_schedule(D("2020-01-01"), D("2026-01-01"), spec, NEEDS)
 
 
-def test_a_history_too_short_for_any_horizon_is_refused():
-    with pytest.raises(ScheduleError, match="data is too short to train and test a churn model"):
-        plan_schedule(D("2000-11-01"), D("2000-12-15"), SPEC, NEEDS)
+PLANNED = {"fits": 0, "refused": 0}
 
 
+@settings(max_examples=300)
 @given(
     span=st.integers(30, 1500),
     horizon=st.sampled_from([14, 30, 60, 90, 180]),
     every=st.integers(1, 30),
     lookback=st.integers(7, 730),
     n_cutoffs=st.integers(1, 40),
-    valid=st.integers(1, 4),
     origins=st.integers(1, 4),
     adapt=st.booleans(),
 )
-def test_every_planned_schedule_fits_the_history_and_splits_at_every_origin(
-    span, horizon, every, lookback, n_cutoffs, valid, origins, adapt
+def test_every_planned_schedule_fits_and_splits_and_every_refusal_is_owed_to_the_history(
+    span, horizon, every, lookback, n_cutoffs, origins, adapt
 ):
     spec = SPEC.model_copy(
         update={
@@ -116,30 +131,45 @@ def test_every_planned_schedule_fits_the_history_and_splits_at_every_origin(
         }
     )
     first, score = D("2020-01-01"), D("2020-01-01") + dt.timedelta(days=span)
-    needs = SplitNeeds(valid, 1, origins)
+    needs = SplitNeeds(1, origins)
     try:
         s = plan_schedule(first, score, spec, needs)
     except ScheduleError:
+        PLANNED["refused"] += 1
+        # a refusal is owed: no spacing the planner may use fits the needed cutoffs
+        spacings = [every, min(every, 7)] if adapt else [every]
+        least = MIN_HISTORY_DAYS if adapt else lookback
+        fits = any(
+            span - least - horizon >= (cutoffs_needed(horizon, e, needs) - 1) * e
+            and (adapt or n_cutoffs >= cutoffs_needed(horizon, e, needs))
+            for e in spacings
+        )
+        assert not fits
         return
-    assert s.cutoffs == sorted(s.cutoffs) and len(s.cutoffs) >= cutoffs_needed(
-        s.horizon_days, s.every_days, needs
-    )
-    assert s.cutoffs[0] - dt.timedelta(days=s.lookback_days) >= first
-    assert s.cutoffs[-1] + dt.timedelta(days=s.horizon_days) <= score
-    assert s.horizon_days <= horizon and s.lookback_days <= lookback
-    resolved = (s.horizon_days, s.every_days, s.lookback_days, len(s.cutoffs))
-    assert (s.changes == ()) == (resolved == (horizon, every, lookback, n_cutoffs))
+    PLANNED["fits"] += 1
+    history = s.history_days or s.lookback_days
+    assert s.horizon_days == horizon and s.lookback_days == lookback  # the question never changes
+    assert s.cutoffs == sorted(s.cutoffs) and len(s.cutoffs) >= cutoffs_needed(horizon, s.every_days, needs)
+    assert s.cutoffs[0] - dt.timedelta(days=history) >= first and history >= min(MIN_HISTORY_DAYS, lookback)
+    assert s.cutoffs[-1] + dt.timedelta(days=horizon) <= score
+    resolved = (s.every_days, history, len(s.cutoffs))
+    assert (s.changes == ()) == (resolved == (every, lookback, n_cutoffs))
     if not adapt:
-        assert resolved[:3] == (horizon, every, lookback)
+        assert resolved[:2] == (every, lookback)
     stamps = [pd.Timestamp(c) for c in s.cutoffs]
     for k in range(origins):
         known = stamps[: len(stamps) - k]
         try:
-            temporal_split(
-                known, s.horizon_days, TRAIN.model_copy(update={"valid_cutoffs": valid, "test_cutoffs": 1})
-            )
+            temporal_split(known, horizon, TRAIN.model_copy(update={"test_cutoffs": 1}))
         except TrainError as exc:  # pragma: no cover - the assertion message is the point
             raise AssertionError(f"origin {k} cannot be split: {exc}") from exc
+
+
+def test_the_property_test_reaches_both_outcomes():
+    """Hypothesis explored both schedules that fit and refusals (run after the property test)."""
+    if PLANNED["fits"] + PLANNED["refused"] == 0:
+        pytest.skip("run together with the property test")
+    assert PLANNED["fits"] >= 50 and PLANNED["refused"] >= 20, PLANNED
 
 
 def test_iso_week_label():

@@ -5,11 +5,12 @@ import pytest
 from pipeline.explain import BASE, contributions
 from pipeline.model import model_frame
 from pipeline.params import TrainParams
-from pipeline.train import TrainError, fit, preflight, temporal_split
+from pipeline.train import TrainError, fit, fit_churn_model, holdout_customers, preflight, temporal_split
 
 PARAMS = TrainParams(
     test_cutoffs=1,
-    valid_cutoffs=1,
+    valid_share=0.25,
+    calibration_cutoffs=1,
     seed=3,
     num_threads=1,
     learning_rate=0.1,
@@ -29,18 +30,41 @@ def _cutoffs(*days: str) -> list[pd.Timestamp]:
     return [pd.Timestamp(d) for d in days]
 
 
-def test_purged_split_keeps_every_label_window_before_the_next_part():
+def test_the_split_trains_on_every_cutoff_whose_label_closed_by_the_test_cutoff():
     cutoffs = _cutoffs(*pd.date_range("2024-01-01", periods=12, freq="14D").strftime("%Y-%m-%d"))
     split = temporal_split(cutoffs, horizon_days=30, params=PARAMS)
     assert split.test == _cutoffs("2024-06-03")
-    assert split.valid == _cutoffs("2024-04-22")  # 2024-04-22 + 30 days <= 2024-06-03 < 2024-05-06 + 30
-    assert split.train == _cutoffs("2024-01-01", "2024-01-15", "2024-01-29", "2024-02-12", "2024-02-26",
-                                   "2024-03-11")  # fmt: skip
+    # 2024-04-22 + 30 days = 2024-05-22 <= 2024-06-03 < 2024-05-06 + 30 days
+    assert split.train == cutoffs[: cutoffs.index(pd.Timestamp("2024-04-22")) + 1]
 
 
-def test_split_refuses_too_few_cutoffs():
-    with pytest.raises(TrainError, match=r"Raise featurize\.n_cutoffs"):
+def test_split_refuses_when_no_label_closes_before_the_test_cutoff_with_the_dates():
+    with pytest.raises(TrainError) as err:
         temporal_split(_cutoffs("2024-01-01", "2024-01-15", "2024-01-29"), horizon_days=30, params=PARAMS)
+    assert str(err.value).startswith(
+        "no cutoff's 30-day label window closes by the first test cutoff 2024-01-29: the earliest "
+        "cutoff, 2024-01-01, closes on 2024-01-31."
+    )
+
+
+def test_held_out_customers_keep_all_their_cutoffs_on_one_side_and_are_the_same_every_run():
+    frame = pd.DataFrame({"customer_id": [f"c{i}" for i in range(2000)] * 2})
+    held = holdout_customers(frame, 0.2, seed=3)
+    assert (held[:2000] == held[2000:]).all()
+    assert 0.17 < held[:2000].mean() < 0.23
+    assert (held == holdout_customers(frame, 0.2, seed=3)).all()
+    assert not (held == holdout_customers(frame, 0.2, seed=4)).all()
+
+
+def test_the_recipe_refits_on_every_row_with_the_rounds_early_stopping_found():
+    rows = pd.concat(
+        [_snapshots(seed=1).assign(cutoff=pd.Timestamp(d)) for d in ("2024-01-01", "2024-01-15")]
+    )
+    rows["customer_id"] = rows["customer_id"] + rows["cutoff"].dt.strftime("-%d")  # distinct customers
+    fitted = fit_churn_model(rows.reset_index(drop=True), PARAMS)
+    assert fitted.booster.current_iteration() == fitted.best_iteration <= PARAMS.max_rounds
+    assert fitted.calibration_cutoffs == [pd.Timestamp("2024-01-15")]
+    assert set(fitted.valid_scores) == {"valid_binary_logloss", "valid_auc"}
 
 
 def _snapshots(n: int = 600, seed: int = 0, horizon_days: int = 30) -> pd.DataFrame:

@@ -10,9 +10,7 @@ from tests.test_train import _snapshots
 def test_tune_searches_on_the_purged_split_and_reports_the_best_trial():
     params = load_params(ROOT / "params.yaml")
     params = params.model_copy(
-        update={
-            "train": params.train.model_copy(update={"num_threads": 1, "max_rounds": 30, "valid_cutoffs": 1})
-        }
+        update={"train": params.train.model_copy(update={"num_threads": 1, "max_rounds": 30})}
     )
     cutoffs = pd.date_range("2024-01-01", periods=4, freq="14D")
     snapshots = pd.concat(
