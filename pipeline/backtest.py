@@ -35,7 +35,9 @@ def origin_metrics(snapshots: pd.DataFrame, origin: pd.Timestamp, params: Params
     train, test = select(snapshots, split.train), select(snapshots, split.test)
     fitted = fit_churn_model(train, params.train)
     y = test[LABEL].to_numpy()
-    p = fitted.calibrator.apply(fitted.booster.predict(model_frame(test, fitted.booster.feature_name())))
+    p = fitted.calibrator.apply(
+        fitted.booster.predict(model_frame(test, fitted.booster.feature_name())), test
+    )
     scores = {MODEL: (p, True), **baseline_scores(train, test)}
     top = params.evaluate.top_share
     head = {"cutoff": origin.date().isoformat(), "rows": len(test), "churn_rate": float(y.mean())}

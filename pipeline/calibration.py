@@ -7,10 +7,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import log_loss
 
-from pipeline.numerics import logistic_regression
+from pipeline.baselines import RFM, rfm_matrix
+from pipeline.numerics import Logistic, logistic_regression
+from pipeline.tables import LABEL
 
 EPS = 1e-6
 
@@ -22,28 +25,103 @@ def _logit(p: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Calibrator:
-    """A monotone map from raw model probabilities to calibrated ones, stored as plain numbers."""
+    """A map from raw model probabilities to calibrated ones, stored as plain numbers. "blend" also
+    reads the snapshot: a logistic regression over the booster's log-odds, a logistic regression on
+    the four RFM numbers and the BTYD models' log-odds of no order (see `fit_blend`)."""
 
-    method: str  # "platt", "isotonic" or "identity"
-    coef: tuple[float, float] = (1.0, 0.0)  # platt: sigmoid(a * logit(p) + b)
+    method: str  # "platt", "isotonic", "blend" or "identity"
+    coef: tuple[float, ...] = (1.0, 0.0)  # platt: sigmoid(a * logit(p) + b); blend: one per input
     x: tuple[float, ...] = field(default=())  # isotonic: knots, interpolated linearly
     y: tuple[float, ...] = field(default=())
+    intercept: float = 0.0  # blend
+    inputs: tuple[str, ...] = ()  # blend: "model", "rfm" and BTYD probability columns
+    rfm: dict[str, Any] = field(default_factory=dict)  # blend: the RFM logistic regression
 
-    def apply(self, p: np.ndarray) -> np.ndarray:
+    def apply(self, p: np.ndarray, snapshot: pd.DataFrame | None = None) -> np.ndarray:
         p = np.asarray(p, dtype=float)
         if self.method == "platt":
             a, b = self.coef
             return 1.0 / (1.0 + np.exp(-(a * _logit(p) + b)))
         if self.method == "isotonic":
             return np.clip(np.interp(p, self.x, self.y), EPS, 1 - EPS)
+        if self.method == "blend":
+            if snapshot is None:
+                raise ValueError("a blended model needs the snapshot's RFM and BTYD columns")
+            z = np.full(len(p), self.intercept)
+            for w, column in zip(self.coef, blend_inputs(p, snapshot, self.inputs, self.rfm).T, strict=True):
+                z = z + w * column
+            return 1.0 / (1.0 + np.exp(-z))
         return p
 
     def to_dict(self) -> dict[str, Any]:
-        return {"method": self.method, "coef": list(self.coef), "x": list(self.x), "y": list(self.y)}
+        out: dict[str, Any] = {
+            "method": self.method,
+            "coef": list(self.coef),
+            "x": list(self.x),
+            "y": list(self.y),
+        }
+        if self.method == "blend":
+            out |= {"intercept": self.intercept, "inputs": list(self.inputs), "rfm": self.rfm}
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Calibrator:
-        return cls(data["method"], tuple(data["coef"]), tuple(data["x"]), tuple(data["y"]))
+        return cls(
+            data["method"],
+            tuple(data["coef"]),
+            tuple(data["x"]),
+            tuple(data["y"]),
+            data.get("intercept", 0.0),
+            tuple(data.get("inputs", ())),
+            data.get("rfm", {}),
+        )
+
+
+BTYD_INPUTS = ("pnbd_p_no_order", "bgnbd_p_no_order")
+
+
+def _rfm_model(rfm: dict[str, Any]) -> Logistic:
+    return Logistic(tuple(rfm["coef"]), rfm["intercept"], tuple(rfm["mean"]), tuple(rfm["scale"]))
+
+
+def blend_inputs(
+    p: np.ndarray, snapshot: pd.DataFrame, inputs: tuple[str, ...], rfm: dict[str, Any]
+) -> np.ndarray:
+    """The blend's inputs as log-odds, one column each: the model, the RFM regression, the BTYD."""
+    columns = []
+    for name in inputs:
+        if name == "model":
+            columns.append(_logit(p))
+        elif name == "rfm":
+            columns.append(_rfm_model(rfm).decision(rfm_matrix(snapshot)))
+        else:
+            columns.append(_logit(snapshot[name].to_numpy(dtype=float)))
+    return np.column_stack(columns)
+
+
+def fit_rfm(rows: pd.DataFrame) -> dict[str, Any]:
+    model = logistic_regression(rfm_matrix(rows), rows[LABEL].to_numpy(), c=1.0)
+    return {
+        "coef": list(model.coef),
+        "intercept": model.intercept,
+        "mean": list(model.mean),
+        "scale": list(model.scale),
+    }
+
+
+def fit_blend(p: np.ndarray, rows: pd.DataFrame, rfm: dict[str, Any]) -> Calibrator:
+    """Weights over the inputs by maximum likelihood on held-out rows: the booster learns
+    interactions, the RFM regression extrapolates smoothly where trees cannot (older customers
+    than any seen in training), and the BTYD models are fitted at the cutoff itself, so they follow a
+    churn level that moved since the training labels closed. Inputs missing from the snapshot
+    are left out."""
+    inputs = ("model",)
+    if all(c in rows.columns for c in RFM) and rfm:
+        inputs += ("rfm",)
+    inputs += tuple(c for c in BTYD_INPUTS if c in rows.columns)
+    x = blend_inputs(p, rows, inputs, rfm)
+    model = logistic_regression(x, rows[LABEL].to_numpy(), c=1e6, standardize=False)
+    return Calibrator("blend", coef=model.coef, intercept=model.intercept, inputs=inputs, rfm=rfm)
 
 
 def fit_platt(p: np.ndarray, y: np.ndarray) -> Calibrator:

@@ -215,7 +215,7 @@ def evaluate(
     train = snapshots[snapshots["cutoff"].isin(pd.to_datetime(summary["train_cutoffs"]))]
     y = test[LABEL].to_numpy()
     raw = model.raw_probability(test)
-    p = model.calibrator.apply(raw)
+    p = model.calibrator.apply(raw, test)
     report: dict = {
         "rows": len(test),
         "churn_rate": float(y.mean()),

@@ -75,7 +75,7 @@ class ChurnModel:
         return self.booster.predict(model_frame(snapshot, self.booster.feature_name()))
 
     def probability(self, snapshot: pd.DataFrame) -> np.ndarray:
-        return self.calibrator.apply(self.raw_probability(snapshot))
+        return self.calibrator.apply(self.raw_probability(snapshot), snapshot)
 
 
 def risk_deciles(p: np.ndarray) -> np.ndarray:

@@ -151,6 +151,12 @@ class TrainParams(_Frozen):
     min_customers: PositiveInt
     calibration_min_gain: Annotated[float, Field(ge=0.0, lt=1.0)]
     min_class_rows: PositiveInt
+    # score with the blend of the booster, the RFM regression and the BTYD models (`calibration.
+    # fit_blend`); false: the booster with the calibrator of lowest cross-validated log loss
+    blend: bool = True
+    # refit on every row (held-out customers too) with the rounds early stopping found; false: score
+    # with the model the blend was fitted on
+    refit: bool = False
 
 
 class EvaluateParams(_Frozen):

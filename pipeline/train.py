@@ -20,9 +20,11 @@ import pandas as pd
 from mlflow.data.dataset_source_registry import resolve_dataset_source
 from mlflow.data.meta_dataset import MetaDataset
 from mlflow.models import infer_signature
+from sklearn.metrics import log_loss
 
 from pipeline import tracking
-from pipeline.calibration import Calibrator, choose
+from pipeline.baselines import RFM
+from pipeline.calibration import Calibrator, choose, fit_blend, fit_rfm
 from pipeline.io import atomic_path, write_json
 from pipeline.model import (
     CALIBRATOR_FILE,
@@ -90,19 +92,31 @@ class Fitted:
 
 
 def fit_churn_model(rows: pd.DataFrame, params: TrainParams) -> Fitted:
-    """The recipe for every model that scores or is judged: boost on the training customers with
-    early stopping on the held-out customers of the same cutoffs; fit the calibrator on the
-    held-out customers of the latest `calibration_cutoffs` cutoffs; then refit on every row with
-    the rounds found. Every closed label is learnt from."""
+    """The recipe for every model that scores or is judged. Boost on the training customers with
+    early stopping on the customers held out of the same cutoffs, so every closed label counts and
+    no cutoff is set aside. Then, on the held-out customers of the latest `calibration_cutoffs`
+    cutoffs (the newest closed labels: churn rates move), fit the blend of the booster, an RFM
+    regression and the BTYD models (`train.blend`), or else the calibrator of lowest
+    cross-validated log loss. With `train.refit`, boost again on every row with the rounds found."""
     held = holdout_customers(rows, params.valid_share, params.seed)
     probe = fit(rows[~held], rows[held], params)
     best = probe.best_iteration or probe.current_iteration()
     latest = sorted(rows["cutoff"].unique())[-params.calibration_cutoffs :]
-    calibrator, losses = calibrate(
-        probe, rows[held & rows["cutoff"].isin(latest).to_numpy()], params.calibration_min_gain
-    )
-    x = model_frame(rows, feature_columns(rows))
-    booster = lgb.train(lgb_params(params), lgb.Dataset(x, rows[LABEL]), num_boost_round=best)
+    recent = rows[held & rows["cutoff"].isin(latest).to_numpy()]
+    calibrator, losses = calibrate(probe, recent, params.calibration_min_gain)
+    has_rfm = all(c in rows.columns for c in RFM)
+    if params.blend:
+        # weights from the probe and an RFM regression that saw neither the held-out customers
+        p_recent = probe.predict(model_frame(recent, probe.feature_name()))
+        calibrator = fit_blend(p_recent, recent, fit_rfm(rows[~held]) if has_rfm else {})
+        p_blend = np.clip(calibrator.apply(p_recent, recent), 1e-6, 1 - 1e-6)
+        losses["blend (in sample)"] = float(log_loss(recent[LABEL], p_blend, labels=[0, 1]))
+    booster = probe
+    if params.refit:
+        x = model_frame(rows, feature_columns(rows))
+        booster = lgb.train(lgb_params(params), lgb.Dataset(x, rows[LABEL]), num_boost_round=best)
+        if params.blend:  # the blend then reads an RFM regression on every row too
+            calibrator = Calibrator(**{**vars(calibrator), "rfm": fit_rfm(rows) if has_rfm else {}})
     return Fitted(
         booster=booster,
         calibrator=calibrator,

@@ -1,4 +1,5 @@
 import numpy as np
+import pandas as pd
 import pytest
 
 from pipeline.calibration import Calibrator, choose, expected_calibration_error, fit_isotonic, fit_platt
@@ -66,3 +67,46 @@ def test_choose_picks_isotonic_when_no_sigmoid_can_undo_the_distortion():
     p = 0.5 + 0.5 * np.sign(true_p - 0.5) * np.abs(2 * true_p - 1) ** 0.3
     chosen, _ = choose(p, y, folds=np.arange(p.size) % 2)
     assert chosen.method == "isotonic"
+
+
+def _rows(n: int, seed: int) -> tuple[np.ndarray, pd.DataFrame]:
+    rng = np.random.default_rng(seed)
+    rows = pd.DataFrame(
+        {
+            "recency_days": rng.uniform(1, 300, n),
+            "n_orders": rng.integers(1, 20, n).astype(float),
+            "spend": rng.uniform(10, 500, n),
+            "tenure_days": rng.uniform(300, 700, n),
+            "pnbd_p_no_order": rng.uniform(0.05, 0.95, n),
+        }
+    )
+    z = (
+        0.01 * rows["recency_days"]
+        - 0.1 * rows["n_orders"]
+        + 1.5 * np.log(rows["pnbd_p_no_order"] / (1 - rows["pnbd_p_no_order"]))
+    )
+    rows["churned"] = (rng.uniform(size=n) < 1 / (1 + np.exp(-z))).astype("int8")
+    model_p = 1 / (1 + np.exp(-(0.01 * rows["recency_days"] + rng.normal(0, 0.3, n))))
+    return model_p.to_numpy(), rows
+
+
+def test_the_blend_weighs_its_inputs_and_survives_a_round_trip_through_json():
+    from pipeline.calibration import fit_blend, fit_rfm
+
+    p, rows = _rows(5000, 1)
+    blend = fit_blend(p, rows, fit_rfm(rows))
+    assert blend.inputs == ("model", "rfm", "pnbd_p_no_order")  # BG/NBD is not in these rows
+    assert blend.coef[2] == pytest.approx(1.5, abs=0.25)  # the BTYD log-odds carry their true weight
+    again = Calibrator.from_dict(blend.to_dict())
+    np.testing.assert_array_equal(again.apply(p, rows), blend.apply(p, rows))
+    assert ((blend.apply(p, rows) > 0) & (blend.apply(p, rows) < 1)).all()
+    with pytest.raises(ValueError, match="a blended model needs the snapshot"):
+        blend.apply(p)
+
+
+def test_a_blend_without_rfm_columns_uses_the_model_alone():
+    from pipeline.calibration import fit_blend
+
+    p, rows = _rows(2000, 2)
+    blend = fit_blend(p, rows[["churned"]], {})
+    assert blend.inputs == ("model",)
