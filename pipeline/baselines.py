@@ -27,14 +27,14 @@ def logistic_rfm(train: pd.DataFrame, held_out: pd.DataFrame) -> np.ndarray:
 
 def lightgbm_rfm(train: pd.DataFrame, held_out: pd.DataFrame) -> np.ndarray:
     """Gradient boosting on the same four RFM numbers: what a strong analyst gets without any
-    feature engineering. Early stopping on a fifth of the training customers (by a hash of the id,
-    so all of a customer's cutoffs fall on one side), then refitted on every training row with
-    that many rounds. One thread and `deterministic`: the same trees on any machine."""
+    feature engineering. Trained on four fifths of the training customers with early stopping on
+    the rest (by a hash of the id, so all of a customer's cutoffs fall on one side), as the churn
+    model is. One thread and `deterministic`: the same trees on any machine."""
     x, y = rfm_matrix(train), train[LABEL].to_numpy()
     held = pd.util.hash_array(train["customer_id"].to_numpy(dtype=object)) % 5 == 0
     settings = {
         "objective": "binary",
-        "learning_rate": 0.05,
+        "learning_rate": 0.1,
         "num_leaves": 15,
         "min_child_samples": 100,
         "seed": 0,
@@ -43,15 +43,14 @@ def lightgbm_rfm(train: pd.DataFrame, held_out: pd.DataFrame) -> np.ndarray:
         "num_threads": 1,
         "verbosity": -1,
     }
-    probe = lgb.train(
+    model = lgb.train(
         settings,
         lgb.Dataset(x[~held], y[~held]),
         num_boost_round=1000,
         valid_sets=[lgb.Dataset(x[held], y[held])],
         callbacks=[lgb.early_stopping(50, verbose=False)],
     )
-    model = lgb.train(settings, lgb.Dataset(x, y), num_boost_round=max(probe.best_iteration, 1))
-    return model.predict(rfm_matrix(held_out))
+    return model.predict(rfm_matrix(held_out), num_iteration=model.best_iteration)
 
 
 def baseline_scores(train: pd.DataFrame, held_out: pd.DataFrame) -> dict[str, tuple[np.ndarray, bool]]:
