@@ -381,6 +381,11 @@ def test_30_the_stage_commands_print_one_clear_line_not_a_traceback(tmp_path):
 SEMI = M.model_copy(update={"delimiter": ";", "decimal": ","})
 
 
+def run_semicolon(tmp_path: Path, *rows: str):
+    """An export as a spreadsheet writes it where the decimal mark is a comma."""
+    return run(tmp_path, *rows, header=HEADER.replace(",", ";"), params=SEMI)
+
+
 def test_31_a_semicolon_export_names_the_delimiter_to_set(tmp_path):
     message = refused(tmp_path, GOOD.replace(",", ";"), header=HEADER.replace(",", ";"))
     assert message == (
@@ -391,24 +396,24 @@ def test_31_a_semicolon_export_names_the_delimiter_to_set(tmp_path):
 
 
 def test_32_a_semicolon_export_with_decimal_commas_loads_with_two_settings(tmp_path):
-    rows = [
+    kept, quarantine = run_semicolon(
+        tmp_path,
         "1;p1;2;2026-01-05 10:00;3,50;c1",
         "2;p2;1;2026-01-06 10:00;1.234,5;c2",
         "3;p3;1;2026-01-06 11:00;7;c3",
-    ]
-    kept, quarantine = run(tmp_path, *rows, header=HEADER.replace(",", ";"), params=SEMI)
+    )
     assert kept["unit_price"].tolist() == [3.5, 1234.5, 7.0]
     assert kept["amount"].tolist() == [7.0, 1234.5, 7.0]
     assert len(quarantine) == 0
 
 
 def test_33_a_point_in_a_decimal_comma_file_is_ambiguous_and_quarantined(tmp_path):
-    rows = [
+    _, quarantine = run_semicolon(
+        tmp_path,
         "1;p1;2;2026-01-05 10:00;3,50;c1",
         "2;p2;1;2026-01-06 10:00;3.50;c2",
         "3;p3;1;2026-01-06 10:00;12.34.5;c3",
-    ]
-    _, quarantine = run(tmp_path, *rows, header=HEADER.replace(",", ";"), params=SEMI)
+    )
     assert reasons(quarantine) == [(2, "non_numeric_unit_price"), (3, "non_numeric_unit_price")]
 
 
