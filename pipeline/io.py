@@ -26,10 +26,6 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _FILE_MODE_CEILING = 0o666
 
 
-def file_mode_ceiling() -> int:
-    return _FILE_MODE_CEILING
-
-
 def directory_mode(ceiling: int) -> int:
     """A folder for outputs under `ceiling`: its owner may always enter, list and write it; others
     may list and enter it only where they may read the files."""

@@ -81,7 +81,7 @@ def holdout_customers(frame: pd.DataFrame, share: float, seed: int) -> np.ndarra
 
 @dataclass(frozen=True)
 class Fitted:
-    """A booster refitted on every training row, and what choosing it learnt."""
+    """A booster with its calibrator (or blend), and what choosing them learnt."""
 
     booster: lgb.Booster
     calibrator: Calibrator
@@ -103,14 +103,15 @@ def fit_churn_model(rows: pd.DataFrame, params: TrainParams) -> Fitted:
     best = probe.best_iteration or probe.current_iteration()
     latest = sorted(rows["cutoff"].unique())[-params.calibration_cutoffs :]
     recent = rows[held & rows["cutoff"].isin(latest).to_numpy()]
-    calibrator, losses = calibrate(probe, recent, params.calibration_min_gain)
     has_rfm = all(c in rows.columns for c in RFM)
     if params.blend:
         # weights from the probe and an RFM regression that saw neither the held-out customers
         p_recent = probe.predict(model_frame(recent, probe.feature_name()))
         calibrator = fit_blend(p_recent, recent, fit_rfm(rows[~held]) if has_rfm else {})
         p_blend = np.clip(calibrator.apply(p_recent, recent), 1e-6, 1 - 1e-6)
-        losses["blend (in sample)"] = float(log_loss(recent[LABEL], p_blend, labels=[0, 1]))
+        losses = {"blend (in sample)": float(log_loss(recent[LABEL], p_blend, labels=[0, 1]))}
+    else:
+        calibrator, losses = calibrate(probe, recent, params.calibration_min_gain)
     booster = probe
     if params.refit:
         x = model_frame(rows, feature_columns(rows))
