@@ -53,6 +53,7 @@ def training_snapshots(
             weekend_share=("weekend", "mean"),
             hour_mean=("hour", "mean"),
             items_per_order=("items", "mean"),
+            last_value=("value", "last"),
             first=("order_ts", "min"),
             last=("order_ts", "max"),
         )
@@ -66,6 +67,11 @@ def training_snapshots(
         recent = (age < trend_days).groupby(customer).sum()
         earlier = ((age >= trend_days) & (age < 2 * trend_days)).groupby(customer).sum()
         f["order_trend"] = (recent - earlier).reindex(f.index)
+        value = before["value"]
+        spend_recent = value.where(age < trend_days, 0.0).groupby(customer).sum()
+        spend_earlier = value.where((age >= trend_days) & (age < 2 * trend_days), 0.0).groupby(customer).sum()
+        f["spend_trend"] = (spend_recent - spend_earlier).reindex(f.index)
+        recent_orders = recent.reindex(f.index)
         last_year = (age > YEAR_DAYS - horizon_days) & (age <= YEAR_DAYS)
         f["orders_same_window_last_year"] = last_year.groupby(customer).sum().reindex(f.index)
         in_year = (age <= YEAR_DAYS).sum()
@@ -76,6 +82,14 @@ def training_snapshots(
         f["repeat_orders"] = f["n_orders"] - 1
         f["avg_order_value"] = f["spend"] / f["n_orders"]
         f["overdue_ratio"] = f["recency_days"] / f["gap_mean"]
+        f["days_overdue"] = f["recency_days"] - f["gap_mean"]
+        f["rhythm_z"] = ((f["recency_days"] - f["gap_mean"]) / f["gap_std"]).where(f["gap_std"] > 0)
+        f["recency_over_max_gap"] = (f["recency_days"] / f["gap_max"]).where(f["gap_max"] > 0)
+        f["gap_last_ratio"] = (f["gap_last"] / f["gap_mean"]).where(f["gap_mean"] > 0)
+        f["rate_ratio"] = (recent_orders / f["tenure_days"].clip(upper=trend_days)) / (
+            f["n_orders"] / f["tenure_days"]
+        )
+        f["last_value_ratio"] = f["last_value"] / f["avg_order_value"]
         back = returns[returns["order_ts"] < cutoff].groupby("customer_id", observed=True)["amount"]
         f["n_return_lines"] = back.size().reindex(f.index, fill_value=0)
         f["return_value"] = -back.sum().reindex(f.index, fill_value=0.0)
@@ -87,5 +101,5 @@ def training_snapshots(
         f = f.join(attributes)
         coming = orders[(orders["order_ts"] >= cutoff) & (orders["order_ts"] < cutoff + horizon_days * DAY)]
         f["churned"] = (~f.index.isin(coming["customer_id"].unique())).astype("int8")
-        frames.append(f.drop(columns=["first", "last"]).assign(cutoff=cutoff).reset_index())
+        frames.append(f.drop(columns=["first", "last", "last_value"]).assign(cutoff=cutoff).reset_index())
     return pd.concat(frames, ignore_index=True)

@@ -39,6 +39,7 @@ def _run(fn, *args: object) -> None:
     from pipeline.params import ParamsError
     from pipeline.privacy import PrivacyError
     from pipeline.promote import PromoteError
+    from pipeline.quality import QualityError
     from pipeline.tables import ContractError
     from pipeline.train import TrainError
 
@@ -57,6 +58,7 @@ def _run(fn, *args: object) -> None:
         DriftError,
         PrivacyError,
         FeatureError,
+        QualityError,
     ) as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
@@ -212,6 +214,10 @@ def benchmark_quality(
         ),
     ] = None,
     horizon: Annotated[int | None, typer.Option(help="Churn = no order within this many days.")] = None,
+    truth: Annotated[
+        Path | None,
+        typer.Option(help="The simulator's truth (Parquet) for a simulated export: adds the Bayes oracle."),
+    ] = None,
     params: ParamsOpt = PARAMS,
 ) -> None:
     """Backtest the pipeline and every baseline on TRANSACTIONS and print AUC, PR-AUC, Brier, ECE
@@ -226,7 +232,7 @@ def benchmark_quality(
         if mapping is not None:
             settings = quality.load_mapping(mapping, settings)
         settings = quality.dated(settings, cutoff, horizon)
-        table, schedule = quality.quality_table(transactions, settings)
+        table, schedule = quality.quality_table(transactions, settings, truth)
         typer.echo(quality.describe(schedule))
         typer.echo(quality.render(table))
         if cutoff is not None:

@@ -138,6 +138,9 @@ def build_features(lines: ir.Table, dates: list[dt.date], params: FeaturizeParam
     trend = params.trend_days
     metrics["orders_trend_recent"] = j.count(where=age < trend)
     metrics["orders_trend_before"] = j.count(where=(age >= trend) & (age < 2 * trend))
+    metrics["spend_trend_recent"] = _float(j.value.sum(where=age < trend)).fill_null(0.0)
+    metrics["spend_trend_before"] = _float(j.value.sum(where=(age >= trend) & (age < 2 * trend))).fill_null(0.0)
+    metrics["last_value"] = _float(j.value.argmax(j.order_rank))
     # the coming label window, one year earlier: seasonal buyers come back at the same time
     h = params.horizon_days
     metrics["orders_same_window_last_year"] = j.count(where=(age > YEAR_DAYS - h) & (age <= YEAR_DAYS))
@@ -151,18 +154,32 @@ def build_features(lines: ir.Table, dates: list[dt.date], params: FeaturizeParam
     n_gaps = agg.n_gaps.cast("decimal(38, 0)")
     gap_mean = ibis.ifelse(agg.n_gaps > 0, _days(_float(agg.gap_sum_s) / agg.n_gaps), ibis.null())
     spread = _float(n_gaps * agg.gap_sum_sq_s - agg.gap_sum_s * agg.gap_sum_s)
-    gap_std = (spread / (_float(agg.n_gaps) * _float(agg.n_gaps - 1))).sqrt() / DAY_SECONDS
+    gap_std = ibis.ifelse(
+        agg.n_gaps > 1, (spread / (_float(agg.n_gaps) * _float(agg.n_gaps - 1))).sqrt() / DAY_SECONDS, ibis.null()
+    )
     extra = {"items_per_order": _float(agg.items_sum) / agg.n_orders} if "items_sum" in agg.columns else {}
+    tenure = _days(agg.cutoff_s - agg.first_s)
     feats = agg.mutate(
         recency_days=recency,
-        tenure_days=_days(agg.cutoff_s - agg.first_s),
+        tenure_days=tenure,
         repeat_orders=agg.n_orders - 1,
         avg_order_value=agg.spend / agg.n_orders,
         days_since_second_order=_days(agg.cutoff_s - agg.second_s),
         gap_mean=gap_mean,
-        gap_std=ibis.ifelse(agg.n_gaps > 1, gap_std, ibis.null()),
+        gap_std=gap_std,
         # recency in units of the customer's own mean gap; none when orders share one moment
         overdue_ratio=ibis.ifelse(gap_mean > 0, recency / gap_mean, ibis.null()),
+        # the customer's own rhythm: days past the mean gap, in standard deviations of the gaps,
+        # against the longest gap so far; the latest gap against the mean (slowing down?)
+        days_overdue=recency - gap_mean,
+        rhythm_z=ibis.ifelse(gap_std > 0, (recency - gap_mean) / gap_std, ibis.null()),
+        recency_over_max_gap=ibis.ifelse(agg.gap_max > 0, recency / agg.gap_max, ibis.null()),
+        gap_last_ratio=ibis.ifelse(gap_mean > 0, agg.gap_last / gap_mean, ibis.null()),
+        # order rate over the last `trend_days` (or the tenure, if shorter) against the lifetime
+        # rate: 1 = steady, below 1 = slowing down
+        rate_ratio=_float(agg.orders_trend_recent) / ibis.least(tenure, float(trend)) / (agg.n_orders / tenure),
+        spend_trend=agg.spend_trend_recent - agg.spend_trend_before,
+        last_value_ratio=agg.last_value / (agg.spend / agg.n_orders),
         lines_per_order=_float(agg.line_sum) / agg.n_orders,
         weekend_share=_float(agg.weekend_sum) / agg.n_orders,
         hour_mean=_float(agg.minute_sum) / agg.n_orders / 60.0,
@@ -171,6 +188,7 @@ def build_features(lines: ir.Table, dates: list[dt.date], params: FeaturizeParam
         **extra,
     ).drop(
         "last_s", "first_s", "second_s", "orders_trend_recent", "orders_trend_before", "n_gaps", "gap_sum_s",
+        "spend_trend_recent", "spend_trend_before", "last_value",
         "gap_sum_sq_s", "line_sum", "weekend_sum", "minute_sum", *(["items_sum"] if extra else []),
     )  # fmt: skip
 

@@ -51,8 +51,8 @@ def _solve(a: list[list[float]], b: list[float]) -> list[float] | None:
 def minimize(
     fun: Callable[[Sequence[float]], float],
     x0: Sequence[float],
-    lower: float = -math.inf,
-    upper: float = math.inf,
+    lower: float | Sequence[float] = -math.inf,
+    upper: float | Sequence[float] = math.inf,
     *,
     step: float = 1e-7,
     gtol: float = 1e-8,
@@ -60,7 +60,7 @@ def minimize(
     max_iter: int = 300,
 ) -> Minimum:
     """BFGS with forward-difference gradients, an Armijo backtracking line search and every
-    coordinate kept in [lower, upper]. `fun` returns a finite float (or inf for points to avoid).
+    coordinate kept in [lower, upper] (one bound for all, or one per coordinate). `fun` returns a finite float (or inf for points to avoid).
     Stops when the largest gradient component is below `gtol`, when a step gains less than `ftol`
     relative to the objective, or when no step along the search direction improves it (the
     objective's rounding noise has been reached)."""
@@ -78,12 +78,14 @@ def minimize(
         for i in range(n):
             h = step * max(1.0, abs(x[i]))
             moved = x[:]
-            moved[i] = x[i] + h if x[i] + h <= upper else x[i] - h
+            moved[i] = x[i] + h if x[i] + h <= hi[i] else x[i] - h
             h_exact = moved[i] - x[i]
             g.append((f(moved) - fx) / h_exact)
         return g
 
-    x = [min(max(float(v), lower), upper) for v in x0]
+    lo = [float(lower)] * n if isinstance(lower, int | float) else [float(v) for v in lower]
+    hi = [float(upper)] * n if isinstance(upper, int | float) else [float(v) for v in upper]
+    x = [min(max(float(v), lo[i]), hi[i]) for i, v in enumerate(x0)]
     fx = f(x)
     if not math.isfinite(fx):
         raise FloatingPointError("the objective is not finite at the starting point")
@@ -104,7 +106,7 @@ def minimize(
             slope = -sum(v * v for v in g)
         t = min(1.0, 2.0 / max(abs(v) for v in d))  # at most 2 units in any coordinate per step
         while True:
-            trial = [min(max(x[i] + t * d[i], lower), upper) for i in range(n)]
+            trial = [min(max(x[i] + t * d[i], lo[i]), hi[i]) for i in range(n)]
             f_trial = f(trial)
             if f_trial <= fx + 1e-4 * t * slope:
                 break

@@ -37,6 +37,8 @@ class SimulateParams(_Frozen):
     mean_lines_per_order: Annotated[float, Field(ge=1.0)]
     malformed_share: Share
     return_share: Share
+    # the shop simulated: retail (the bundled sample), drift, seasonal, one_time, grocery
+    scenario: Literal["retail", "drift", "seasonal", "one_time", "grocery"] = "retail"
 
     @model_validator(mode="after")
     def _ordered(self) -> SimulateParams:

@@ -13,12 +13,20 @@ import pandas as pd
 import yaml
 
 from pipeline.backtest import backtest
+from pipeline.evaluate import classification_metrics
 from pipeline.cutoffs import Schedule, SplitNeeds
 from pipeline.featurize import make_snapshots
 from pipeline.ingest import ingest
 from pipeline.params import Params, ParamsError, validate_params
+from pipeline.tables import LABEL
 
 log = logging.getLogger(__name__)
+ORACLE = "oracle"
+
+
+class QualityError(ValueError):
+    """The benchmark's inputs do not fit together."""
+
 COLUMNS = ["roc_auc", "pr_auc", "brier", "ece", "lift_top10"]
 
 
@@ -70,23 +78,54 @@ def verdict(table: pd.DataFrame, cutoff: str) -> str:
     model = at.loc["model"]
     lines = [f"at {cutoff} ({int(model['rows'])} customers, churn rate {model['churn_rate']:.3f}):"]
     for metric in ("roc_auc", "pr_auc"):
-        others = at.drop(index="model")[metric]
+        others = at.drop(index=["model", ORACLE], errors="ignore")[metric]
         best = others.idxmax()
         gap = at.loc["model", metric] - others.max()
         lines.append(
             f"  {metric}: model {model[metric]:.4f}, best baseline {best} {others.max():.4f}, gap {gap:+.4f}"
         )
+    if ORACLE in at.index:
+        gap = at.loc["model", "roc_auc"] - at.loc[ORACLE, "roc_auc"]
+        lines.append(f"  roc_auc: oracle {at.loc[ORACLE, 'roc_auc']:.4f}, model's gap to it {gap:+.4f}")
     return "\n".join(lines)
 
 
-def quality_table(transactions: Path, params: Params) -> tuple[pd.DataFrame, Schedule]:
+def oracle_rows(snapshots: pd.DataFrame, truth: pd.DataFrame, origins: list[str], top_share: float) -> list[dict]:
+    """The simulator's Bayes oracle scored on each origin's rows, as scorer `oracle`: what no
+    model of the history can beat on average. Needs the truth of every row."""
+    rows = []
+    for origin in origins:
+        at = snapshots[snapshots["cutoff"] == pd.Timestamp(origin)][["customer_id", "cutoff", LABEL]]
+        oracle = truth[["customer_id", "cutoff", "bayes_p_no_order"]]
+        joined = at.merge(oracle, on=["customer_id", "cutoff"], how="left", validate="one_to_one")
+        missing = int(joined["bayes_p_no_order"].isna().sum())
+        if missing:
+            raise QualityError(
+                f"the truth has no oracle for {missing} of the {len(at)} customers at {origin}: "
+                "was it simulated with the same featurize params (horizon, cutoffs, lookback)?"
+            )
+        y, p = joined[LABEL].to_numpy(), joined["bayes_p_no_order"].to_numpy()
+        head = {"cutoff": origin, "rows": len(at), "churn_rate": float(y.mean())}
+        rows.append({**head, "scorer": ORACLE, **classification_metrics(y, p, top_share, True)})
+    return rows
+
+
+def quality_table(
+    transactions: Path, params: Params, truth: Path | None = None
+) -> tuple[pd.DataFrame, Schedule]:
+    """The backtest table on any export; with the simulator's truth, the oracle's rows too."""
     with tempfile.TemporaryDirectory() as tmp:
         kept = Path(tmp) / "transactions.parquet"
         tally = ingest(transactions, params.ingest, kept, Path(tmp) / "quarantine.parquet")
         log.info("%s: %d rows kept, %d quarantined", transactions, tally.kept_rows, tally.quarantined_rows)
         lines = ibis.duckdb.connect().read_parquet(kept)
         snaps = make_snapshots(lines, params.featurize, SplitNeeds.of(params))
-        return backtest(snaps.train, params, params.backtest.origins), snaps.schedule
+        table = backtest(snaps.train, params, params.backtest.origins)
+        if truth is not None:
+            origins = sorted(table["cutoff"].unique())
+            oracle = oracle_rows(snaps.train, pd.read_parquet(truth), origins, params.evaluate.top_share)
+            table = pd.concat([table, pd.DataFrame(oracle)], ignore_index=True)
+        return table, snaps.schedule
 
 
 def describe(schedule: Schedule) -> str:

@@ -25,7 +25,8 @@ CAUSES: tuple[Cause, ...] = (
         "lapse",
         # the BTYD outputs are functions of recency against the customer's own order rate
         ("recency_days", "overdue_ratio", "gap_mean", "gap_max", "gap_std", "gap_last", "pnbd_p_no_order",
-         "pnbd_expected_orders", "pnbd_p_alive", "bgnbd_p_no_order", "bgnbd_p_alive"),
+         "pnbd_expected_orders", "pnbd_p_alive", "bgnbd_p_no_order", "bgnbd_p_alive", "days_overdue",
+         "rhythm_z", "recency_over_max_gap", "gap_last_ratio"),
         ("No order for {recency_days:.0f} days; usually orders every {gap_mean:.0f} days",
          "No order for {recency_days:.0f} days"),
     ),
@@ -36,10 +37,11 @@ CAUSES: tuple[Cause, ...] = (
         ("{n_orders:.0f} order(s) in {tenure_days:.0f} days as a customer",
          "{n_orders:.0f} order(s) so far"),
     ),
-    Cause("trend", ("order_trend",), ("Order trend: {order_trend:+.0f} orders vs the period before",)),
+    Cause("trend", ("order_trend", "rate_ratio"), ("Order trend: {order_trend:+.0f} orders vs the period before",)),
     Cause(
         "spend",
-        ("spend", "spend_30d", "spend_90d", "spend_180d", "spend_365d", "avg_order_value", "max_order_value"),
+        ("spend", "spend_30d", "spend_90d", "spend_180d", "spend_365d", "avg_order_value", "max_order_value",
+         "spend_trend", "last_value_ratio"),
         ("Spent {spend_365d:.2f} in the last year; average order {avg_order_value:.2f}",
          "Average order {avg_order_value:.2f}"),
     ),

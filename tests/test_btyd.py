@@ -65,6 +65,19 @@ def test_pareto_nbd_recovers_parameters():
     np.testing.assert_allclose(got, CDNOW_PARETO, rtol=0.15)
 
 
+def test_pareto_nbd_with_a_common_dropout_rate_stops_at_the_shape_cap():
+    """Dropout rates with almost no spread (s = 500) on a short history: the likelihood is flat
+    along s, so the fit stops at the cap and still recovers the purchase side and the mean
+    dropout rate s / beta."""
+    from pipeline.btyd import MAX_DROPOUT_SHAPE
+
+    truth = (0.553, 10.578, 500.0, 500.0 / 0.05)
+    fitted = ParetoNBD.fit(simulate_pareto(truth, 20_000, seed=14))
+    assert fitted.s == pytest.approx(MAX_DROPOUT_SHAPE)
+    np.testing.assert_allclose([fitted.r, fitted.alpha], truth[:2], rtol=0.15)
+    assert fitted.s / fitted.beta == pytest.approx(0.05, rel=0.2)
+
+
 def test_bgnbd_one_time_buyers_are_always_alive():
     model = BGNBD(*CDNOW_BGNBD)
     s = Summary(x=np.array([0.0, 0.0, 3.0]), t_x=np.array([0.0, 0.0, 5.0]), T=np.array([10.0, 39.0, 39.0]))

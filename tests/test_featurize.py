@@ -41,6 +41,8 @@ EXPECTED = {
         n_return_lines=1, return_value=5, distinct_products=3, distinct_categories=2,
         days_since_second_order=60 + 14 / 24, hour_mean=10, return_rate=1 / 3,
         orders_same_window_last_year=0, season_window_intensity=0, country="UK", churned=0,
+        days_overdue=14 / 24, rhythm_z=np.nan, recency_over_max_gap=(30 + 14 / 24) / 30, gap_last_ratio=1,
+        rate_ratio=0, spend_trend=0 - 40, last_value_ratio=40 / (100 / 3),
     ),
     "N": dict(
         n_orders=1, repeat_orders=0, spend=12, avg_order_value=12, max_order_value=12,
@@ -50,6 +52,8 @@ EXPECTED = {
         n_return_lines=0, return_value=0, distinct_products=1, distinct_categories=1,
         days_since_second_order=np.nan, hour_mean=12, return_rate=0,
         orders_same_window_last_year=0, season_window_intensity=0, country="NL", churned=0,
+        days_overdue=np.nan, rhythm_z=np.nan, recency_over_max_gap=np.nan, gap_last_ratio=np.nan,
+        rate_ratio=1, spend_trend=12, last_value_ratio=1,
     ),
     "P": dict(
         n_orders=2, repeat_orders=1, spend=40, avg_order_value=20, max_order_value=25,
@@ -59,6 +63,8 @@ EXPECTED = {
         n_return_lines=0, return_value=0, distinct_products=2, distinct_categories=2,
         days_since_second_order=137.5, hour_mean=12, return_rate=0,
         orders_same_window_last_year=0, season_window_intensity=0, country="FR", churned=1,
+        days_overdue=92.5, rhythm_z=np.nan, recency_over_max_gap=137.5 / 45, gap_last_ratio=1,
+        rate_ratio=0, spend_trend=0, last_value_ratio=25 / 20,
     ),
 }  # fmt: skip
 
@@ -83,6 +89,30 @@ def test_hand_made_features_and_labels():
             else:
                 assert row[name] == pytest.approx(value, abs=1e-9), (customer, name)
     assert set(snap.columns) == {"customer_id", "cutoff", "horizon_days", *EXPECTED["L"]}
+
+
+def test_rate_ratio_compares_the_recent_order_rate_with_the_lifetime_rate():
+    # cutoff 2024-04-01, trend_days 30: orders 100, 50, 20 and 10 days before it
+    lines = canonical(
+        """
+customer_id order_id order_ts            amount
+R           r1       2023-12-23T00:00:00 10
+R           r2       2024-02-11T00:00:00 20
+R           r3       2024-03-12T00:00:00 30
+R           r4       2024-03-22T00:00:00 60
+"""
+    )
+    row = snapshot(lines).set_index("customer_id").loc["R"]
+    # 2 orders in the last 30 days against 4 in 100 days
+    assert row["rate_ratio"] == pytest.approx((2 / 30) / (4 / 100), abs=1e-9)
+    # spend in the last 30 days (30 + 60) minus the 30 days before (20); the last order against the mean
+    assert row["spend_trend"] == 70
+    assert row["last_value_ratio"] == pytest.approx(60 / 30, abs=1e-9)
+    # gaps 50, 30, 10: mean 30, sample sd 20; recency 10
+    assert row["rhythm_z"] == pytest.approx((10 - 30) / 20, abs=1e-9)
+    assert row["days_overdue"] == pytest.approx(-20, abs=1e-9)
+    assert row["recency_over_max_gap"] == pytest.approx(10 / 50, abs=1e-9)
+    assert row["gap_last_ratio"] == pytest.approx(10 / 30, abs=1e-9)
 
 
 def test_last_years_label_window_personal_and_shop_wide():
