@@ -37,6 +37,8 @@ class SimulateParams(_Frozen):
     mean_lines_per_order: Annotated[float, Field(ge=1.0)]
     malformed_share: Share
     return_share: Share
+    # the truths are computed at the latest `truth_cutoffs` training cutoffs and the scoring date
+    truth_cutoffs: PositiveInt = 3
     # the shop simulated: retail (the bundled sample), drift, seasonal, one_time, grocery
     scenario: Literal["retail", "drift", "seasonal", "one_time", "grocery"] = "retail"
 

@@ -622,7 +622,9 @@ def truth_at_cutoffs(
     score_date = fp.score_date or p.end_date
     n_days = (p.end_date - p.start_date).days
     cutoffs = training_cutoffs(score_date, fp.horizon_days, fp.cutoff_every_days, fp.n_cutoffs)
-    cutoffs = [*cutoffs, score_date]
+    # the cutoffs a model is judged at (the evaluation cutoff and the backtest origins), and the
+    # scoring date: the oracle's quadrature is two thirds of the stage's time
+    cutoffs = [*cutoffs[-p.truth_cutoffs :], score_date]
     # cutoffs fall on midnights, so an order's day decides its side of a cutoff
     order_t = orders["t"].to_numpy()
     owner = orders["owner"].to_numpy()

@@ -62,6 +62,12 @@ def test_truth_covers_every_cutoff_and_is_a_probability():
     ]
     assert truth["true_p_no_order"].between(0.0, 1.0).all()
     assert not truth.duplicated(["customer_id", "cutoff"]).any()
+    # with fewer truth cutoffs, the latest ones and the scoring date, with the same values
+    _, _, latest = simulate(SMALL.model_copy(update={"truth_cutoffs": 1}), FEAT)
+    assert sorted(latest["cutoff"].unique()) == [pd.Timestamp("2024-11-02"), pd.Timestamp("2025-01-01")]
+    pd.testing.assert_frame_equal(
+        latest, truth[truth["cutoff"] >= pd.Timestamp("2024-11-02")].reset_index(drop=True)
+    )
     # those who truly dropped out are likelier to be predicted quiet
     dead = truth.loc[~truth["alive_at_cutoff"], "true_p_no_order"].mean()
     alive = truth.loc[truth["alive_at_cutoff"], "true_p_no_order"].mean()
