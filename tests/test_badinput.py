@@ -4,6 +4,8 @@ column or rows and what to do, or in an exact quarantine count, and input = kept
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 from pathlib import Path
 
 import ibis
@@ -134,10 +136,13 @@ def test_07_time_zone_offsets_become_the_shops_wall_clock(tmp_path):
 
 
 def test_08_offsets_without_a_time_zone_are_a_params_error():
-    with pytest.raises(ValidationError, match=r"parse UTC offsets \(%z\): set ingest.timezone"):
+    with pytest.raises(ValidationError) as err:
         M.model_copy(update={"timezone": None}).model_validate(
             {**M.model_dump(), "date_formats": ["%Y-%m-%d %H:%M%z"]}
         )
+    assert [e["msg"] for e in err.value.errors()] == [
+        "Value error, ingest.date_formats parse UTC offsets (%z): set ingest.timezone, e.g. Europe/London"
+    ]
 
 
 def test_09_future_dated_rows(tmp_path):
@@ -208,13 +213,13 @@ def test_16_near_duplicates_equal_after_parsing(tmp_path):
 
 
 def test_17_empty_file(tmp_path):
-    assert refused(tmp_path, raw=b"").endswith(
-        "export.csv: the file is empty; expected a header row and data rows"
+    assert refused(tmp_path, raw=b"") == (
+        f"{tmp_path / 'export.csv'}: the file is empty; expected a header row and data rows"
     )
 
 
 def test_18_header_only(tmp_path):
-    assert refused(tmp_path).endswith("export.csv: the file has a header but no data rows")
+    assert refused(tmp_path) == f"{tmp_path / 'export.csv'}: the file has a header but no data rows"
 
 
 def test_19_every_row_bad_is_refused_with_the_first_rows(tmp_path):
@@ -287,8 +292,25 @@ def test_25_a_utf8_byte_order_mark_is_not_part_of_the_header(tmp_path):
 # ---- memory -------------------------------------------------------------------------------------
 
 
-@pytest.mark.slow
-def test_26_an_input_larger_than_the_memory_limit_streams_and_spills(tmp_path):
+def _ingest_peak_mib(path: Path, params: IngestParams, tmp_path: Path) -> tuple[int, int]:
+    """Ingest `path` in a fresh process; its kept rows and its peak resident memory in MiB (with
+    `path` None, the peak of a process that only imports what ingest needs)."""
+    code = f"""
+from pipeline.ingest import ingest
+from pipeline.params import IngestParams
+params = IngestParams.model_validate_json({params.model_dump_json()!r})
+kept = ingest({str(path)!r}, params, {str(tmp_path / "k.parquet")!r}, {str(tmp_path / "q.parquet")!r}).kept_rows if {path is not None} else 0
+# VmHWM: this process image's peak (ru_maxrss would include the forked parent's)
+hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(kept, int(hwm.split()[1]) // 1024)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    kept, peak = out.stdout.split()[-2:]
+    return int(kept), int(peak)
+
+
+@pytest.fixture(scope="module")
+def big_export(tmp_path_factory) -> Path:
     n = 2_000_000
     rng = np.random.default_rng(0)
     frame = pd.DataFrame(
@@ -303,13 +325,33 @@ def test_26_an_input_larger_than_the_memory_limit_streams_and_spills(tmp_path):
         }
     )
     frame["InvoiceDate"] = frame["InvoiceDate"].dt.strftime("%Y-%m-%d %H:%M")
-    path = tmp_path / "export.csv"
+    path = tmp_path_factory.mktemp("big") / "export.csv"
     frame.to_csv(path, index=False)
     assert path.stat().st_size > 64 * 2**20  # the file is larger than the memory given to DuckDB
-    params = M.model_copy(update={"memory_limit": "64MB"})
-    tally = ingest(path, params, tmp_path / "k.parquet", tmp_path / "q.parquet")
-    assert tally.input_rows == n == tally.kept_rows + tally.quarantined_rows
+    return path
+
+
+@pytest.mark.slow
+def test_26_an_input_larger_than_the_memory_limit_is_ingested_whole(big_export, tmp_path):
+    tally = ingest(big_export, M.model_copy(update={"memory_limit": "64MB"}), tmp_path / "k.parquet",
+                   tmp_path / "q.parquet")  # fmt: skip
+    assert tally.input_rows == 2_000_000 == tally.kept_rows + tally.quarantined_rows
     assert set(tally.by_reason) <= {"duplicate_line"}
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="ingest's peak grows with the file, DuckDB held to 64 MB: 551 MiB at 0.5M lines, 886 at 2M, "
+    "1,026 at 4M, against 145 for the imports alone; the blocks and DuckDB's limit do not bound it",
+)
+def test_26b_ingest_memory_is_bounded_by_the_blocks_and_the_duckdb_limit_not_the_file(big_export, tmp_path):
+    params = M.model_copy(update={"memory_limit": "64MB"})
+    _, imports = _ingest_peak_mib(None, params, tmp_path)
+    kept, peak = _ingest_peak_mib(big_export, params, tmp_path)
+    assert kept > 0
+    # 32 MiB blocks, their DuckDB parse and 64 MB for the checks across rows, with room to spare
+    assert peak - imports < 256, f"peak {peak} MiB against {imports} MiB for the imports alone"
 
 
 # ---- after ingest: data that cannot train a model ---------------------------------------------
@@ -328,11 +370,11 @@ def _lines(
 
 def test_27_a_single_customer_is_refused_before_any_feature_is_built():
     needs = SplitNeeds(1, 1, min_customers=200)
-    with pytest.raises(
-        ScheduleError,
-        match=r"only 1 distinct customer\(s\) in the transactions \(train.min_customers = 200\)",
-    ):
+    with pytest.raises(ScheduleError) as err:
         make_snapshots(ibis.memtable(_lines(1, 7)), featurize_params(), needs)
+    assert str(err.value) == (
+        "only 1 distinct customer(s) in the transactions (train.min_customers = 200): too few to learn churn from"
+    )
 
 
 def _parts(lines: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -345,8 +387,12 @@ def test_28_no_churners_at_any_cutoff_is_refused_with_the_reason():
     params = load_params(ROOT / "params.yaml").train
     with pytest.raises(TrainError) as err:
         preflight(_parts(_lines(300, 7)), params)  # everyone orders every week: nobody churns in 30 days
-    assert "the training cutoffs hold 0 churners and" in str(err.value)
-    assert "A horizon this short labels few churners; change featurize.horizon_days" in str(err.value)
+    # 300 customers, each eligible at all 12 cutoffs
+    assert str(err.value) == (
+        "cannot train on these snapshots:\n  the training cutoffs hold 0 churners and 3600 non-churners; "
+        "each needs at least train.min_class_rows = 30. A horizon this short labels few churners; change "
+        "featurize.horizon_days or add cutoffs"
+    )
 
 
 def test_29_no_non_churners_at_any_cutoff_is_refused_with_the_reason():
@@ -354,8 +400,12 @@ def test_29_no_non_churners_at_any_cutoff_is_refused_with_the_reason():
     lines = _lines(300, 200)  # orders 200 days apart: within 120 days of one, none comes in the next 30
     with pytest.raises(TrainError) as err:
         preflight(_parts(lines), params)
-    assert "non-churners; each needs at least train.min_class_rows = 30" in str(err.value)
-    assert "A horizon this long labels nearly everyone churned" in str(err.value)
+    # each customer is eligible at the 8 of the 12 cutoffs that fall within 120 days of an order
+    assert str(err.value) == (
+        "cannot train on these snapshots:\n  the training cutoffs hold 2400 churners and 0 non-churners; "
+        "each needs at least train.min_class_rows = 30. A horizon this long labels nearly everyone churned; "
+        "change featurize.horizon_days or add cutoffs"
+    )
 
 
 def test_30_the_stage_commands_print_one_clear_line_not_a_traceback(tmp_path):
@@ -372,8 +422,11 @@ def test_30_the_stage_commands_print_one_clear_line_not_a_traceback(tmp_path):
     )  # fmt: skip
     assert result.exit_code == 2
     assert "Traceback" not in result.output
-    assert result.output.startswith(f"error: {tmp_path / 'export.csv'}: column(s) 'Category' (for category)")
-    assert "named in ingest.columns are not in the file" in result.output
+    assert result.output == (
+        f"error: {tmp_path / 'export.csv'}: column(s) 'Category' (for category), 'Country' (for country), "
+        "'Channel' (for channel) named in ingest.columns are not in the file; its columns are ['Invoice', "
+        "'StockCode', 'Quantity', 'InvoiceDate', 'Price', 'Customer ID']. Fix the mapping in params.yaml.\n"
+    )
 
 
 # ---- exports as they come: delimiters, decimal commas, ragged rows, control characters -----------
@@ -420,10 +473,10 @@ def test_33_a_point_in_a_decimal_comma_file_is_ambiguous_and_quarantined(tmp_pat
 def test_34_the_same_character_cannot_separate_fields_and_decimals():
     with pytest.raises(ValidationError) as err:
         IngestParams(**{**M.model_dump(), "decimal": ","})
-    assert (
-        "ingest.delimiter and ingest.decimal are both ',': a decimal comma needs another field separator, "
-        "usually ';'" in str(err.value)
-    )
+    assert [e["msg"] for e in err.value.errors()] == [
+        "Value error, ingest.delimiter and ingest.decimal are both ',': a decimal comma needs another "
+        "field separator, usually ';'"
+    ]
 
 
 def test_35_rows_with_the_wrong_number_of_fields_are_quarantined_with_their_line(tmp_path):

@@ -5,6 +5,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.integrate import quad
 from typer.testing import CliRunner
 
 from pipeline.cli import app
@@ -103,11 +104,18 @@ def test_measure_recovers_the_injected_treatment_effect(tmp_path, effect):
     result = measure(scores, churned, 0.1, 10)["outreach"]
     assert result["ci_low"] <= truth["true_retention_lift"] <= result["ci_high"]
     assert result["ci_low"] <= truth["expected_retention_lift"] <= result["ci_high"]
+    # derived by hand from _shop's population: lambda ~ Exponential(mean 0.02 per day) and alive
+    # for A = min(D, 90) days, D ~ Exponential(mean 120): P(no order) = E[1 / (1 + 0.02 A)]
+    quiet = quad(lambda a: np.exp(-a / 120) / 120 / (1 + 0.02 * a), 0, 90)[0] + np.exp(-90 / 120) / (1 + 0.02 * 90)
+    contacted = truth["contacted"]
+    assert contacted == int((scores["outreach"] & ~scores["holdout"]).sum())
+    # the simulated untreated churn of the contacted agrees with the population's, within 4 SE
+    assert truth["contacted_untreated_churn_rate"] == pytest.approx(
+        quiet, abs=4 * math.sqrt(quiet * (1 - quiet) / contacted)
+    )
+    assert result["ci_low"] <= effect * quiet <= result["ci_high"]
     if effect:
         assert result["ci_low"] > 0  # the effect is detected, not only covered
-        assert truth["expected_retention_lift"] == pytest.approx(
-            effect * truth["contacted_untreated_churn_rate"]
-        )
 
 
 def test_churn_measure_writes_the_report_and_logs_to_mlflow(tmp_path, monkeypatch):

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -121,6 +122,18 @@ def test_predicted_value_is_expected_orders_times_expected_order_value():
     out = predicted_value(snapshot, pnbd, 365)
     np.testing.assert_allclose(out["value"], out["expected_orders"] * out["expected_order_value"])
     assert (out["value"] >= 0).all()
+    # a customer who ordered just now is alive for sure, where the Pareto/NBD expectation has a
+    # closed form (Schmittlein, Morrison and Colombo 1987): (r + x)(beta + T) / ((alpha + T)(s - 1))
+    # x [1 - ((beta + T) / (beta + T + t))^(s - 1)], in weeks
+    now = snapshot.iloc[[0]].assign(n_orders=3.0, recency_days=0.0, tenure_days=400.0)
+    x, big_t, t = 2.0, 400 / 7, 365 / 7
+    r, alpha, s_, beta = 0.55, 10.6, 0.61, 11.7
+    expected = (
+        (r + x) * (beta + big_t) / ((alpha + big_t) * (s_ - 1))
+        * (1 - ((beta + big_t) / (beta + big_t + t)) ** (s_ - 1))
+    )  # fmt: skip
+    got = predicted_value(pd.concat([now, snapshot], ignore_index=True), pnbd, 365)["expected_orders"][0]
+    assert got == pytest.approx(expected, rel=1e-9)
     # more recent buyers of the same frequency are worth more
     same = snapshot.iloc[[0, 0]].assign(recency_days=[5.0, 190.0])
     orders = predicted_value(pd.concat([same, snapshot], ignore_index=True), pnbd, 365)["expected_orders"]
