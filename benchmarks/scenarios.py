@@ -57,8 +57,12 @@ def run_scenario(name: str, customers: int) -> tuple[pd.DataFrame, str, float]:
         work = Path(tmp)
         (work / "params.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
         start = time.perf_counter()
-        simulate.main(work / "params.yaml", work / "raw.csv", work / "truth.parquet", work / "customers.parquet")
-        table, schedule = quality.quality_table(work / "raw.csv", load_params(work / "params.yaml"), work / "truth.parquet")
+        simulate.main(
+            work / "params.yaml", work / "raw.csv", work / "truth.parquet", work / "customers.parquet"
+        )
+        table, schedule = quality.quality_table(
+            work / "raw.csv", load_params(work / "params.yaml"), work / "truth.parquet"
+        )
         seconds = time.perf_counter() - start
     assert params.featurize.horizon_days == schedule.horizon_days
     return table, quality.describe(schedule), seconds
@@ -78,7 +82,8 @@ def summarise(name: str, table: pd.DataFrame) -> tuple[list[str], dict]:
         eces.append(at.loc["model", "ece"])
         rows.append(
             f"| {name} | {cutoff} | {at.loc['model', 'churn_rate']:.3f} | {at.loc['model', 'roc_auc']:.4f} "
-            f"| {others['roc_auc'].max():.4f} {best} | {gap:+.4f} | {pr_gap:+.4f} | {at.loc['model', 'ece']:.4f} "
+            f"| {others['roc_auc'].max():.4f} {best} | {gap:+.4f} | {pr_gap:+.4f} "
+            f"| {at.loc['model', 'ece']:.4f} "
             f"| {at.loc[quality.ORACLE, 'roc_auc']:.4f} | {to_oracle:+.4f} |"
         )
     summary = {
@@ -91,14 +96,17 @@ def summarise(name: str, table: pd.DataFrame) -> tuple[list[str], dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--only", nargs="*", default=list(SETTINGS), choices=list(SETTINGS))
     parser.add_argument("--customers", type=int, default=20_000)
     parser.add_argument("--out", type=Path, help="Also write every scenario's full table as CSV here.")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     header = (
-        "| scenario | origin | churn rate | model | best baseline | gap | PR AUC gap | ECE | oracle | gap to oracle |\n"
+        "| scenario | origin | churn rate | model | best baseline | gap | PR AUC gap | ECE | oracle "
+        "| gap to oracle |\n"
         "|---|---|---|---|---|---|---|---|---|---|"
     )
     lines, summaries, tables = [header], [], []

@@ -4,6 +4,7 @@ column or rows and what to do, or in an exact quarantine count, and input = kept
 from __future__ import annotations
 
 import datetime as dt
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -292,25 +293,29 @@ def test_25_a_utf8_byte_order_mark_is_not_part_of_the_header(tmp_path):
 # ---- memory -------------------------------------------------------------------------------------
 
 
-def _ingest_peak_mib(path: Path, params: IngestParams, tmp_path: Path) -> tuple[int, int]:
-    """Ingest `path` in a fresh process; its kept rows and its peak resident memory in MiB (with
-    `path` None, the peak of a process that only imports what ingest needs)."""
+def _ingest_in_a_fresh_process(path: Path | None, params: IngestParams, out: Path) -> dict:
+    """Ingest `path` in a fresh process: its tally and its peak resident memory in MiB (with `path`
+    None, only the imports ingest needs). VmHWM, as ru_maxrss would include the forked parent's."""
     code = f"""
+import json
 from pipeline.ingest import ingest
 from pipeline.params import IngestParams
 params = IngestParams.model_validate_json({params.model_dump_json()!r})
-kept = ingest({str(path)!r}, params, {str(tmp_path / "k.parquet")!r}, {str(tmp_path / "q.parquet")!r}).kept_rows if {path is not None} else 0
-# VmHWM: this process image's peak (ru_maxrss would include the forked parent's)
+tally = {{}}
+if {path is not None}:
+    t = ingest({str(path)!r}, params, {str(out / "k.parquet")!r}, {str(out / "q.parquet")!r})
+    tally = {{"input": t.input_rows, "kept": t.kept_rows, "quarantined": t.quarantined_rows,
+              "reasons": sorted(t.by_reason)}}
 hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM:"))
-print(kept, int(hwm.split()[1]) // 1024)
+print(json.dumps({{**tally, "peak_mib": int(hwm.split()[1]) // 1024}}))
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
-    kept, peak = out.stdout.split()[-2:]
-    return int(kept), int(peak)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    return json.loads(run.stdout.splitlines()[-1])
 
 
 @pytest.fixture(scope="module")
-def big_export(tmp_path_factory) -> Path:
+def big_ingest(tmp_path_factory) -> tuple[dict, dict]:
+    """2M lines (84 MB) ingested with DuckDB held to 64 MB, and a process that only imports."""
     n = 2_000_000
     rng = np.random.default_rng(0)
     frame = pd.DataFrame(
@@ -325,18 +330,20 @@ def big_export(tmp_path_factory) -> Path:
         }
     )
     frame["InvoiceDate"] = frame["InvoiceDate"].dt.strftime("%Y-%m-%d %H:%M")
-    path = tmp_path_factory.mktemp("big") / "export.csv"
+    folder = tmp_path_factory.mktemp("big")
+    path = folder / "export.csv"
     frame.to_csv(path, index=False)
+    del frame
     assert path.stat().st_size > 64 * 2**20  # the file is larger than the memory given to DuckDB
-    return path
+    params = M.model_copy(update={"memory_limit": "64MB"})
+    return _ingest_in_a_fresh_process(path, params, folder), _ingest_in_a_fresh_process(None, params, folder)
 
 
 @pytest.mark.slow
-def test_26_an_input_larger_than_the_memory_limit_is_ingested_whole(big_export, tmp_path):
-    tally = ingest(big_export, M.model_copy(update={"memory_limit": "64MB"}), tmp_path / "k.parquet",
-                   tmp_path / "q.parquet")  # fmt: skip
-    assert tally.input_rows == 2_000_000 == tally.kept_rows + tally.quarantined_rows
-    assert set(tally.by_reason) <= {"duplicate_line"}
+def test_26_an_input_larger_than_the_memory_limit_is_ingested_whole(big_ingest):
+    tally, _ = big_ingest
+    assert tally["input"] == 2_000_000 == tally["kept"] + tally["quarantined"]
+    assert set(tally["reasons"]) <= {"duplicate_line"}
 
 
 @pytest.mark.slow
@@ -345,13 +352,10 @@ def test_26_an_input_larger_than_the_memory_limit_is_ingested_whole(big_export, 
     reason="ingest's peak grows with the file, DuckDB held to 64 MB: 551 MiB at 0.5M lines, 886 at 2M, "
     "1,026 at 4M, against 145 for the imports alone; the blocks and DuckDB's limit do not bound it",
 )
-def test_26b_ingest_memory_is_bounded_by_the_blocks_and_the_duckdb_limit_not_the_file(big_export, tmp_path):
-    params = M.model_copy(update={"memory_limit": "64MB"})
-    _, imports = _ingest_peak_mib(None, params, tmp_path)
-    kept, peak = _ingest_peak_mib(big_export, params, tmp_path)
-    assert kept > 0
+def test_26b_ingest_memory_is_bounded_by_the_blocks_and_the_duckdb_limit_not_the_file(big_ingest):
+    tally, imports = big_ingest
     # 32 MiB blocks, their DuckDB parse and 64 MB for the checks across rows, with room to spare
-    assert peak - imports < 256, f"peak {peak} MiB against {imports} MiB for the imports alone"
+    assert tally["peak_mib"] - imports["peak_mib"] < 256, (tally["peak_mib"], imports["peak_mib"])
 
 
 # ---- after ingest: data that cannot train a model ---------------------------------------------
@@ -373,7 +377,8 @@ def test_27_a_single_customer_is_refused_before_any_feature_is_built():
     with pytest.raises(ScheduleError) as err:
         make_snapshots(ibis.memtable(_lines(1, 7)), featurize_params(), needs)
     assert str(err.value) == (
-        "only 1 distinct customer(s) in the transactions (train.min_customers = 200): too few to learn churn from"
+        "only 1 distinct customer(s) in the transactions (train.min_customers = 200): "
+        "too few to learn churn from"
     )
 
 

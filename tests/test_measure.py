@@ -106,7 +106,9 @@ def test_measure_recovers_the_injected_treatment_effect(tmp_path, effect):
     assert result["ci_low"] <= truth["expected_retention_lift"] <= result["ci_high"]
     # derived by hand from _shop's population: lambda ~ Exponential(mean 0.02 per day) and alive
     # for A = min(D, 90) days, D ~ Exponential(mean 120): P(no order) = E[1 / (1 + 0.02 A)]
-    quiet = quad(lambda a: np.exp(-a / 120) / 120 / (1 + 0.02 * a), 0, 90)[0] + np.exp(-90 / 120) / (1 + 0.02 * 90)
+    quiet = quad(lambda a: np.exp(-a / 120) / 120 / (1 + 0.02 * a), 0, 90)[0] + np.exp(-90 / 120) / (
+        1 + 0.02 * 90
+    )
     contacted = truth["contacted"]
     assert contacted == int((scores["outreach"] & ~scores["holdout"]).sum())
     # the simulated untreated churn of the contacted agrees with the population's, within 4 SE

@@ -143,20 +143,22 @@ def test_bayes_oracle_quadrature_matches_importance_sampling_from_the_prior(scen
         mu = np.exp(
             np.log(sim.BASE_DROPOUT) + row.covariate_dropout + sim.RETURN_DROPOUT * (rho - share)
             + np.asarray(scenario.basket_dropout)[kind]
-            + rng.normal(0, sim.DROPOUT_NOISE, draws) + np.where(one_off, np.log(scenario.one_off_dropout), 0.0)
+            + rng.normal(0, sim.DROPOUT_NOISE, draws)
+            + np.where(one_off, np.log(scenario.one_off_dropout), 0.0)
         )  # fmt: skip
         seen = open_orders.loc[open_orders["row"] == i, "seen"].to_numpy()
 
-        def purchases(a, b):
+        def purchases(a, b, g=g, first=row["first"]):
             """int_a^b exp(g (t - first) / 365) dt, per draw (flat season)."""
             y = sim.YEAR
             with np.errstate(divide="ignore", invalid="ignore"):
-                exact = y / g * (np.exp(g * (b - row["first"]) / y) - np.exp(g * (a - row["first"]) / y))
+                exact = y / g * (np.exp(g * (b - first) / y) - np.exp(g * (a - first) / y))
             return np.where(np.abs(g) > 1e-12, exact, b - a)
 
         life = row["last"] - row["first"]
         weight = (
-            lam ** (row.n - 1) * np.exp(g * row.age_sum / sim.YEAR - lam * purchases(row["first"], row["last"]))
+            lam ** (row.n - 1)
+            * np.exp(g * row.age_sum / sim.YEAR - lam * purchases(row["first"], row["last"]))
             * np.exp(-mu * life) * m**row.extra_lines * np.exp(-row.n * m)
             * rho**row.returned * (1 - rho) ** row.closed * np.prod(1 - np.outer(rho, seen), axis=1)
         )  # fmt: skip
@@ -192,7 +194,8 @@ def test_scenarios_differ_as_described():
     """Each scenario shows its mechanism in the export it writes."""
     base = SMALL.model_copy(update={"n_customers": 3000})
     exports = {
-        name: simulate(base.model_copy(update={"scenario": name}), FEAT) for name in ("retail", "one_time", "grocery")
+        name: simulate(base.model_copy(update={"scenario": name}), FEAT)
+        for name in ("retail", "one_time", "grocery")
     }
     orders = {
         name: raw.to_pandas().query("Invoice.str.match(r'^\\d')").groupby("Customer ID")["Invoice"].nunique()
