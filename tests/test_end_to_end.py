@@ -215,9 +215,9 @@ def test_a_stage_killed_at_any_moment_leaves_no_partial_output_and_a_rerun_gives
     assert leftovers == []
 
 
-def test_features_model_and_score_file_are_byte_identical_on_a_rerun(project, first_run, run, tmp_path):
+def test_features_and_score_file_are_byte_identical_on_a_rerun(project, first_run, run, tmp_path):
     env_copy = {}
-    for stage in ("featurize", "train", "score"):
+    for stage in ("featurize", "score"):
         cmd = _stage_cmd(project, stage)
         outputs = [p for p in _outputs(project, stage) if p.name != "mlflow_run.json"]
         before = {p: p.read_bytes() for p in outputs}
@@ -225,7 +225,27 @@ def test_features_model_and_score_file_are_byte_identical_on_a_rerun(project, fi
         after = {p: p.read_bytes() for p in outputs}
         env_copy[stage] = [p.name for p in outputs]
         assert after == before, f"{stage} wrote different bytes on the same inputs"
-    assert "model.txt" in env_copy["train"] and any(n.endswith(".csv") for n in env_copy["score"])
+    assert "train.parquet" in env_copy["featurize"] and any(n.endswith(".csv") for n in env_copy["score"])
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_shipped_model_is_byte_identical_on_a_rerun(project, first_run, run, threads):
+    """The train params as params.yaml ships them (earlier tests shrank the model), on one and on
+    two threads: two runs of `churn train` write the same bytes."""
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["train"] = {**yaml.safe_load((ROOT / "params.yaml").read_text())["train"], "num_threads": threads}
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    cmd = _stage_cmd(project, "train")
+    outputs = [p for p in _outputs(project, "train") if p.name != "mlflow_run.json"]
+    run(cmd, project)
+    first = {p: p.read_bytes() for p in outputs}
+    summary = json.loads((project / "models/candidate/train.json").read_text())
+    assert summary["calibration"] == "blend" and summary["best_iteration"] > 20  # not a one-tree stub
+    assert any(p.name == "model.txt" for p in first)
+    run(cmd, project)
+    assert {p: p.read_bytes() for p in outputs} == first, (
+        f"train wrote different bytes on {threads} thread(s)"
+    )
 
 
 def _mentions(path: Path, ids: list[str]) -> list[str]:
