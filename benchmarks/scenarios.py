@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pipeline import quality, simulate  # noqa: E402
-from pipeline.params import load_params, validate_params  # noqa: E402
+from pipeline.params import validate_params  # noqa: E402
 
 # the shop each scenario plays: its own horizon and cutoff spacing where the sample's do not fit
 SETTINGS = {
@@ -60,9 +60,7 @@ def run_scenario(name: str, customers: int) -> tuple[pd.DataFrame, str, float]:
         simulate.main(
             work / "params.yaml", work / "raw.csv", work / "truth.parquet", work / "customers.parquet"
         )
-        table, schedule = quality.quality_table(
-            work / "raw.csv", load_params(work / "params.yaml"), work / "truth.parquet"
-        )
+        table, schedule = quality.quality_table(work / "raw.csv", params, work / "truth.parquet")
         seconds = time.perf_counter() - start
     assert params.featurize.horizon_days == schedule.horizon_days
     return table, quality.describe(schedule), seconds
