@@ -19,7 +19,6 @@ from pipeline import tracking
 from pipeline.baselines import baseline_scores
 from pipeline.evaluate import classification_metrics
 from pipeline.io import atomic_path, csv_bytes, read_json, write_json
-from pipeline.model import model_frame
 from pipeline.params import Params
 from pipeline.tables import LABEL
 from pipeline.train import TrainError, fit_churn_model, select, split_snapshots
@@ -35,9 +34,7 @@ def origin_metrics(snapshots: pd.DataFrame, origin: pd.Timestamp, params: Params
     train, test = select(snapshots, split.train), select(snapshots, split.test)
     fitted = fit_churn_model(train, params.train)
     y = test[LABEL].to_numpy()
-    p = fitted.calibrator.apply(
-        fitted.booster.predict(model_frame(test, fitted.booster.feature_name())), test
-    )
+    p = fitted.model.probability(test)
     scores = {MODEL: (p, True), **baseline_scores(train, test)}
     top = params.evaluate.top_share
     head = {"cutoff": origin.date().isoformat(), "rows": len(test), "churn_rate": float(y.mean())}

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.optimize import brentq
 from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import log_loss
 
@@ -23,11 +24,47 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def level_shift(q: np.ndarray, target: float) -> float:
+    """The shift d of the log-odds of `q` after which their mean probability is `target`: the
+    mean of sigmoid(logit(q) + d) rises strictly with d, so the root is unique."""
+    z = _logit(np.asarray(q, dtype=float))
+    target = float(np.clip(target, EPS, 1 - EPS))
+    return float(brentq(lambda d: float(np.mean(_sigmoid(z + d))) - target, -30.0, 30.0, xtol=1e-12))
+
+
+def level_shifts(q: np.ndarray, p: np.ndarray, groups: np.ndarray) -> dict[Any, float]:
+    """Per group (a cutoff): the shift that gives `q` the mean of `p` there."""
+    q, p = np.asarray(q, dtype=float), np.asarray(p, dtype=float)
+    return {g: level_shift(q[groups == g], float(np.mean(p[groups == g]))) for g in pd.unique(groups)}
+
+
+def shifted(q: np.ndarray, shifts: np.ndarray) -> np.ndarray:
+    return _sigmoid(_logit(np.asarray(q, dtype=float)) + shifts)
+
+
+def initial_score(snapshot: pd.DataFrame, column: str | None) -> np.ndarray | float:
+    """The booster's initial score for each row: the log-odds of `column`, else 0."""
+    if not column:
+        return 0.0
+    return _logit(snapshot[column].to_numpy(dtype=float))
+
+
 @dataclass(frozen=True)
 class Calibrator:
-    """A map from raw model probabilities to calibrated ones, stored as plain numbers. "blend" also
-    reads the snapshot: a logistic regression over the booster's log-odds, a logistic regression on
-    the four RFM numbers and the BTYD models' log-odds of no order (see `fit_blend`)."""
+    """A map from the booster's probabilities to calibrated ones, stored as plain numbers. "blend"
+    also reads the snapshot: a logistic regression over the booster's log-odds, a logistic regression
+    on the four RFM numbers and the BTYD models' log-odds of no order (see `fit_blend`).
+
+    `boost_from` names the BTYD column whose log-odds the booster started from (LightGBM's initial
+    score, `offset`); its trees learn corrections to that model, fitted at each cutoff, so the
+    booster's level follows it where the training cutoffs end. `offset_mean` is the offset's mean
+    over the training rows (the explanations' base value moves by it). With `level`, the blend
+    ranks and the booster sets the level: at each cutoff the blend's log-odds are shifted so that
+    their mean probability is the booster's mean there (`level_shift`)."""
 
     method: str  # "platt", "isotonic", "blend" or "identity"
     coef: tuple[float, ...] = (1.0, 0.0)  # platt: sigmoid(a * logit(p) + b); blend: one per input
@@ -36,8 +73,27 @@ class Calibrator:
     intercept: float = 0.0  # blend
     inputs: tuple[str, ...] = ()  # blend: "model", "rfm" and BTYD probability columns
     rfm: dict[str, Any] = field(default_factory=dict)  # blend: the RFM logistic regression
+    boost_from: str = ""
+    offset_mean: float = 0.0
+    level: bool = False
+
+    def offset(self, snapshot: pd.DataFrame) -> np.ndarray | float:
+        return initial_score(snapshot, self.boost_from)
 
     def apply(self, p: np.ndarray, snapshot: pd.DataFrame | None = None) -> np.ndarray:
+        """Calibrated probabilities of the rows of `snapshot`; with `level`, the rows of each cutoff
+        are leveled together, so pass every row of a cutoff at once (`pipeline.spark` does the
+        same in two passes)."""
+        q = self.unleveled(p, snapshot)
+        if not self.level:
+            return q
+        if snapshot is None:
+            raise ValueError("a leveled blend needs the snapshot's cutoff column")
+        groups = snapshot["cutoff"].to_numpy()
+        shifts = level_shifts(q, p, groups)
+        return shifted(q, np.array([shifts[g] for g in groups], dtype=float))
+
+    def unleveled(self, p: np.ndarray, snapshot: pd.DataFrame | None = None) -> np.ndarray:
         p = np.asarray(p, dtype=float)
         if self.method == "platt":
             a, b = self.coef
@@ -60,6 +116,10 @@ class Calibrator:
             "x": list(self.x),
             "y": list(self.y),
         }
+        if self.boost_from:
+            out |= {"boost_from": self.boost_from, "offset_mean": self.offset_mean}
+        if self.level:
+            out["level"] = True
         if self.method == "blend":
             out |= {"intercept": self.intercept, "inputs": list(self.inputs), "rfm": self.rfm}
         return out
@@ -74,6 +134,9 @@ class Calibrator:
             data.get("intercept", 0.0),
             tuple(data.get("inputs", ())),
             data.get("rfm", {}),
+            data.get("boost_from", ""),
+            data.get("offset_mean", 0.0),
+            data.get("level", False),
         )
 
 

@@ -29,37 +29,12 @@ ChampionOpt = Annotated[Path, typer.Option("--model-dir", help="Champion model f
 
 def _run(fn, *args: object) -> None:
     """Run a stage main; expected failures (bad input, bad params) print one clear message."""
-    from pipeline.cutoffs import ScheduleError
-    from pipeline.data import DataError
-    from pipeline.errors import os_error_message
-    from pipeline.featurize import FeatureError
-    from pipeline.ingest import IngestError
-    from pipeline.measure import MeasureError
-    from pipeline.monitor import DriftError
-    from pipeline.params import ParamsError
-    from pipeline.privacy import PrivacyError
-    from pipeline.promote import PromoteError
-    from pipeline.quality import QualityError
-    from pipeline.tables import ContractError
-    from pipeline.train import TrainError
+    from pipeline.errors import PipelineError, os_error_message
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         fn(*args)
-    except (
-        IngestError,
-        ParamsError,
-        ContractError,
-        ScheduleError,
-        TrainError,
-        PromoteError,
-        DataError,
-        MeasureError,
-        DriftError,
-        PrivacyError,
-        FeatureError,
-        QualityError,
-    ) as exc:
+    except PipelineError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
     except Exception as exc:

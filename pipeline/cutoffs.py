@@ -12,13 +12,14 @@ import datetime as dt
 import math
 from dataclasses import dataclass
 
+from pipeline.errors import PipelineError
 from pipeline.params import FeaturizeParams, Params
 
 # the coarsest spacing the schedule falls back to before it shortens the lookback or the horizon
 WEEK = 7
 
 
-class ScheduleError(ValueError):
+class ScheduleError(PipelineError):
     """The data's history cannot support the cutoff schedule."""
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipeline.errors import PipelineError
 from pipeline.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ ONLINE_RETAIL_II_MAPPING = {
 }
 
 
-class DataError(ValueError):
+class DataError(PipelineError):
     """A downloaded file is not in the expected format."""
 
 

@@ -7,6 +7,12 @@ import errno
 import getpass
 import re
 
+
+class PipelineError(ValueError):
+    """An expected failure the user can act on (bad input, bad settings, a refused model): `churn`
+    prints its message as one line and exits with 2. Every stage's own error derives from it, so
+    the command line catches them all without importing any stage."""
+
 # what to do, by errno, for the failures a user can cause or fix: rights, paths, space
 ADVICE = {
     errno.EACCES: "permission denied for user {user}: give this user access to it (chmod/chown), or "

@@ -14,7 +14,6 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import lightgbm as lgb
 import matplotlib.pyplot as plt
 import mlflow
 import numpy as np
@@ -29,11 +28,15 @@ log = logging.getLogger(__name__)
 BASE = "base_value"
 
 
-def contributions(booster: lgb.Booster, snapshot: pd.DataFrame, chunk_rows: int = 50_000) -> pd.DataFrame:
+def contributions(model: ChurnModel, snapshot: pd.DataFrame, chunk_rows: int = 50_000) -> pd.DataFrame:
     """One row per customer: each feature's SHAP value (log-odds) and the base value.
-    LightGBM puts the base value in the last column. Rows go through in chunks, so memory stays at
-    a chunk's matrices whatever the snapshot's size; within a chunk LightGBM spreads rows over its
+    LightGBM puts the base value in the last column. A booster boosted from a BTYD column's
+    log-odds adds them to its trees' score: that term's exact Shapley value, its deviation from
+    its training mean, goes to the column it was read from, and the mean to the base value, so
+    each row still sums to the booster's log-odds. Rows go through in chunks, so memory stays at a
+    chunk's matrices whatever the snapshot's size; within a chunk LightGBM spreads rows over its
     threads (OpenMP), and past one machine each Spark partition is a chunk (`pipeline.spark`)."""
+    booster, calibrator = model.booster, model.calibrator
     features = booster.feature_name()
     parts = []
     for start in range(0, len(snapshot), chunk_rows):
@@ -43,6 +46,9 @@ def contributions(booster: lgb.Booster, snapshot: pd.DataFrame, chunk_rows: int 
     frame = pd.DataFrame(raw[:, :-1], columns=features)
     frame.insert(0, "customer_id", snapshot["customer_id"].to_numpy())
     frame[BASE] = raw[:, -1]
+    if calibrator.boost_from:
+        frame[calibrator.boost_from] += calibrator.offset(snapshot) - calibrator.offset_mean
+        frame[BASE] += calibrator.offset_mean
     return frame
 
 
@@ -86,8 +92,7 @@ def main(
 
     params = load_params(params_path)
     snapshot = evenly_spaced(pd.read_parquet(snapshot_path), params.explain.sample_rows)
-    booster = ChurnModel.load(model_dir).booster
-    contrib = contributions(booster, snapshot, params.explain.chunk_rows)
+    contrib = contributions(ChurnModel.load(model_dir), snapshot, params.explain.chunk_rows)
     with permissions_of(snapshot_path):
         write_parquet(contrib, shap_out)
     figs = figures(explanation(contrib, snapshot))

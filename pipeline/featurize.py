@@ -24,6 +24,7 @@ import pandas as pd
 
 from pipeline.btyd import Summary, btyd_outputs, fit_sample
 from pipeline.cutoffs import Schedule, ScheduleError, SplitNeeds, plan_schedule
+from pipeline.errors import PipelineError
 from pipeline.io import permissions_of, usable_folder, write_csv, write_json, write_parquet
 from pipeline.params import FeaturizeParams
 from pipeline.tables import HORIZON, KEYS, LABEL
@@ -139,7 +140,8 @@ def build_features(lines: ir.Table, dates: list[dt.date], params: FeaturizeParam
     metrics["orders_trend_recent"] = j.count(where=age < trend)
     metrics["orders_trend_before"] = j.count(where=(age >= trend) & (age < 2 * trend))
     metrics["spend_trend_recent"] = _float(j.value.sum(where=age < trend)).fill_null(0.0)
-    metrics["spend_trend_before"] = _float(j.value.sum(where=(age >= trend) & (age < 2 * trend))).fill_null(0.0)
+    before = (age >= trend) & (age < 2 * trend)
+    metrics["spend_trend_before"] = _float(j.value.sum(where=before)).fill_null(0.0)
     metrics["last_value"] = _float(j.value.argmax(j.order_rank))
     # the coming label window, one year earlier: seasonal buyers come back at the same time
     h = params.horizon_days
@@ -154,9 +156,8 @@ def build_features(lines: ir.Table, dates: list[dt.date], params: FeaturizeParam
     n_gaps = agg.n_gaps.cast("decimal(38, 0)")
     gap_mean = ibis.ifelse(agg.n_gaps > 0, _days(_float(agg.gap_sum_s) / agg.n_gaps), ibis.null())
     spread = _float(n_gaps * agg.gap_sum_sq_s - agg.gap_sum_s * agg.gap_sum_s)
-    gap_std = ibis.ifelse(
-        agg.n_gaps > 1, (spread / (_float(agg.n_gaps) * _float(agg.n_gaps - 1))).sqrt() / DAY_SECONDS, ibis.null()
-    )
+    n = _float(agg.n_gaps)
+    gap_std = ibis.ifelse(agg.n_gaps > 1, (spread / (n * (n - 1.0))).sqrt() / DAY_SECONDS, ibis.null())
     extra = {"items_per_order": _float(agg.items_sum) / agg.n_orders} if "items_sum" in agg.columns else {}
     tenure = _days(agg.cutoff_s - agg.first_s)
     feats = agg.mutate(
@@ -177,7 +178,9 @@ def build_features(lines: ir.Table, dates: list[dt.date], params: FeaturizeParam
         gap_last_ratio=ibis.ifelse(gap_mean > 0, agg.gap_last / gap_mean, ibis.null()),
         # order rate over the last `trend_days` (or the tenure, if shorter) against the lifetime
         # rate: 1 = steady, below 1 = slowing down
-        rate_ratio=_float(agg.orders_trend_recent) / ibis.least(tenure, float(trend)) / (agg.n_orders / tenure),
+        rate_ratio=(
+            _float(agg.orders_trend_recent) / ibis.least(tenure, float(trend)) / (agg.n_orders / tenure)
+        ),
         spend_trend=agg.spend_trend_recent - agg.spend_trend_before,
         last_value_ratio=agg.last_value / (agg.spend / agg.n_orders),
         lines_per_order=_float(agg.line_sum) / agg.n_orders,
@@ -390,7 +393,7 @@ class Snapshots:
     horizon_reference: dt.date
 
 
-class FeatureError(ValueError):
+class FeatureError(PipelineError):
     """A feature is not a number where one is defined."""
 
 

@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from pipeline.errors import PipelineError
 from pipeline.io import atomic_path, permissions_of, write_json
 from pipeline.params import IngestParams
 from pipeline.privacy import pseudonym_key, pseudonyms
@@ -36,7 +37,7 @@ SHOW_ROWS = 5
 STAGED_ROW_GROUP = 65_536  # small row groups let the checks across rows work within a small memory limit
 
 
-class IngestError(ValueError):
+class IngestError(PipelineError):
     """The export cannot be ingested; the message names the file, column and rows."""
 
 

@@ -7,6 +7,7 @@ import errno
 import json
 import os
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,20 @@ def usable_folder(folder: Path) -> Path:
     return folder
 
 
+# The crash-test hook: with CHURN_HOLD_WRITE="before:<file name>" (or "after:"), the writer of that
+# output stops just before (after) its rename, creates the file CHURN_HOLD_SIGNAL names and waits to
+# be killed, so a test can kill a stage at a known moment of a write (tests/test_end_to_end.py).
+HOLD_WRITE, HOLD_SIGNAL = "CHURN_HOLD_WRITE", "CHURN_HOLD_SIGNAL"
+
+
+def _hold(moment: str, path: Path) -> None:
+    if os.environ.get(HOLD_WRITE) != f"{moment}:{path.name}":
+        return
+    Path(os.environ[HOLD_SIGNAL]).touch()
+    while True:
+        time.sleep(1.0)
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it replaces `path` in one rename, with no
@@ -83,7 +98,9 @@ def atomic_path(path: Path) -> Iterator[Path]:
         mode = stat.S_IMODE(tmp.stat().st_mode)
         if mode & ~_FILE_MODE_CEILING:
             tmp.chmod(mode & _FILE_MODE_CEILING)
+        _hold("before", path)
         os.replace(tmp, path)
+        _hold("after", path)
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -23,6 +23,7 @@ import pandas as pd
 
 from pipeline import tracking
 from pipeline.calibration import reliability_table
+from pipeline.errors import PipelineError
 from pipeline.evaluate import classification_metrics
 from pipeline.featurize import orders_from_lines
 from pipeline.io import atomic_path, unescape_formulas, write_csv, write_json
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 Z_95 = 1.959963984540054
 
 
-class MeasureError(ValueError):
+class MeasureError(PipelineError):
     """The outcome of a score file cannot be measured (yet)."""
 
 

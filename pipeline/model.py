@@ -40,6 +40,12 @@ def model_frame(snapshot: pd.DataFrame, features: list[str] | None = None) -> pd
     return frame
 
 
+def booster_probability(booster: lgb.Booster, snapshot: pd.DataFrame, calibrator: Calibrator) -> np.ndarray:
+    """The booster's probability: its trees' raw score plus the initial score it was boosted from."""
+    raw = booster.predict(model_frame(snapshot, booster.feature_name()), raw_score=True)
+    return 1.0 / (1.0 + np.exp(-(raw + calibrator.offset(snapshot))))
+
+
 MODEL_FILE = "model.txt"
 CALIBRATOR_FILE = "calibrator.json"
 SUMMARY_FILE = "train.json"
@@ -72,7 +78,7 @@ class ChurnModel:
         return cls(lgb.Booster(model_str=text), Calibrator.from_dict(calibrator))
 
     def raw_probability(self, snapshot: pd.DataFrame) -> np.ndarray:
-        return self.booster.predict(model_frame(snapshot, self.booster.feature_name()))
+        return booster_probability(self.booster, snapshot, self.calibrator)
 
     def probability(self, snapshot: pd.DataFrame) -> np.ndarray:
         return self.calibrator.apply(self.raw_probability(snapshot), snapshot)

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import tracking
+from pipeline.errors import PipelineError
 from pipeline.explain import BASE, contributions, evenly_spaced
 from pipeline.io import write_csv, write_json
 from pipeline.model import ChurnModel, model_frame
@@ -27,7 +28,7 @@ EPS = 1e-4  # an empty bin counts as this share, so a bin seen on one side only 
 MISSING = "<missing>"
 
 
-class DriftError(ValueError):
+class DriftError(PipelineError):
     """The scoring population drifted past the stop threshold."""
 
 
@@ -100,7 +101,7 @@ def drift_report(
     p_ref, p_cur = model.probability(reference), model.probability(current)
     score_counts = binned(pd.Series(p_ref), pd.Series(p_cur), params.bins)
     sample = evenly_spaced(reference, params.shap_rows)
-    ref_shares = shap_shares(contributions(model.booster, sample), features)
+    ref_shares = shap_shares(contributions(model, sample), features)
     cur_shares = shap_shares(current_contrib, features)
     summary = {
         "reference_cutoff": pd.Timestamp(reference["cutoff"].iloc[0]).date().isoformat(),

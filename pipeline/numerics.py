@@ -60,10 +60,10 @@ def minimize(
     max_iter: int = 300,
 ) -> Minimum:
     """BFGS with forward-difference gradients, an Armijo backtracking line search and every
-    coordinate kept in [lower, upper] (one bound for all, or one per coordinate). `fun` returns a finite float (or inf for points to avoid).
-    Stops when the largest gradient component is below `gtol`, when a step gains less than `ftol`
-    relative to the objective, or when no step along the search direction improves it (the
-    objective's rounding noise has been reached)."""
+    coordinate kept in [lower, upper] (one bound for all, or one per coordinate). `fun` returns a
+    finite float (or inf for points to avoid). Stops when the largest gradient component is below
+    `gtol`, when a step gains less than `ftol` relative to the objective, or when no step along the
+    search direction improves it (the objective's rounding noise has been reached)."""
     n = len(x0)
     evaluations = 0
 

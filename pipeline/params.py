@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from pipeline.errors import PipelineError
+
 CANONICAL_REQUIRED = ("customer_id", "order_ts")
 CANONICAL_OPTIONAL = (
     "order_id",
@@ -161,6 +163,13 @@ class TrainParams(_Frozen):
     # refit on every row (held-out customers too) with the rounds early stopping found; false: score
     # with the model the blend was fitted on
     refit: bool = False
+    # boost from this BTYD model's log-odds of no order (LightGBM's initial score): it is fitted at
+    # each cutoff, so the booster's level follows it past the last closed label; null: boost from
+    # the training churn rate
+    boost_from: Literal["bgnbd_p_no_order", "pnbd_p_no_order"] | None = "bgnbd_p_no_order"
+    # the blend ranks, the booster sets the level: at each cutoff the blend's mean probability is
+    # made the booster's mean there (`calibration.Calibrator`)
+    level: bool = True
 
 
 class EvaluateParams(_Frozen):
@@ -306,7 +315,7 @@ class Params(_Frozen):
     mlflow: MlflowParams
 
 
-class ParamsError(ValueError):
+class ParamsError(PipelineError):
     """params.yaml is missing, unreadable or does not match the typed model."""
 
 

@@ -19,13 +19,14 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
+from pipeline.errors import PipelineError
 from pipeline.io import FORMULA_START, atomic_path, csv_bytes, write_parquet
 
 log = logging.getLogger(__name__)
 MIN_KEY_CHARS = 16
 
 
-class PrivacyError(ValueError):
+class PrivacyError(PipelineError):
     """The pseudonym key is missing or weak, or an erasure could not be completed."""
 
 

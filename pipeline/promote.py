@@ -15,6 +15,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from pipeline import tracking
+from pipeline.errors import PipelineError
 from pipeline.io import read_json, write_json
 from pipeline.model import CHAMPION_FILE, MODEL_ARTIFACTS, MODEL_FILES
 from pipeline.params import PromoteParams
@@ -24,7 +25,7 @@ ALIAS = "champion"
 RANKING_METRICS = ("roc_auc", "pr_auc")
 
 
-class PromoteError(RuntimeError):
+class PromoteError(PipelineError):
     """No model can be scored with: the new one failed the gate and there is no champion."""
 
 

@@ -13,8 +13,9 @@ import pandas as pd
 import yaml
 
 from pipeline.backtest import backtest
-from pipeline.evaluate import classification_metrics
 from pipeline.cutoffs import Schedule, SplitNeeds
+from pipeline.errors import PipelineError
+from pipeline.evaluate import classification_metrics
 from pipeline.featurize import make_snapshots
 from pipeline.ingest import ingest
 from pipeline.params import Params, ParamsError, validate_params
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 ORACLE = "oracle"
 
 
-class QualityError(ValueError):
+class QualityError(PipelineError):
     """The benchmark's inputs do not fit together."""
 
 COLUMNS = ["roc_auc", "pr_auc", "brier", "ece", "lift_top10"]
@@ -90,7 +91,9 @@ def verdict(table: pd.DataFrame, cutoff: str) -> str:
     return "\n".join(lines)
 
 
-def oracle_rows(snapshots: pd.DataFrame, truth: pd.DataFrame, origins: list[str], top_share: float) -> list[dict]:
+def oracle_rows(
+    snapshots: pd.DataFrame, truth: pd.DataFrame, origins: list[str], top_share: float
+) -> list[dict]:
     """The simulator's Bayes oracle scored on each origin's rows, as scorer `oracle`: what no
     model of the history can beat on average. Needs the truth of every row."""
     rows = []

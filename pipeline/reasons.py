@@ -37,7 +37,11 @@ CAUSES: tuple[Cause, ...] = (
         ("{n_orders:.0f} order(s) in {tenure_days:.0f} days as a customer",
          "{n_orders:.0f} order(s) so far"),
     ),
-    Cause("trend", ("order_trend", "rate_ratio"), ("Order trend: {order_trend:+.0f} orders vs the period before",)),
+    Cause(
+        "trend",
+        ("order_trend", "rate_ratio"),
+        ("Order trend: {order_trend:+.0f} orders vs the period before",),
+    ),
     Cause(
         "spend",
         ("spend", "spend_30d", "spend_90d", "spend_180d", "spend_365d", "avg_order_value", "max_order_value",

@@ -195,7 +195,7 @@ def main(
     do_not_contact = read_suppression(suppression, params)
 
     def explain(rows: pd.DataFrame) -> pd.DataFrame:
-        return contributions(model.booster, rows, params.explain.chunk_rows)
+        return contributions(model, rows, params.explain.chunk_rows)
 
     table = score_table(snapshot, p, explain, ParetoNBD(**fitted), version, params.score, do_not_contact)
     table = validate(table, SCORES, "weekly score file")

@@ -153,7 +153,9 @@ class Calendar:
     def inverse(self, u: np.ndarray) -> np.ndarray:
         return np.interp(u, self.cum, np.arange(self.cum.size))
 
-    def drifted_integrals(self, g: np.ndarray, origin: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    def drifted_integrals(
+        self, g: np.ndarray, origin: np.ndarray, a: np.ndarray, b: np.ndarray
+    ) -> np.ndarray:
         """int_a^b rate(t) exp(g (t - origin) / 365) dt for each customer (rows: origin, a, b) and
         drift (columns: g), with the drift factor taken at each day's middle, as the generator
         does. g = 0 gives `integral(b) - integral(a)`."""
@@ -556,7 +558,8 @@ def simulate(p: SimulateParams, fp: FeaturizeParams) -> tuple[pa.Table, pd.DataF
     scenario = SCENARIOS[p.scenario]
     calendar_days = n_days + fp.horizon_days + 2
     cal = Calendar.build(p.start_date, calendar_days, scenario.purchase_season)
-    dcal = Calendar.of(p.start_date, dropout_seasonality(np.arange(calendar_days), p.start_date, scenario.dropout_season))
+    dropout = dropout_seasonality(np.arange(calendar_days), p.start_date, scenario.dropout_season)
+    dcal = Calendar.of(p.start_date, dropout)
     pop = draw_population(rng, p, cal, dcal, n_days)
     orders = draw_orders(rng, pop, cal, n_days)
     lines, return_minute, extra_lines = draw_lines(rng, p, pop, orders, n_days)
@@ -613,7 +616,12 @@ def observed_history(
 
 
 def truth_at_cutoffs(
-    p: SimulateParams, fp: FeaturizeParams, cal: Calendar, dcal: Calendar, pop: Population, orders: pd.DataFrame
+    p: SimulateParams,
+    fp: FeaturizeParams,
+    cal: Calendar,
+    dcal: Calendar,
+    pop: Population,
+    orders: pd.DataFrame,
 ) -> pd.DataFrame:
     scenario = SCENARIOS[p.scenario]
     nodes = 8

@@ -2,6 +2,9 @@
 and each partition is scored (and optionally explained) by the champion inside its executor with
 `mapInPandas`. The model travels once per executor as text (a broadcast of the LightGBM model and
 the calibrator's numbers), so the probabilities and SHAP values are the ones `churn score` gives.
+A leveled blend needs each cutoff's mean, which no partition sees: the partitions write the blend
+before leveling and the booster's probability, the driver finds each cutoff's shift from those
+two columns, and a second pass applies it.
 
 The rest of the weekly file (value, tiers, outreach list) needs the whole population's ranks and
 runs on the driver over the scored table, whose size is one row per customer.
@@ -17,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from pipeline.calibration import level_shifts, shifted
 from pipeline.explain import BASE, contributions
 from pipeline.model import ChurnModel
 
@@ -24,6 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame as SparkFrame
 
 PROBABILITY = "churn_probability"
+CUTOFF, BOOSTER = "_cutoff", "_booster_probability"  # between the two passes of a leveled blend
 
 
 @lru_cache(maxsize=1)
@@ -43,6 +48,9 @@ def score_partitions(
     fields = [StructField("customer_id", StringType()), StructField(PROBABILITY, DoubleType())]
     if explain:
         fields += [StructField(f, DoubleType()) for f in (*features, BASE)]
+    level = model.calibrator.level
+    between = [StructField(CUTOFF, StringType()), StructField(BOOSTER, DoubleType())]
+    staged = fields + (between if level else [])
     text, calibrator = model.payload()
     # plain strings: picklable, and hashable so each executor builds the booster once
     shared = snapshot.sparkSession.sparkContext.broadcast((text, json.dumps(calibrator)))
@@ -50,15 +58,32 @@ def score_partitions(
     def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         churn_model = _model(*shared.value)
         for batch in batches:
-            out = pd.DataFrame(
-                {"customer_id": batch["customer_id"].astype(str), PROBABILITY: churn_model.probability(batch)}
-            )
+            p = churn_model.raw_probability(batch)
+            q = churn_model.calibrator.unleveled(p, batch)
+            out = pd.DataFrame({"customer_id": batch["customer_id"].astype(str), PROBABILITY: q})
             if explain:
-                contrib = contributions(churn_model.booster, batch, chunk_rows).drop(columns="customer_id")
+                contrib = contributions(churn_model, batch, chunk_rows).drop(columns="customer_id")
                 out = pd.concat([out.reset_index(drop=True), contrib], axis=1)
+            if level:
+                out[CUTOFF] = batch["cutoff"].astype(str).to_numpy()
+                out[BOOSTER] = p
             yield out
 
-    return snapshot.mapInPandas(score, StructType(fields))
+    scored = snapshot.mapInPandas(score, StructType(staged))
+    if not level:
+        return scored
+    scored = scored.persist()
+    sums = scored.select(CUTOFF, PROBABILITY, BOOSTER).toPandas()
+    found = level_shifts(sums[PROBABILITY].to_numpy(), sums[BOOSTER].to_numpy(), sums[CUTOFF].to_numpy())
+    shifts = snapshot.sparkSession.sparkContext.broadcast(found)
+
+    def finish(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in batches:
+            d = batch[CUTOFF].map(shifts.value).to_numpy(dtype=float)
+            batch[PROBABILITY] = shifted(batch[PROBABILITY].to_numpy(), d)
+            yield batch.drop(columns=[CUTOFF, BOOSTER])
+
+    return scored.mapInPandas(finish, StructType(fields))
 
 
 def main(params_path: Path, snapshot: str, model_dir: Path, out: str, explain: bool) -> None:

@@ -7,6 +7,7 @@ import pandas as pd
 import pandera.errors
 import pandera.pandas as pa
 
+from pipeline.errors import PipelineError
 from pipeline.params import CANONICAL_OPTIONAL, LIFECYCLE_STAGES, RISK_TIERS, VALUE_TIERS
 
 # snapshot tables: one row per customer and cutoff; the label is 1 when the customer churned
@@ -150,7 +151,7 @@ def read_table(path, table_schema: dict) -> pd.DataFrame:
 SCORES = pandera_schema(SCORE_FILE_SCHEMA)
 
 
-class ContractError(ValueError):
+class ContractError(PipelineError):
     """A table broke its contract; the message names the table, column and first offending rows."""
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,8 @@ from sklearn.metrics import log_loss
 
 from pipeline import tracking
 from pipeline.baselines import RFM
-from pipeline.calibration import Calibrator, choose, fit_blend, fit_rfm
+from pipeline.calibration import Calibrator, choose, fit_blend, fit_rfm, initial_score
+from pipeline.errors import PipelineError
 from pipeline.io import atomic_path, write_json
 from pipeline.model import (
     CALIBRATOR_FILE,
@@ -33,6 +34,8 @@ from pipeline.model import (
     MODEL_FILE,
     MODEL_FILES,
     SUMMARY_FILE,
+    ChurnModel,
+    booster_probability,
     feature_columns,
     label_horizon,
     model_frame,
@@ -43,7 +46,7 @@ from pipeline.tables import LABEL
 log = logging.getLogger(__name__)
 
 
-class TrainError(ValueError):
+class TrainError(PipelineError):
     """The snapshots cannot support the requested split."""
 
 
@@ -90,34 +93,49 @@ class Fitted:
     calibration_losses: dict[str, float]
     calibration_cutoffs: list[pd.Timestamp]
 
+    @property
+    def model(self) -> ChurnModel:
+        return ChurnModel(self.booster, self.calibrator)
+
 
 def fit_churn_model(rows: pd.DataFrame, params: TrainParams) -> Fitted:
     """The recipe for every model that scores or is judged. Boost on the training customers with
     early stopping on the customers held out of the same cutoffs, so every closed label counts and
-    no cutoff is set aside. Then, on the held-out customers of the latest `calibration_cutoffs`
-    cutoffs (the newest closed labels: churn rates move), fit the blend of the booster, an RFM
-    regression and the BTYD models (`train.blend`), or else the calibrator of lowest
+    no cutoff is set aside; the boosting starts from `train.boost_from`'s log-odds. Then, on the
+    held-out customers of the latest `calibration_cutoffs` cutoffs (the newest closed labels: churn
+    rates move), fit the blend of the booster, an RFM regression and the BTYD models
+    (`train.blend`), leveled to the booster (`train.level`), or else the calibrator of lowest
     cross-validated log loss. With `train.refit`, boost again on every row with the rounds found."""
     held = holdout_customers(rows, params.valid_share, params.seed)
     probe = fit(rows[~held], rows[held], params)
     best = probe.best_iteration or probe.current_iteration()
+    start = Calibrator("identity", boost_from=params.boost_from or "")
+    if params.boost_from:
+        start = replace(start, offset_mean=float(np.mean(start.offset(rows[~held]))))
     latest = sorted(rows["cutoff"].unique())[-params.calibration_cutoffs :]
     recent = rows[held & rows["cutoff"].isin(latest).to_numpy()]
+    p_recent = booster_probability(probe, recent, start)
     has_rfm = all(c in rows.columns for c in RFM)
     if params.blend:
         # weights from the probe and an RFM regression that saw neither the held-out customers
-        p_recent = probe.predict(model_frame(recent, probe.feature_name()))
         calibrator = fit_blend(p_recent, recent, fit_rfm(rows[~held]) if has_rfm else {})
         p_blend = np.clip(calibrator.apply(p_recent, recent), 1e-6, 1 - 1e-6)
         losses = {"blend (in sample)": float(log_loss(recent[LABEL], p_blend, labels=[0, 1]))}
     else:
-        calibrator, losses = calibrate(probe, recent, params.calibration_min_gain)
+        calibrator, losses = calibrate(p_recent, recent, params.calibration_min_gain)
+    calibrator = replace(
+        calibrator,
+        boost_from=start.boost_from,
+        offset_mean=start.offset_mean,
+        level=params.level and calibrator.method == "blend",
+    )
     booster = probe
     if params.refit:
         x = model_frame(rows, feature_columns(rows))
-        booster = lgb.train(lgb_params(params), lgb.Dataset(x, rows[LABEL]), num_boost_round=best)
+        whole = lgb.Dataset(x, rows[LABEL], init_score=_init(rows, params))
+        booster = lgb.train(lgb_params(params), whole, num_boost_round=best)
         if params.blend:  # the blend then reads an RFM regression on every row too
-            calibrator = Calibrator(**{**vars(calibrator), "rfm": fit_rfm(rows) if has_rfm else {}})
+            calibrator = replace(calibrator, rfm=fit_rfm(rows) if has_rfm else {})
     return Fitted(
         booster=booster,
         calibrator=calibrator,
@@ -183,8 +201,8 @@ def fit(train: pd.DataFrame, valid: pd.DataFrame, params: TrainParams) -> lgb.Bo
     # the validation frame must share the training category levels
     for column in x_train.select_dtypes("category"):
         x_valid[column] = x_valid[column].cat.set_categories(x_train[column].cat.categories)
-    train_set = lgb.Dataset(x_train, train[LABEL], free_raw_data=False)
-    valid_set = lgb.Dataset(x_valid, valid[LABEL], reference=train_set)
+    train_set = lgb.Dataset(x_train, train[LABEL], init_score=_init(train, params), free_raw_data=False)
+    valid_set = lgb.Dataset(x_valid, valid[LABEL], init_score=_init(valid, params), reference=train_set)
     return lgb.train(
         lgb_params(params),
         train_set,
@@ -195,6 +213,18 @@ def fit(train: pd.DataFrame, valid: pd.DataFrame, params: TrainParams) -> lgb.Bo
     )
 
 
+def _init(rows: pd.DataFrame, params: TrainParams) -> np.ndarray | None:
+    """LightGBM's initial score: `train.boost_from`'s log-odds, or none (the training churn rate)."""
+    if not params.boost_from:
+        return None
+    if params.boost_from not in rows.columns:
+        raise TrainError(
+            f"train.boost_from = {params.boost_from}, but the snapshots have no such column; set it "
+            "to null or to another BTYD probability the snapshots have"
+        )
+    return initial_score(rows, params.boost_from)
+
+
 def select(snapshots: pd.DataFrame, cutoffs: list[pd.Timestamp]) -> pd.DataFrame:
     return snapshots[snapshots["cutoff"].isin(cutoffs)]
 
@@ -203,13 +233,11 @@ def _dates(cutoffs: list[pd.Timestamp]) -> list[str]:
     return [c.date().isoformat() for c in cutoffs]
 
 
-def calibrate(
-    booster: lgb.Booster, valid: pd.DataFrame, min_gain: float
-) -> tuple[Calibrator, dict[str, float]]:
-    """Calibrator fitted on the held-out validation cutoffs; methods (and no calibration) compared
-    by cross-validated log loss. With several cutoffs each is a fold, so a calibrator that only fits
-    one period's churn rate loses; with one, customers are split in two."""
-    p = booster.predict(model_frame(valid, booster.feature_name()))
+def calibrate(p: np.ndarray, valid: pd.DataFrame, min_gain: float) -> tuple[Calibrator, dict[str, float]]:
+    """Calibrator fitted on the booster's probabilities `p` for the held-out rows `valid`; methods
+    (and no calibration) compared by cross-validated log loss. With several cutoffs each is a fold,
+    so a calibrator that only fits one period's churn rate loses; with one, customers are split in
+    two."""
     if valid["cutoff"].nunique() > 1:
         folds = valid["cutoff"].rank(method="dense").astype(int).to_numpy()
     else:

@@ -1,6 +1,8 @@
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.calibration import Calibrator, choose, expected_calibration_error, fit_isotonic, fit_platt
 
@@ -110,3 +112,33 @@ def test_a_blend_without_rfm_columns_uses_the_model_alone():
     p, rows = _rows(2000, 2)
     blend = fit_blend(p, rows[["churned"]], {})
     assert blend.inputs == ("model",)
+
+
+def test_leveling_gives_each_cutoff_the_boosters_mean_and_keeps_the_calibrators_order():
+    snapshot = pd.DataFrame({"cutoff": pd.to_datetime(["2024-01-01"] * 2 + ["2024-02-01"] * 3)})
+    booster = np.array([0.2, 0.8, 0.5, 0.5, 0.5])
+    sharper = Calibrator("platt", (2.0, 1.0), level=True)  # sigmoid(2 logit(p) + 1), then leveled
+    out = sharper.apply(booster, snapshot)
+    # January: sigmoid(2 logit(p)) is 1/17 and 16/17, mean 0.5 as the booster's: the +1 is undone
+    np.testing.assert_allclose(out[:2], [1 / 17, 16 / 17], rtol=0, atol=1e-12)
+    # February: three equal rows leveled to the booster's 0.5, whatever the calibrator said
+    np.testing.assert_allclose(out[2:], 0.5, rtol=0, atol=1e-12)
+    # each cutoff on its own: the same January rows give the same numbers without February's
+    np.testing.assert_allclose(sharper.apply(booster[:2], snapshot.iloc[:2]), out[:2], rtol=0, atol=1e-15)
+    assert Calibrator.from_dict(sharper.to_dict()) == sharper
+    with pytest.raises(ValueError, match="a leveled blend needs the snapshot's cutoff column"):
+        sharper.apply(booster)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.floats(0.001, 0.999), min_size=1, max_size=40),
+    st.floats(0.001, 0.999),
+)
+def test_a_level_shift_hits_its_target_mean_and_keeps_the_order(q, target):
+    from pipeline.calibration import level_shift, shifted
+
+    q = np.array(q)
+    out = shifted(q, level_shift(q, target))
+    assert out.mean() == pytest.approx(target, abs=1e-9)
+    assert (np.diff(out[np.argsort(q, kind="stable")]) >= -1e-15).all()

@@ -55,10 +55,10 @@ def test_features_and_labels_are_identical_on_pyspark_and_duckdb(spark, small_sh
     got = finish(training_snapshots(on_spark, cutoffs, params).to_pandas(), 60)
     assert len(expected) > 300 and expected["churned"].between(0, 1).all()
     assert list(got.columns) == list(expected.columns)
-    pd.testing.assert_frame_equal(got, expected, check_dtype=False)
+    pd.testing.assert_frame_equal(got, expected, check_dtype=False, check_exact=True)
     score_spark = finish(build_features(on_spark, [dt.date(2025, 1, 1)], params).to_pandas(), 60)
     score_duck = finish(build_features(on_duckdb, [dt.date(2025, 1, 1)], params).to_pandas(), 60)
-    pd.testing.assert_frame_equal(score_spark, score_duck, check_dtype=False)
+    pd.testing.assert_frame_equal(score_spark, score_duck, check_dtype=False, check_exact=True)
 
 
 def test_the_featurize_stage_gives_the_same_snapshots_on_either_backend(spark, small_shop, tmp_path):
@@ -87,7 +87,7 @@ def test_the_featurize_stage_gives_the_same_snapshots_on_either_backend(spark, s
     for name in ("train.parquet", "score.parquet"):
         duck, spk = (pd.read_parquet(outputs[b] / name) for b in ("duckdb", "pyspark"))
         assert len(duck) > 100
-        pd.testing.assert_frame_equal(spk, duck, check_dtype=False)
+        pd.testing.assert_frame_equal(spk, duck, check_dtype=False, check_exact=True)
     assert (outputs["duckdb"] / "featurize.json").read_text() == (
         outputs["pyspark"] / "featurize.json"
     ).read_text()
@@ -101,14 +101,19 @@ def test_batch_scoring_by_partition_on_spark_gives_the_local_probabilities_and_s
     from pipeline.train import fit
     from tests.test_train import PARAMS, _snapshots
 
-    model = ChurnModel(fit(_snapshots(seed=1), _snapshots(seed=2), PARAMS), Calibrator("platt", (0.9, -0.1)))
+    # boosted from a BTYD column and leveled per cutoff, which no single partition can do alone
+    link = Calibrator("platt", (1.3, 0.4), boost_from="bgnbd_p_no_order", offset_mean=0.1, level=True)
+    model = ChurnModel(fit(_snapshots(seed=1), _snapshots(seed=2), PARAMS), link)
     snapshot = _snapshots(n=500, seed=3).drop(columns="churned")
+    snapshot.loc[snapshot.index % 3 == 0, "cutoff"] = pd.Timestamp("2024-01-15")
     on_spark = spark.createDataFrame(snapshot).repartition(4)  # several batches, each its own model use
     got = score_partitions(on_spark, model, explain=True).toPandas()
     got = got.sort_values("customer_id", ignore_index=True)
     assert len(got) == 500 and got["customer_id"].tolist() == snapshot["customer_id"].tolist()
     np.testing.assert_allclose(got[PROBABILITY], model.probability(snapshot), rtol=0, atol=1e-12)
-    local = contributions(model.booster, snapshot)
+    unleveled = link.unleveled(model.raw_probability(snapshot), snapshot)
+    assert np.abs(got[PROBABILITY] - unleveled).min() > 1e-3  # the level moved every row
+    local = contributions(model, snapshot)
     features = [*model.booster.feature_name(), "base_value"]
     np.testing.assert_allclose(got[features].to_numpy(), local[features].to_numpy(), rtol=0, atol=1e-12)
     plain = score_partitions(on_spark, model).toPandas()

@@ -2,8 +2,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipeline.calibration import Calibrator
 from pipeline.explain import BASE, contributions
-from pipeline.model import model_frame
+from pipeline.model import ChurnModel, booster_probability, model_frame
 from pipeline.params import TrainParams
 from pipeline.train import TrainError, fit, fit_churn_model, holdout_customers, preflight, temporal_split
 
@@ -24,6 +25,8 @@ PARAMS = TrainParams(
     calibration_min_gain=0.01,
     min_class_rows=10,
 )
+
+START = Calibrator("identity", boost_from="bgnbd_p_no_order", offset_mean=0.25)
 
 
 def _cutoffs(*days: str) -> list[pd.Timestamp]:
@@ -81,6 +84,8 @@ def _snapshots(n: int = 600, seed: int = 0, horizon_days: int = 30) -> pd.DataFr
         }
     )
     frame["churned"] = (rng.uniform(0, 300, n) < recency).astype("int8")
+    # a BTYD-like probability the booster starts from: right in level, blurred in rank
+    frame["bgnbd_p_no_order"] = np.clip(recency / 300 + rng.normal(0, 0.25, n), 0.02, 0.98)
     return frame
 
 
@@ -94,15 +99,51 @@ def test_training_is_deterministic(booster):
     assert booster.model_to_string() == again.model_to_string()
 
 
-def test_shap_contributions_plus_base_value_equal_the_raw_score(booster):
+def test_shap_contributions_plus_base_value_equal_the_boosters_log_odds(booster):
     snap = _snapshots(seed=5)
-    contrib = contributions(booster, snap)
-    raw = booster.predict(model_frame(snap, booster.feature_name()), raw_score=True)
+    contrib = contributions(ChurnModel(booster, START), snap)
+    trees = booster.predict(model_frame(snap, booster.feature_name()), raw_score=True)
+    offset = np.log(snap["bgnbd_p_no_order"] / (1 - snap["bgnbd_p_no_order"])).to_numpy()
     features = booster.feature_name()
-    np.testing.assert_allclose(contrib[features].sum(axis=1) + contrib[BASE], raw, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(contrib[features].sum(axis=1) + contrib[BASE], trees + offset, atol=1e-9)
     assert contrib["customer_id"].tolist() == snap["customer_id"].tolist()
-    # recency drives churn in this data, so it must carry the largest mean |SHAP|
-    assert contrib[features].abs().mean().idxmax() == "recency_days"
+    # the initial score's Shapley value, its deviation from its training mean, is its column's
+    plain = contributions(ChurnModel(booster, Calibrator("identity")), snap)
+    moved = contrib["bgnbd_p_no_order"] - plain["bgnbd_p_no_order"]
+    np.testing.assert_allclose(moved, offset - 0.25, atol=1e-12)
+    np.testing.assert_allclose(contrib[BASE] - plain[BASE], 0.25, atol=1e-12)
+    other = [f for f in features if f != "bgnbd_p_no_order"]
+    np.testing.assert_array_equal(contrib[other].to_numpy(), plain[other].to_numpy())
+    # recency drives churn in this data beyond what the blurred BTYD column says
+    assert contrib[other].abs().mean().idxmax() == "recency_days"
+
+
+@pytest.mark.parametrize("boost_from", ["bgnbd_p_no_order", None])
+def test_the_booster_starts_from_the_btyd_log_odds_or_else_from_the_churn_rate(boost_from):
+    train, valid = _snapshots(seed=1), _snapshots(seed=2)
+    still = PARAMS.model_copy(update={"boost_from": boost_from, "learning_rate": 1e-9, "max_rounds": 1})
+    b = fit(train, valid, still)
+    p = booster_probability(b, valid, Calibrator("identity", boost_from=boost_from or ""))
+    expected = valid["bgnbd_p_no_order"] if boost_from else np.full(len(valid), train["churned"].mean())
+    np.testing.assert_allclose(p, expected, atol=1e-6)
+
+
+def test_boosting_from_a_column_the_snapshots_lack_is_refused_by_name():
+    other = PARAMS.model_copy(update={"boost_from": "pnbd_p_no_order"})
+    with pytest.raises(TrainError, match=r"train\.boost_from = pnbd_p_no_order, but the snapshots have no"):
+        fit(_snapshots(seed=1), _snapshots(seed=2), other)
+
+
+def test_the_recipe_records_the_initial_scores_training_mean_and_levels_only_a_blend():
+    rows = _snapshots(seed=1)
+    blended = fit_churn_model(rows, PARAMS)
+    held = holdout_customers(rows, PARAMS.valid_share, PARAMS.seed)
+    p = rows["bgnbd_p_no_order"][~held]
+    assert blended.calibrator.boost_from == "bgnbd_p_no_order"
+    assert blended.calibrator.offset_mean == pytest.approx(float(np.mean(np.log(p / (1 - p)))), abs=1e-12)
+    assert blended.calibrator.method == "blend" and blended.calibrator.level
+    plain = fit_churn_model(rows, PARAMS.model_copy(update={"blend": False}))
+    assert not plain.calibrator.level
 
 
 def test_preflight_accepts_enough_customers_and_both_classes():

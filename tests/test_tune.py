@@ -1,4 +1,5 @@
 import mlflow
+import numpy as np
 import pandas as pd
 from sklearn.metrics import log_loss
 
@@ -35,7 +36,9 @@ def test_tune_searches_on_the_purged_split_and_reports_the_best_trial():
     held = holdout_customers(rows, params.train.valid_share, params.train.seed)
     first = {k: v for k, v in history[0].items() if k not in ("trial", "valid_log_loss", "valid_auc")}
     booster = fit(rows[~held], rows[held], params.train.model_copy(update=first))
-    p = booster.predict(model_frame(rows[held], booster.feature_name()))
+    raw = booster.predict(model_frame(rows[held], booster.feature_name()), raw_score=True)
+    start = rows[held]["bgnbd_p_no_order"].to_numpy()  # boosted from BG/NBD's log-odds
+    p = 1.0 / (1.0 + np.exp(-(raw + np.log(start / (1 - start)))))
     assert history[0]["valid_log_loss"] == log_loss(rows[held]["churned"], p, labels=[0, 1])
     assert [h["trial"] for h in history] == [0, 1, 2]
     assert best["best_valid_log_loss"] == min(h["valid_log_loss"] for h in history)
