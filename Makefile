@@ -18,8 +18,9 @@ install: $(BIN)/churn
 run: install
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 
+# two workers, a test file each at a time: the end-to-end file runs beside all the others
 test: install
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -n 2 --dist loadfile
 
 lint: install
 	$(BIN)/ruff check pipeline tests benchmarks

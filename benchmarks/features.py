@@ -1,4 +1,4 @@
-"""Benchmark: features and labels for N order lines x 12 cutoffs, side by side in one run.
+"""Benchmark: features and labels for N order lines x 12 cutoffs (`--cutoffs`), side by side in one run.
 
 Contenders, each in its own process so its peak memory is its own:
 - `pipeline`: the featurize definitions (`training_snapshots`: every feature and the label) on
@@ -11,6 +11,7 @@ The input is the sample's validated transactions (data/validated/transactions.pa
 repeated with suffixed customer ids to reach the larger sizes.
 
     python benchmarks/features.py --lines 1 10 --repeat 3
+    python benchmarks/features.py --lines 10 --cutoffs 1 --contenders pipeline   # one cutoff
 """
 
 from __future__ import annotations
@@ -163,6 +164,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, nargs="+", default=[1, 10], help="millions of order lines")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--cutoffs", type=int, default=12, help="cutoffs, 14 days apart (1: as the scoring snapshot)"
+    )
     parser.add_argument("--contenders", nargs="+", default=["pipeline", "pandas", "scan"])
     parser.add_argument(
         "--anchors-python",
@@ -176,7 +180,8 @@ def main() -> None:
         "--memory-limit", help="also run the pipeline with this DuckDB memory limit, e.g. 2GB"
     )
     args = parser.parse_args()
-    global ANCHORS_PYTHON
+    global ANCHORS_PYTHON, N_CUTOFFS
+    N_CUTOFFS = args.cutoffs
     if args.anchors_python:
         ANCHORS_PYTHON = args.anchors_python
         args.contenders += list(ANCHORS)
