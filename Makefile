@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # LightGBM's OpenMP threads spin while waiting; passive waiting keeps a shared 2-core machine usable
 export OMP_WAIT_POLICY := passive
 
-.PHONY: install run test lint
+.PHONY: install run test test-fast lint
 
 $(BIN)/churn: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ run: install
 # two workers, a test file each at a time: the end-to-end file runs beside all the others
 test: install
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -n 2 --dist loadfile
+
+# unit and property tests: no `dvc repro`, no Spark (about 2.5 minutes on 2 cores)
+test-fast: install
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -n 2 -m "not slow and not spark"
 
 lint: install
 	$(BIN)/ruff check pipeline tests benchmarks
