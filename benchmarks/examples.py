@@ -35,7 +35,7 @@ def main() -> None:
             Path(tmp) / "params.yaml",
             ROOT / "data/features/score.parquet",
             ROOT / "models/champion",
-            ROOT / "models/metrics/featurize.json",
+            ROOT / "data/features/fits.json",
             ROOT / "data/suppression.csv",
             Path(tmp) / "scores",
         )

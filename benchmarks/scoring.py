@@ -29,7 +29,7 @@ import timing
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "data" / "features" / "score.parquet"
 MODEL = ROOT / "models" / "champion"
-FEATURIZE = ROOT / "models" / "metrics" / "featurize.json"
+FEATURIZE = ROOT / "data" / "features" / "fits.json"
 
 
 def make_input(customers: int, out: Path) -> int:

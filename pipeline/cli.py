@@ -82,6 +82,7 @@ def featurize(
     ],
     train: Annotated[Path, _opt("Labelled training snapshots (Parquet).")],
     score: Annotated[Path, _opt("Scoring snapshot (Parquet).")],
+    fits: Annotated[Path, _opt("For later stages: scoring date, schedule used, BTYD fits (JSON).")],
     metrics: Annotated[Path, _opt("Snapshot counts, churn rates, BTYD fits, horizon report (JSON).")],
     horizons: Annotated[Path, _opt("Churn rate and false-churn share per candidate horizon (CSV).")],
     params: ParamsOpt = PARAMS,
@@ -89,7 +90,7 @@ def featurize(
     """Point-in-time features and churn labels at each cutoff, and the scoring snapshot."""
     from pipeline import featurize as stage
 
-    _run(stage.main, params, transactions, train, score, metrics, horizons)
+    _run(stage.main, params, transactions, train, score, fits, metrics, horizons)
 
 
 @app.command()
@@ -279,9 +280,7 @@ def monitor(
 def score(
     snapshot: ScoringSnapshotOpt,
     model_dir: ChampionOpt,
-    featurize_metrics: Annotated[
-        Path, _opt("The featurize metrics (JSON): the BTYD fits at the scoring date, for customer value.")
-    ],
+    fits: Annotated[Path, _opt("featurize's fits (JSON): the BTYD fits at the scoring date, for value.")],
     suppression: Annotated[Path, _opt("Do-not-contact list: a CSV with a customer_id column.")],
     out_dir: Annotated[Path, typer.Option("--out-dir", help="Folder of the weekly score files.")],
     params: ParamsOpt = PARAMS,
@@ -289,7 +288,7 @@ def score(
     """Write the weekly churn-risk file for CRM import, and its manifest."""
     from pipeline import score as stage
 
-    _run(stage.main, params, snapshot, model_dir, featurize_metrics, suppression, out_dir)
+    _run(stage.main, params, snapshot, model_dir, fits, suppression, out_dir)
 
 
 @app.command("spark-score")
@@ -318,7 +317,7 @@ def report(
     snapshot: ScoringSnapshotOpt,
     scores_dir: Annotated[Path, typer.Option("--scores-dir", help="Folder of the weekly score files.")],
     model_dir: ChampionOpt,
-    featurize_metrics: Annotated[Path, _opt("The featurize metrics (JSON): schedule and scoring date.")],
+    fits: Annotated[Path, _opt("featurize's fits (JSON): the schedule and the scoring date.")],
     plots: Annotated[Path, _opt("Folder of the evaluation and SHAP figures to embed.")],
     run: RunOpt,
     out_dir: Annotated[Path, typer.Option("--out-dir", help="Folder for report.html, summary.md, CSVs.")],
@@ -329,7 +328,7 @@ def report(
     churn: one self-contained HTML report and a Markdown summary, logged to MLflow."""
     from pipeline import report as stage
 
-    inputs = (transactions, snapshots, snapshot, scores_dir, model_dir, featurize_metrics, plots, run)
+    inputs = (transactions, snapshots, snapshot, scores_dir, model_dir, fits, plots, run)
     _run(stage.main, params, *inputs, out_dir, metrics)
 
 

@@ -533,6 +533,7 @@ def main(
     transactions: str | Path,
     train_out: Path,
     score_out: Path,
+    fits_out: Path,
     metrics_out: Path,
     horizon_out: Path,
 ) -> None:
@@ -544,14 +545,26 @@ def main(
         snaps = make_snapshots(
             read_transactions(transactions, params.featurize), params.featurize, SplitNeeds.of(params)
         )
-        write_outputs(snaps, train_out, score_out, metrics_out, horizon_out)
+        write_outputs(snaps, train_out, score_out, fits_out, metrics_out, horizon_out)
+
+
+def fits(snaps: Snapshots) -> dict:
+    """What later stages need from this one besides the snapshots: the scoring date, the schedule
+    that was used (after any adaptation to the history) and the BTYD parameters at every cutoff."""
+    return {
+        "score_date": snaps.score_date.isoformat(),
+        "schedule": snaps.schedule.as_dict(),
+        "cutoffs": [c.isoformat() for c in snaps.schedule.cutoffs],
+        "btyd_params_by_cutoff": snaps.btyd_params,
+    }
 
 
 def write_outputs(
-    snaps: Snapshots, train_out: Path, score_out: Path, metrics_out: Path, horizon_out: Path
+    snaps: Snapshots, train_out: Path, score_out: Path, fits_out: Path, metrics_out: Path, horizon_out: Path
 ) -> None:
     write_parquet(snaps.train, train_out)
     write_parquet(snaps.score, score_out)
+    write_json(fits(snaps), fits_out)
     per_cutoff = snaps.train.groupby("cutoff")[LABEL].agg(["size", "mean"])
     write_json(
         {

@@ -261,7 +261,7 @@ def main(
     snapshot_path: Path,
     scores_dir: Path,
     model_dir: Path,
-    featurize_metrics: Path,
+    fits: Path,
     plots_dir: Path,
     run_path: Path,
     out_dir: Path,
@@ -270,7 +270,7 @@ def main(
     from pipeline.params import load_params
 
     params = load_params(params_path)
-    feat = read_json(featurize_metrics)
+    feat = read_json(fits)
     schedule = feat["schedule"]
     horizon, lookback = schedule["horizon_days"], schedule["eligibility_lookback_days"]
     orders = orders_of(ibis.duckdb.connect().read_parquet(str(transactions)))

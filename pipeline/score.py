@@ -169,7 +169,7 @@ def main(
     params_path: Path,
     snapshot_path: Path,
     model_dir: Path,
-    featurize_metrics: Path,
+    fits: Path,
     suppression: Path,
     scores_dir: Path,
 ) -> Path:
@@ -190,7 +190,7 @@ def main(
     model = ChurnModel.load(model_dir)
     p = model.probability(snapshot)
     score_date = pd.Timestamp(snapshot["cutoff"].iloc[0]).date().isoformat()
-    fitted = read_json(featurize_metrics)["btyd_params_by_cutoff"][score_date]["pareto_nbd"]
+    fitted = read_json(fits)["btyd_params_by_cutoff"][score_date]["pareto_nbd"]
     version = f"{champion['registered_model']}/{champion['model_version']}"
     do_not_contact = read_suppression(suppression, params)
 

@@ -81,16 +81,15 @@ def test_the_featurize_stage_gives_the_same_snapshots_on_either_backend(spark, s
         )
         featurize.main(
             tmp_path / f"{backend}.yaml", source, out / "train.parquet",
-            out / "score.parquet", out / "featurize.json", out / "horizons.csv",
+            out / "score.parquet", out / "fits.json", out / "featurize.json", out / "horizons.csv",
         )  # fmt: skip
         outputs[backend] = out
     for name in ("train.parquet", "score.parquet"):
         duck, spk = (pd.read_parquet(outputs[b] / name) for b in ("duckdb", "pyspark"))
         assert len(duck) > 100
         pd.testing.assert_frame_equal(spk, duck, check_dtype=False, check_exact=True)
-    assert (outputs["duckdb"] / "featurize.json").read_text() == (
-        outputs["pyspark"] / "featurize.json"
-    ).read_text()
+    for name in ("fits.json", "featurize.json"):
+        assert (outputs["duckdb"] / name).read_text() == (outputs["pyspark"] / name).read_text()
 
 
 def test_batch_scoring_by_partition_on_spark_gives_the_local_probabilities_and_shap(spark, tmp_path):
