@@ -97,7 +97,7 @@ class Calibrator:
         p = np.asarray(p, dtype=float)
         if self.method == "platt":
             a, b = self.coef
-            return 1.0 / (1.0 + np.exp(-(a * _logit(p) + b)))
+            return _sigmoid(a * _logit(p) + b)
         if self.method == "isotonic":
             return np.clip(np.interp(p, self.x, self.y), EPS, 1 - EPS)
         if self.method == "blend":
@@ -106,7 +106,7 @@ class Calibrator:
             z = np.full(len(p), self.intercept)
             for w, column in zip(self.coef, blend_inputs(p, snapshot, self.inputs, self.rfm).T, strict=True):
                 z = z + w * column
-            return 1.0 / (1.0 + np.exp(-z))
+            return _sigmoid(z)
         return p
 
     def to_dict(self) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from pipeline.calibration import Calibrator
+from pipeline.calibration import Calibrator, initial_score
 from pipeline.io import read_json
 from pipeline.tables import HORIZON, KEYS, LABEL
 
@@ -40,10 +40,11 @@ def model_frame(snapshot: pd.DataFrame, features: list[str] | None = None) -> pd
     return frame
 
 
-def booster_probability(booster: lgb.Booster, snapshot: pd.DataFrame, calibrator: Calibrator) -> np.ndarray:
-    """The booster's probability: its trees' raw score plus the initial score it was boosted from."""
+def booster_probability(booster: lgb.Booster, snapshot: pd.DataFrame, boost_from: str | None) -> np.ndarray:
+    """The booster's probability: its trees' raw score plus the initial score it was boosted from
+    (the log-odds of the `boost_from` column, none when empty)."""
     raw = booster.predict(model_frame(snapshot, booster.feature_name()), raw_score=True)
-    return 1.0 / (1.0 + np.exp(-(raw + calibrator.offset(snapshot))))
+    return 1.0 / (1.0 + np.exp(-(raw + initial_score(snapshot, boost_from))))
 
 
 MODEL_FILE = "model.txt"
@@ -78,7 +79,7 @@ class ChurnModel:
         return cls(lgb.Booster(model_str=text), Calibrator.from_dict(calibrator))
 
     def raw_probability(self, snapshot: pd.DataFrame) -> np.ndarray:
-        return booster_probability(self.booster, snapshot, self.calibrator)
+        return booster_probability(self.booster, snapshot, self.calibrator.boost_from)
 
     def probability(self, snapshot: pd.DataFrame) -> np.ndarray:
         return self.calibrator.apply(self.raw_probability(snapshot), snapshot)

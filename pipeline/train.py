@@ -109,12 +109,10 @@ def fit_churn_model(rows: pd.DataFrame, params: TrainParams) -> Fitted:
     held = holdout_customers(rows, params.valid_share, params.seed)
     probe = fit(rows[~held], rows[held], params)
     best = probe.best_iteration or probe.current_iteration()
-    start = Calibrator("identity", boost_from=params.boost_from or "")
-    if params.boost_from:
-        start = replace(start, offset_mean=float(np.mean(start.offset(rows[~held]))))
+    offset_mean = float(np.mean(_init(rows[~held], params))) if params.boost_from else 0.0
     latest = sorted(rows["cutoff"].unique())[-params.calibration_cutoffs :]
     recent = rows[held & rows["cutoff"].isin(latest).to_numpy()]
-    p_recent = booster_probability(probe, recent, start)
+    p_recent = booster_probability(probe, recent, params.boost_from)
     has_rfm = all(c in rows.columns for c in RFM)
     if params.blend:
         # weights from the probe and an RFM regression that saw neither the held-out customers
@@ -125,8 +123,8 @@ def fit_churn_model(rows: pd.DataFrame, params: TrainParams) -> Fitted:
         calibrator, losses = calibrate(p_recent, recent, params.calibration_min_gain)
     calibrator = replace(
         calibrator,
-        boost_from=start.boost_from,
-        offset_mean=start.offset_mean,
+        boost_from=params.boost_from or "",
+        offset_mean=offset_mean,
         level=params.level and calibrator.method == "blend",
     )
     booster = probe

@@ -15,7 +15,6 @@ import pandas as pd
 from sklearn.metrics import log_loss, roc_auc_score
 
 from pipeline import tracking
-from pipeline.calibration import Calibrator
 from pipeline.io import write_json
 from pipeline.model import booster_probability
 from pipeline.params import Params, TrainParams
@@ -47,7 +46,7 @@ def tune(snapshots: pd.DataFrame, params: Params, trials: int) -> tuple[dict, li
     def objective(trial: optuna.Trial) -> float:
         candidate = suggest(trial, params.train)
         booster = fit(train, valid, candidate)
-        p = booster_probability(booster, valid, Calibrator("identity", boost_from=candidate.boost_from or ""))
+        p = booster_probability(booster, valid, candidate.boost_from)
         loss = float(log_loss(valid[LABEL], p, labels=[0, 1]))
         auc = float(roc_auc_score(valid[LABEL], p))
         with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True):

@@ -123,7 +123,7 @@ def test_the_booster_starts_from_the_btyd_log_odds_or_else_from_the_churn_rate(b
     train, valid = _snapshots(seed=1), _snapshots(seed=2)
     still = PARAMS.model_copy(update={"boost_from": boost_from, "learning_rate": 1e-9, "max_rounds": 1})
     b = fit(train, valid, still)
-    p = booster_probability(b, valid, Calibrator("identity", boost_from=boost_from or ""))
+    p = booster_probability(b, valid, boost_from)
     expected = valid["bgnbd_p_no_order"] if boost_from else np.full(len(valid), train["churned"].mean())
     np.testing.assert_allclose(p, expected, atol=1e-6)
 
