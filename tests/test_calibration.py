@@ -116,13 +116,13 @@ def test_a_blend_without_rfm_columns_uses_the_model_alone():
 
 def test_leveling_gives_each_cutoff_the_boosters_mean_and_keeps_the_calibrators_order():
     snapshot = pd.DataFrame({"cutoff": pd.to_datetime(["2024-01-01"] * 2 + ["2024-02-01"] * 3)})
-    booster = np.array([0.2, 0.8, 0.5, 0.5, 0.5])
+    booster = np.array([0.2, 0.8, 0.2, 0.2, 0.2])  # mean 0.5 in January, 0.2 in February
     sharper = Calibrator("platt", (2.0, 1.0), level=True)  # sigmoid(2 logit(p) + 1), then leveled
     out = sharper.apply(booster, snapshot)
     # January: sigmoid(2 logit(p)) is 1/17 and 16/17, mean 0.5 as the booster's: the +1 is undone
     np.testing.assert_allclose(out[:2], [1 / 17, 16 / 17], rtol=0, atol=1e-12)
-    # February: three equal rows leveled to the booster's 0.5, whatever the calibrator said
-    np.testing.assert_allclose(out[2:], 0.5, rtol=0, atol=1e-12)
+    # February: three equal rows leveled to the booster's 0.2 there, whatever the calibrator said
+    np.testing.assert_allclose(out[2:], 0.2, rtol=0, atol=1e-12)
     # each cutoff on its own: the same January rows give the same numbers without February's
     np.testing.assert_allclose(sharper.apply(booster[:2], snapshot.iloc[:2]), out[:2], rtol=0, atol=1e-15)
     assert Calibrator.from_dict(sharper.to_dict()) == sharper
