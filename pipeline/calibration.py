@@ -177,14 +177,28 @@ def fit_blend(p: np.ndarray, rows: pd.DataFrame, rfm: dict[str, Any]) -> Calibra
     interactions, the RFM regression extrapolates smoothly where trees cannot (older customers
     than any seen in training), and the BTYD models are fitted at the cutoff itself, so they follow a
     churn level that moved since the training labels closed. Inputs missing from the snapshot
-    are left out."""
+    are left out.
+
+    The weights are kept non-negative, as in stacked regression (Breiman 1996): an input whose
+    weight comes out negative is given weight 0, most negative first, and the rest refitted. The
+    inputs overlap (the booster starts from a BTYD column and reads the others), and on the few
+    held-out cutoffs a negative weight only plays one copy of a signal against another; that
+    contrast fits those cutoffs and fails on the next (on a seasonal shop it cost 0.002 AUC)."""
     inputs = ("model",)
     if all(c in rows.columns for c in RFM) and rfm:
         inputs += ("rfm",)
     inputs += tuple(c for c in BTYD_INPUTS if c in rows.columns)
     x = blend_inputs(p, rows, inputs, rfm)
-    model = logistic_regression(x, rows[LABEL].to_numpy(), c=1e6, standardize=False)
-    return Calibrator("blend", coef=model.coef, intercept=model.intercept, inputs=inputs, rfm=rfm)
+    y = rows[LABEL].to_numpy()
+    kept = list(range(len(inputs)))
+    model = logistic_regression(x, y, c=1e6, standardize=False)
+    while kept and min(model.coef) < 0.0:  # with none left: the held-out churn rate alone
+        del kept[int(np.argmin(model.coef))]
+        model = logistic_regression(x[:, kept], y, c=1e6, standardize=False)
+    coef = [0.0] * len(inputs)
+    for j, w in zip(kept, model.coef, strict=True):
+        coef[j] = float(w)
+    return Calibrator("blend", coef=tuple(coef), intercept=model.intercept, inputs=inputs, rfm=rfm)
 
 
 def fit_platt(p: np.ndarray, y: np.ndarray) -> Calibrator:

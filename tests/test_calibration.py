@@ -106,6 +106,40 @@ def test_the_blend_weighs_its_inputs_and_survives_a_round_trip_through_json():
         blend.apply(p)
 
 
+def test_a_blend_input_that_would_get_a_negative_weight_gets_none_and_the_rest_are_refitted():
+    from pipeline.calibration import blend_inputs, fit_blend
+    from pipeline.numerics import logistic_regression
+
+    rng = np.random.default_rng(3)
+    n = 4000
+    a = rng.normal(0, 1, n)
+    b = a + rng.normal(0, 0.5, n)  # a noisy copy of the model's signal
+    y = (rng.uniform(size=n) < 1 / (1 + np.exp(-(2.0 * a - 0.7 * b)))).astype("int8")
+    p = 1 / (1 + np.exp(-a))
+    rows = pd.DataFrame({"pnbd_p_no_order": 1 / (1 + np.exp(-b)), "churned": y})
+    x = blend_inputs(p, rows, ("model", "pnbd_p_no_order"), {})
+    free = logistic_regression(x, y, c=1e6, standardize=False)
+    assert free.coef[1] < -0.3  # unconstrained, the copy is played against the signal
+    blend = fit_blend(p, rows, {})
+    alone = logistic_regression(x[:, :1], y, c=1e6, standardize=False)
+    assert blend.inputs == ("model", "pnbd_p_no_order")
+    assert blend.coef == (alone.coef[0], 0.0)
+    assert blend.intercept == alone.intercept
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), weight=st.floats(-3.0, 3.0))
+def test_blend_weights_are_never_negative(seed, weight):
+    from pipeline.calibration import fit_blend
+
+    p, rows = _rows(600, seed)
+    z = np.log(p / (1 - p)) + weight * np.log(rows["pnbd_p_no_order"] / (1 - rows["pnbd_p_no_order"]))
+    rows["churned"] = (np.random.default_rng(seed).uniform(size=len(p)) < 1 / (1 + np.exp(-z))).astype("int8")
+    blend = fit_blend(p, rows, {})
+    assert min(blend.coef) >= 0.0
+    assert len(blend.coef) == len(blend.inputs)
+
+
 def test_a_blend_without_rfm_columns_uses_the_model_alone():
     from pipeline.calibration import fit_blend
 
