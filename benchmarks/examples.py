@@ -17,7 +17,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline import score  # noqa: E402
+from pipeline.stages import score  # noqa: E402
 
 COLUMNS = [
     "customer_id", "churn_probability", "risk_tier", "segment", "predicted_value", "value_at_risk",

@@ -25,8 +25,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline import quality, simulate  # noqa: E402
-from pipeline.params import validate_params  # noqa: E402
+from pipeline.commands import quality  # noqa: E402
+from pipeline.core.params import validate_params  # noqa: E402
+from pipeline.stages import simulate  # noqa: E402
 
 # the shop each scenario plays: its own horizon and cutoff spacing where the sample's do not fit
 SETTINGS = {

@@ -29,7 +29,7 @@ ChampionOpt = Annotated[Path, typer.Option("--model-dir", help="Champion model f
 
 def _run(fn, *args: object) -> None:
     """Run a stage main; expected failures (bad input, bad params) print one clear message."""
-    from pipeline.errors import PipelineError, os_error_message
+    from pipeline.core.errors import PipelineError, os_error_message
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -53,7 +53,7 @@ def simulate(
     params: ParamsOpt = PARAMS,
 ) -> None:
     """Simulate a retail transaction export and its ground truth (the bundled sample)."""
-    from pipeline import simulate as stage
+    from pipeline.stages import simulate as stage
 
     _run(stage.main, params, raw, truth, customers)
 
@@ -67,7 +67,7 @@ def ingest(
     params: ParamsOpt = PARAMS,
 ) -> None:
     """Map a raw export onto the transactions contract; quarantine what breaks it."""
-    from pipeline import ingest as stage
+    from pipeline.stages import ingest as stage
 
     _run(stage.main, params, raw, out, quarantine, metrics)
 
@@ -88,7 +88,7 @@ def featurize(
     params: ParamsOpt = PARAMS,
 ) -> None:
     """Point-in-time features and churn labels at each cutoff, and the scoring snapshot."""
-    from pipeline import featurize as stage
+    from pipeline.stages import featurize as stage
 
     _run(stage.main, params, transactions, train, score, fits, metrics, horizons)
 
@@ -102,7 +102,7 @@ def train(
 ) -> None:
     """Train the LightGBM churn model with a purged temporal split, calibrate it on the held-out
     validation cutoffs, log and register it in MLflow."""
-    from pipeline import train as stage
+    from pipeline.stages import train as stage
 
     _run(stage.main, params, snapshots, out_dir, run)
 
@@ -118,7 +118,7 @@ def evaluate(
     params: ParamsOpt = PARAMS,
 ) -> None:
     """Held-out metrics of the model and of every baseline, per segment, with curves and figures."""
-    from pipeline import evaluate as stage
+    from pipeline.stages import evaluate as stage
 
     _run(stage.main, params, snapshots, model_dir, run, truth, metrics, plots)
 
@@ -132,7 +132,7 @@ def promote(
     params: ParamsOpt = PARAMS,
 ) -> None:
     """Make the new model champion if it passes the gate; materialise the champion either way."""
-    from pipeline import promote as stage
+    from pipeline.stages import promote as stage
 
     _run(stage.main, params, metrics, model_dir, run, out_dir)
 
@@ -150,7 +150,7 @@ def backtest(
     params: ParamsOpt = PARAMS,
 ) -> None:
     """Rolling-origin backtest of the model and the baselines over the last cutoffs."""
-    from pipeline import backtest as stage
+    from pipeline.stages import backtest as stage
 
     _run(stage.main, params, snapshots, run, metrics, table, auc_plot, figure)
 
@@ -162,7 +162,7 @@ def tune(
     params: ParamsOpt = PARAMS,
 ) -> None:
     """Optuna search over the LightGBM parameters (tune.trials; 0 = off)."""
-    from pipeline import tune as stage
+    from pipeline.stages import tune as stage
 
     _run(stage.main, params, snapshots, out)
 
@@ -200,9 +200,9 @@ def benchmark_quality(
     and lift at 10% per origin cutoff; with --cutoff, the model's gap to the best baseline there."""
 
     def run() -> None:
-        from pipeline import quality
-        from pipeline.io import write_csv
-        from pipeline.params import load_params
+        from pipeline.commands import quality
+        from pipeline.core.io import write_csv
+        from pipeline.core.params import load_params
 
         settings = load_params(params)
         if mapping is not None:
@@ -231,7 +231,7 @@ def data_download(
     """Download a public data set (needs internet) and write it as a CSV the documented mapping reads."""
 
     def run() -> None:
-        from pipeline import data
+        from pipeline.commands import data
 
         if name != "online-retail-ii":
             raise data.DataError(f"unknown data set {name!r}; available: online-retail-ii")
@@ -252,7 +252,7 @@ def explain(
     params: ParamsOpt = PARAMS,
 ) -> None:
     """Exact TreeSHAP contributions for every customer in the scoring snapshot."""
-    from pipeline import explain as stage
+    from pipeline.stages import explain as stage
 
     _run(stage.main, params, snapshot, model_dir, run, out, plots)
 
@@ -271,7 +271,7 @@ def monitor(
 ) -> None:
     """PSI of every feature, of the churn probabilities and of the SHAP shares, training vs scoring;
     stops (or warns) past monitor.psi_stop."""
-    from pipeline import monitor as stage
+    from pipeline.stages import monitor as stage
 
     _run(stage.main, params, snapshots, snapshot, model_dir, shap_values, metrics, table)
 
@@ -286,7 +286,7 @@ def score(
     params: ParamsOpt = PARAMS,
 ) -> None:
     """Write the weekly churn-risk file for CRM import, and its manifest."""
-    from pipeline import score as stage
+    from pipeline.stages import score as stage
 
     _run(stage.main, params, snapshot, model_dir, fits, suppression, out_dir)
 
@@ -305,7 +305,7 @@ def spark_score(
 ) -> None:
     """Churn probabilities (and SHAP values) by partition on the Spark session featurize.spark_master
     names: the scoring path past one machine."""
-    from pipeline import spark as stage
+    from pipeline.commands import spark as stage
 
     _run(stage.main, params, snapshot, model_dir, out, explain)
 
@@ -326,7 +326,7 @@ def report(
 ) -> None:
     """Churn and retention rates, cohorts, CLV and value at risk by segment, predicted vs realized
     churn: one self-contained HTML report and a Markdown summary, logged to MLflow."""
-    from pipeline import report as stage
+    from pipeline.stages import report as stage
 
     inputs = (transactions, snapshots, snapshot, scores_dir, model_dir, fits, plots, run)
     _run(stage.main, params, *inputs, out_dir, metrics)
@@ -341,7 +341,7 @@ def measure(
 ) -> None:
     """Realized churn, the file's realized quality, and the outreach's retention lift over its
     randomized holdout with a 95% interval; logged to MLflow."""
-    from pipeline import measure as stage
+    from pipeline.commands import measure as stage
 
     _run(stage.main, params, scores, transactions, out_dir)
 
@@ -359,7 +359,7 @@ def simulate_followup(
 ) -> None:
     """Simulate what happened after a score file, with a known treatment effect for contacted
     customers (on the outreach list, not held out): the test bed for `churn measure`."""
-    from pipeline import followup
+    from pipeline.commands import followup
 
     _run(followup.main, customers, scores, effect, seed, out, truth)
 
@@ -375,9 +375,9 @@ def erase(
     artifacts. Then run `dvc repro` and `dvc gc --workspace --force` (see docs/privacy.md)."""
 
     def run() -> None:
-        from pipeline.params import load_params
-        from pipeline.privacy import erase as erase_customers
-        from pipeline.privacy import pseudonym_key
+        from pipeline.core.params import load_params
+        from pipeline.core.privacy import erase as erase_customers
+        from pipeline.core.privacy import pseudonym_key
 
         settings = load_params(params).ingest
         key = pseudonym_key(settings.pseudonym_key_env) if settings.pseudonymize else None

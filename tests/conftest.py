@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from hypothesis import settings
 
-from pipeline.params import FeaturizeParams, Params, load_params
+from pipeline.core.params import FeaturizeParams, Params, load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -83,8 +83,8 @@ def small_shop(tmp_path_factory) -> pd.DataFrame:
     """A small simulated shop through ingest: every optional column, returns included."""
     import pyarrow.csv as pacsv
 
-    from pipeline.ingest import ingest
-    from pipeline.simulate import simulate
+    from pipeline.stages.ingest import ingest
+    from pipeline.stages.simulate import simulate
     from tests.test_simulate import SMALL
 
     tmp = tmp_path_factory.mktemp("shop")

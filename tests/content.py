@@ -74,9 +74,7 @@ def plant(folder: Path, planted: str, others: list[str]) -> dict[str, Path]:
     `others` (so Parquet dictionary-encodes the column and compresses it): the search's control."""
     folder.mkdir(parents=True, exist_ok=True)
     ids = [*others[:500], planted, *others[500:1000]]
-    frame = pd.DataFrame(
-        {"customer_id": ids * 3, "churn_probability": np.linspace(0.0, 1.0, 3 * len(ids))}
-    )
+    frame = pd.DataFrame({"customer_id": ids * 3, "churn_probability": np.linspace(0.0, 1.0, 3 * len(ids))})
     files = {kind: folder / name for kind, name in [
         ("parquet", "snapshot.parquet"), ("csv", "scores.csv"), ("json", "run.json"),
         ("sqlite", "mlflow.db"), ("gzip", "scores.csv.gz"), ("zip", "bundle.zip"),

@@ -5,11 +5,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from pipeline.backtest import summary
 from pipeline.cli import app
-from pipeline.params import ParamsError, load_params
-from pipeline.quality import load_mapping
-from pipeline.simulate import simulate
+from pipeline.commands.quality import load_mapping
+from pipeline.core.params import ParamsError, load_params
+from pipeline.stages.backtest import summary
+from pipeline.stages.simulate import simulate
 from tests.conftest import ROOT
 
 
@@ -135,7 +135,7 @@ def test_a_mapping_file_with_an_unknown_section_or_key_is_refused(tmp_path):
 def test_a_fault_at_an_origin_is_raised_not_skipped(monkeypatch):
     """Only a split the cutoffs cannot give skips an origin; a NaN crash in a baseline must surface
     instead of ending as advice to add cutoffs."""
-    import pipeline.backtest as stage
+    import pipeline.stages.backtest as stage
 
     def broken(*_args, **_kwargs):
         raise ValueError("Input contains NaN")

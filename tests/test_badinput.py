@@ -15,12 +15,12 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from pipeline.cutoffs import ScheduleError, SplitNeeds
-from pipeline.data import ONLINE_RETAIL_II_MAPPING
-from pipeline.featurize import make_snapshots
-from pipeline.ingest import IngestError, ingest
-from pipeline.params import IngestParams, load_params
-from pipeline.train import TrainError, preflight
+from pipeline.commands.data import ONLINE_RETAIL_II_MAPPING
+from pipeline.core.cutoffs import ScheduleError, SplitNeeds
+from pipeline.core.features import make_snapshots
+from pipeline.core.fitting import TrainError, preflight
+from pipeline.core.params import IngestParams, load_params
+from pipeline.stages.ingest import IngestError, ingest
 from tests.conftest import ROOT, featurize_params
 
 pytestmark = pytest.mark.badinput
@@ -256,7 +256,7 @@ def test_21_ids_that_look_like_numbers_keep_their_leading_zeros(tmp_path):
 
 
 def test_22_ids_that_start_a_formula_are_kept_as_text_and_escaped_on_output(tmp_path):
-    from pipeline.io import escape_formulas
+    from pipeline.core.io import escape_formulas
 
     ids = ["=1+1", "+44", "-5", "@SUM(A1)"]
     kept, _ = run(tmp_path, *[GOOD.replace("c1", v).replace("p1", f"p{i}") for i, v in enumerate(ids)])

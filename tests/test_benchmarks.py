@@ -9,7 +9,7 @@ import sys
 import ibis
 import pandas as pd
 
-from pipeline.featurize import finish, training_snapshots
+from pipeline.core.features import finish, training_snapshots
 from tests.conftest import ROOT, featurize_params
 
 sys.path.insert(0, str(ROOT / "benchmarks"))

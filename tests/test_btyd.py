@@ -4,7 +4,7 @@ in the CDNOW shape (2,357 customers acquired over 12 weeks, 39 calibration weeks
 import numpy as np
 import pytest
 
-from pipeline.btyd import BGNBD, GammaGamma, ParetoNBD, Summary
+from pipeline.core.btyd import BGNBD, GammaGamma, ParetoNBD, Summary
 
 CDNOW_BGNBD = (0.243, 4.414, 0.793, 2.426)  # Fader, Hardie and Lee (2005), table in section 5
 CDNOW_PARETO = (0.553, 10.578, 0.606, 11.669)  # the same paper's Pareto/NBD estimates
@@ -69,7 +69,7 @@ def test_pareto_nbd_with_a_common_dropout_rate_stops_at_the_shape_cap():
     """Dropout rates with almost no spread (s = 500) on a short history: the likelihood is flat
     along s, so the fit stops at the cap and still recovers the purchase side and the mean
     dropout rate s / beta."""
-    from pipeline.btyd import MAX_DROPOUT_SHAPE
+    from pipeline.core.btyd import MAX_DROPOUT_SHAPE
 
     truth = (0.553, 10.578, 500.0, 500.0 / 0.05)
     fitted = ParetoNBD.fit(simulate_pareto(truth, 20_000, seed=14))

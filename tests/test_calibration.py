@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.calibration import Calibrator, choose, expected_calibration_error, fit_isotonic, fit_platt
+from pipeline.core.calibration import Calibrator, choose, expected_calibration_error, fit_isotonic, fit_platt
 
 
 def test_ece_on_hand_made_bins():
@@ -93,7 +93,7 @@ def _rows(n: int, seed: int) -> tuple[np.ndarray, pd.DataFrame]:
 
 
 def test_the_blend_weighs_its_inputs_and_survives_a_round_trip_through_json():
-    from pipeline.calibration import fit_blend, fit_rfm
+    from pipeline.core.calibration import fit_blend, fit_rfm
 
     p, rows = _rows(5000, 1)
     blend = fit_blend(p, rows, fit_rfm(rows))
@@ -107,8 +107,8 @@ def test_the_blend_weighs_its_inputs_and_survives_a_round_trip_through_json():
 
 
 def test_a_blend_input_that_would_get_a_negative_weight_gets_none_and_the_rest_are_refitted():
-    from pipeline.calibration import blend_inputs, fit_blend
-    from pipeline.numerics import logistic_regression
+    from pipeline.core.calibration import blend_inputs, fit_blend
+    from pipeline.core.numerics import logistic_regression
 
     rng = np.random.default_rng(3)
     n = 4000
@@ -130,7 +130,7 @@ def test_a_blend_input_that_would_get_a_negative_weight_gets_none_and_the_rest_a
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), weight=st.floats(-3.0, 3.0))
 def test_blend_weights_are_never_negative(seed, weight):
-    from pipeline.calibration import fit_blend
+    from pipeline.core.calibration import fit_blend
 
     p, rows = _rows(600, seed)
     z = np.log(p / (1 - p)) + weight * np.log(rows["pnbd_p_no_order"] / (1 - rows["pnbd_p_no_order"]))
@@ -141,7 +141,7 @@ def test_blend_weights_are_never_negative(seed, weight):
 
 
 def test_a_blend_without_rfm_columns_uses_the_model_alone():
-    from pipeline.calibration import fit_blend
+    from pipeline.core.calibration import fit_blend
 
     p, rows = _rows(2000, 2)
     blend = fit_blend(p, rows[["churned"]], {})
@@ -170,7 +170,7 @@ def test_leveling_gives_each_cutoff_the_boosters_mean_and_keeps_the_calibrators_
     st.floats(0.001, 0.999),
 )
 def test_a_level_shift_hits_its_target_mean_and_keeps_the_order(q, target):
-    from pipeline.calibration import level_shift, shifted
+    from pipeline.core.calibration import level_shift, shifted
 
     q = np.array(q)
     out = shifted(q, level_shift(q, target))

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.cutoffs import (
+from pipeline.core.cutoffs import (
     MIN_HISTORY_DAYS,
     ScheduleError,
     SplitNeeds,
@@ -14,7 +14,7 @@ from pipeline.cutoffs import (
     plan_schedule,
     training_cutoffs,
 )
-from pipeline.train import TrainError, temporal_split
+from pipeline.core.fitting import TrainError, temporal_split
 from tests.conftest import featurize_params
 from tests.test_train import PARAMS as TRAIN
 

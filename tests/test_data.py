@@ -6,9 +6,9 @@ import zipfile
 import pandas as pd
 import pytest
 
-from pipeline.data import ONLINE_RETAIL_II_MAPPING, convert_online_retail_ii
-from pipeline.ingest import ingest
-from pipeline.params import IngestParams
+from pipeline.commands.data import ONLINE_RETAIL_II_MAPPING, convert_online_retail_ii
+from pipeline.core.params import IngestParams
+from pipeline.stages.ingest import ingest
 
 HEADER = ["Invoice", "StockCode", "Description", "Quantity", "InvoiceDate", "Price", "Customer ID", "Country"]
 UK = "United Kingdom"

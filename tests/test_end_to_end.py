@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipeline.tables import pandera_schema, read_table, validate
+from pipeline.core.tables import pandera_schema, read_table, validate
 from tests.conftest import UserRunner
 from tests.content import ids_in, plant
 

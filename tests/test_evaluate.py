@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
-from pipeline.evaluate import classification_metrics, lift_table, top_share_lift
-from pipeline.model import risk_deciles
+from pipeline.core.metrics import classification_metrics, top_share_lift
+from pipeline.core.model import risk_deciles
+from pipeline.stages.evaluate import lift_table
 
 
 def test_lift_and_capture_in_the_top_share():
@@ -39,7 +40,7 @@ def test_classification_metrics_on_a_perfect_ranking():
 def test_segments_and_their_reliability_tables():
     import pandas as pd
 
-    from pipeline.evaluate import segment_masks, segment_reliability
+    from pipeline.stages.evaluate import segment_masks, segment_reliability
 
     held_out = pd.DataFrame(
         {

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.cutoffs import SplitNeeds, cutoffs_needed
-from pipeline.featurize import finish, horizon_report, make_snapshots, training_snapshots
+from pipeline.core.cutoffs import SplitNeeds, cutoffs_needed
+from pipeline.core.features import finish, horizon_report, make_snapshots, training_snapshots
 from tests.conftest import canonical, featurize_params
 
 PARAMS = featurize_params(windows_days=[30, 90])
@@ -260,7 +260,7 @@ def test_horizon_report_counts_churn_and_later_returns():
 
 
 def test_the_duckdb_connection_takes_its_memory_limit_and_spill_folder_from_params(tmp_path):
-    from pipeline.featurize import connect
+    from pipeline.core.engine import connect
 
     con = connect(PARAMS.model_copy(update={"memory_limit": "512MB", "temp_directory": str(tmp_path)}))
     settings = con.raw_sql(
@@ -270,7 +270,7 @@ def test_the_duckdb_connection_takes_its_memory_limit_and_spill_folder_from_para
 
 
 def test_a_url_for_the_transactions_needs_the_spark_backend():
-    from pipeline.featurize import read_transactions
+    from pipeline.core.engine import read_transactions
 
     with pytest.raises(ValueError, match=r"only featurize\.backend pyspark reads a URL"):
         read_transactions("s3a://bucket/validated/transactions/", PARAMS)
@@ -311,7 +311,7 @@ def test_features_are_the_same_bytes_with_any_number_of_threads(tmp_path):
 
 
 def test_a_feature_that_is_not_a_number_stops_featurize_naming_the_column_and_the_count():
-    from pipeline.featurize import FeatureError, check_finite
+    from pipeline.core.features import FeatureError, check_finite
 
     frame = pd.DataFrame(
         {

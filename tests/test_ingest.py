@@ -3,8 +3,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline.ingest import IngestError, ingest
-from pipeline.params import IngestParams
+from pipeline.core.params import IngestParams
+from pipeline.stages.ingest import IngestError, ingest
 
 MAPPING = IngestParams(
     columns={
@@ -148,7 +148,7 @@ def test_non_utf8_bytes_give_a_clear_error(tmp_path):
 def test_counts_that_do_not_add_up_are_an_error():
     from collections import Counter
 
-    from pipeline.ingest import Tally
+    from pipeline.stages.ingest import Tally
 
     with pytest.raises(IngestError, match="3 rows read but 1 kept \\+ 1 quarantined"):
         Tally(input_rows=3, kept_rows=1, by_reason=Counter({"zero_amount": 1})).as_metrics()

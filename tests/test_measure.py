@@ -9,11 +9,11 @@ from scipy.integrate import quad
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.followup import followup
-from pipeline.io import unescape_formulas
-from pipeline.measure import MeasureError, measure, realized_churn, retention_lift
-from pipeline.score import publish
-from pipeline.tables import SCORE_FILE_SCHEMA, TRANSACTIONS, validate
+from pipeline.commands.followup import followup
+from pipeline.commands.measure import MeasureError, measure, realized_churn, retention_lift
+from pipeline.core.io import unescape_formulas
+from pipeline.core.tables import SCORE_FILE_SCHEMA, TRANSACTIONS, validate
+from pipeline.stages.score import publish
 
 
 def test_retention_lift_with_a_wald_interval():

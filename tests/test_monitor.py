@@ -2,12 +2,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.calibration import Calibrator
-from pipeline.explain import BASE, contributions
-from pipeline.model import ChurnModel
-from pipeline.monitor import DriftError, binned, drift_report, psi
-from pipeline.params import load_params
-from pipeline.train import fit
+from pipeline.core.calibration import Calibrator
+from pipeline.core.contributions import BASE, contributions
+from pipeline.core.fitting import fit
+from pipeline.core.model import ChurnModel
+from pipeline.core.params import load_params
+from pipeline.stages.monitor import DriftError, binned, drift_report, psi
 from tests.conftest import ROOT
 from tests.test_train import PARAMS as TRAIN
 
@@ -85,7 +85,7 @@ def test_a_vanished_country_is_named(model):
 
 
 def test_the_stage_refuses_to_let_scoring_run_or_only_warns(tmp_path, model, monkeypatch):
-    from pipeline import monitor
+    from pipeline.stages import monitor
 
     reference = _population(4000, 3)
     current = _population(4000, 4).assign(spend_365d=lambda f: f["spend_365d"] * 2)

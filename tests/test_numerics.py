@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from pipeline.numerics import _solve, logistic_regression, minimize
+from pipeline.core.numerics import _solve, logistic_regression, minimize
 
 
 def rosenbrock(x):

@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.btyd import ParetoNBD
-from pipeline.outreach import (
+from pipeline.core.btyd import ParetoNBD
+from pipeline.core.outreach import (
     campaigns,
     holdout_draw,
     lifecycle_stages,
@@ -14,7 +14,7 @@ from pipeline.outreach import (
     segment_names,
     value_tiers,
 )
-from pipeline.params import load_params
+from pipeline.core.params import load_params
 from tests.conftest import ROOT
 
 PARAMS = load_params(ROOT / "params.yaml").score  # new <= 90 days, lapsed > 180 days

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.params import ParamsError, load_params
+from pipeline.core.params import ParamsError, load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 

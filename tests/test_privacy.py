@@ -5,9 +5,9 @@ import logging
 import pandas as pd
 import pytest
 
-from pipeline.ingest import ingest
-from pipeline.privacy import PrivacyError, erase, pseudonyms
-from pipeline.score import publish
+from pipeline.core.privacy import PrivacyError, erase, pseudonyms
+from pipeline.stages.ingest import ingest
+from pipeline.stages.score import publish
 from tests.test_badinput import GOOD, HEADER, M
 from tests.test_score import _table
 

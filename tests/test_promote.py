@@ -1,7 +1,7 @@
 import pytest
 
-from pipeline.params import PromoteParams
-from pipeline.promote import gate
+from pipeline.core.params import PromoteParams
+from pipeline.stages.promote import gate
 
 PARAMS = PromoteParams(max_ece=0.03, must_beat=["recency", "pareto_nbd"])
 

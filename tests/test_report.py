@@ -3,8 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.featurize import finish, training_snapshots
-from pipeline.report import cohort_matrix, orders_of, period_rates
+from pipeline.core.features import finish, training_snapshots
+from pipeline.stages.report import cohort_matrix, orders_of, period_rates
 from tests.test_featurize import CUTOFF, LINES, PARAMS
 
 

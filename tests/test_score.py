@@ -7,11 +7,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.btyd import ParetoNBD
-from pipeline.params import load_params
-from pipeline.reasons import top_reasons
-from pipeline.score import publish, risk_tiers, score_table
-from pipeline.tables import SCORE_FILE_SCHEMA, SCORES, ContractError, pandera_schema, read_table, validate
+from pipeline.core.btyd import ParetoNBD
+from pipeline.core.params import load_params
+from pipeline.core.reasons import top_reasons
+from pipeline.core.tables import (
+    SCORE_FILE_SCHEMA,
+    SCORES,
+    ContractError,
+    pandera_schema,
+    read_table,
+    validate,
+)
+from pipeline.stages.score import publish, risk_tiers, score_table
 from tests.conftest import ROOT
 
 PARAMS = load_params(ROOT / "params.yaml").score

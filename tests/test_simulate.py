@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.params import SimulateParams
-from pipeline.simulate import SCENARIOS, Calendar, Rates, Scenario, simulate, true_no_order_probability
+from pipeline.core.params import SimulateParams
+from pipeline.stages.simulate import SCENARIOS, Calendar, Rates, Scenario, simulate, true_no_order_probability
 from tests.conftest import featurize_params
 
 SMALL = SimulateParams(
@@ -124,7 +124,7 @@ def test_bayes_oracle_quadrature_matches_importance_sampling_from_the_prior(scen
     likelihood of the history, and average the oracle's prediction given the latents (flat
     season; with a drift, the rate after the last order at its mean over each interval, as the
     oracle takes it)."""
-    from pipeline import simulate as sim
+    from pipeline.stages import simulate as sim
 
     history, open_orders = _flat_history()
     cal, cutoff, horizon, share, extra = flat_calendar(400), 200.0, 90, 0.04, 3.0

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.featurize import build_features, finish, training_snapshots
+from pipeline.core.features import build_features, finish, training_snapshots
 from tests.conftest import ROOT, featurize_params
 
 pyspark = pytest.importorskip("pyspark", reason="pyspark is in the test extras; CI installs it")
@@ -64,7 +64,7 @@ def test_features_and_labels_are_identical_on_pyspark_and_duckdb(spark, small_sh
 def test_the_featurize_stage_gives_the_same_snapshots_on_either_backend(spark, small_shop, tmp_path):
     import yaml
 
-    from pipeline import featurize
+    from pipeline.stages import featurize
 
     small_shop.to_parquet(tmp_path / "transactions.parquet")
     settings = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -93,11 +93,11 @@ def test_the_featurize_stage_gives_the_same_snapshots_on_either_backend(spark, s
 
 
 def test_batch_scoring_by_partition_on_spark_gives_the_local_probabilities_and_shap(spark, tmp_path):
-    from pipeline.calibration import Calibrator
-    from pipeline.explain import contributions
-    from pipeline.model import ChurnModel
-    from pipeline.spark import PROBABILITY, score_partitions
-    from pipeline.train import fit
+    from pipeline.commands.spark import PROBABILITY, score_partitions
+    from pipeline.core.calibration import Calibrator
+    from pipeline.core.contributions import contributions
+    from pipeline.core.fitting import fit
+    from pipeline.core.model import ChurnModel
     from tests.test_train import PARAMS, _snapshots
 
     # boosted from a BTYD column and leveled per cutoff, which no single partition can do alone

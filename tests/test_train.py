@@ -2,11 +2,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.calibration import Calibrator
-from pipeline.explain import BASE, contributions
-from pipeline.model import ChurnModel, booster_probability, model_frame
-from pipeline.params import TrainParams
-from pipeline.train import TrainError, fit, fit_churn_model, holdout_customers, preflight, temporal_split
+from pipeline.core.calibration import Calibrator
+from pipeline.core.contributions import BASE, contributions
+from pipeline.core.fitting import (
+    TrainError,
+    fit,
+    fit_churn_model,
+    holdout_customers,
+    preflight,
+    temporal_split,
+)
+from pipeline.core.model import ChurnModel, booster_probability, model_frame
+from pipeline.core.params import TrainParams
 
 PARAMS = TrainParams(
     test_cutoffs=1,

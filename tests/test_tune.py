@@ -3,10 +3,10 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import log_loss
 
-from pipeline.model import model_frame
-from pipeline.params import load_params
-from pipeline.train import fit, holdout_customers
-from pipeline.tune import tune
+from pipeline.core.fitting import fit, holdout_customers
+from pipeline.core.model import model_frame
+from pipeline.core.params import load_params
+from pipeline.stages.tune import tune
 from tests.conftest import ROOT
 from tests.test_train import _snapshots
 

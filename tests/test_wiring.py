@@ -22,7 +22,7 @@ def test_stage_runs_its_module_and_lists_it(name):
     stage = STAGES[name]
     argv = shlex.split(stage["cmd"])
     assert argv[:2] == ["churn", name]
-    module = f"pipeline/{name}.py"
+    module = f"pipeline/stages/{name}.py"
     assert (ROOT / module).exists()
     assert module in stage["deps"]
 
@@ -46,19 +46,33 @@ def test_stage_params_exist(name):
 
 
 # shared plumbing every stage uses; a change there is not a change in what a stage computes
-PLUMBING = {"params", "io", "tracking"}
+PLUMBING = {"pipeline/core/params.py", "pipeline/core/io.py", "pipeline/core/tracking.py"}
+LAYERS = ("core", "stages", "commands")
+
+
+def _modules() -> list[str]:
+    return sorted(str(f.relative_to(ROOT)) for f in (ROOT / "pipeline").rglob("*.py") if f.stem != "__init__")
+
+
+def _file(dotted: str) -> str | None:
+    path = dotted.replace(".", "/") + ".py"
+    return path if (ROOT / path).exists() else None
 
 
 def _imports(module: str) -> set[str]:
-    tree = ast.parse((ROOT / "pipeline" / f"{module}.py").read_text())
+    """The project modules `module` (a path under the root) imports, as paths."""
     found = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module:
-            if node.module == "pipeline":
-                found |= {alias.name for alias in node.names}
-            elif node.module.startswith("pipeline."):
-                found.add(node.module.split(".")[1])
+    for node in ast.walk(ast.parse((ROOT / module).read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("pipeline"):
+            for target in [node.module, *(f"{node.module}.{a.name}" for a in node.names)]:
+                if path := _file(target):
+                    found.add(path)
     return found
+
+
+def _layer(module: str) -> str:
+    parts = module.split("/")
+    return parts[1] if len(parts) == 3 else "top"
 
 
 def _reached(module: str) -> set[str]:
@@ -74,12 +88,54 @@ def _reached(module: str) -> set[str]:
 
 def test_the_import_walk_follows_imports_of_imports():
     # score imports outreach, which imports btyd, which imports quadrature
-    assert "quadrature" not in _imports("score")
-    assert {"outreach", "btyd", "quadrature"} <= _reached("score")
+    score = "pipeline/stages/score.py"
+    assert "pipeline/core/quadrature.py" not in _imports(score)
+    assert {f"pipeline/core/{m}.py" for m in ("outreach", "btyd", "quadrature")} <= _reached(score)
+
+
+def test_every_module_is_in_a_layer_and_the_layers_import_downwards_only():
+    """The core imports no stage and no command; a stage imports the core only, never another stage;
+    commands may compose stages. Only the CLI sits above them all."""
+    allowed = {"core": {"core"}, "stages": {"core"}, "commands": {"core", "stages", "commands"}}
+    wrong = []
+    for module in _modules():
+        layer = _layer(module)
+        assert layer in LAYERS or module == "pipeline/cli.py", module
+        for target in _imports(module):
+            if layer in allowed and _layer(target) not in allowed[layer]:
+                wrong.append(f"{module} -> {target}")
+    assert wrong == []
+
+
+def test_no_module_imports_itself_back():
+    def cycle_from(start: str) -> list[str] | None:
+        path, todo = [start], [iter(sorted(_imports(start)))]
+        while todo:
+            nxt = next(todo[-1], None)
+            if nxt is None:
+                todo.pop()
+                path.pop()
+            elif nxt == start:
+                return [*path, nxt]
+            elif nxt not in path:
+                path.append(nxt)
+                todo.append(iter(sorted(_imports(nxt))))
+        return None
+
+    assert [c for m in _modules() if (c := cycle_from(m))] == []
 
 
 @pytest.mark.parametrize("name", sorted(STAGES))
-def test_every_module_a_stage_reaches_is_in_its_deps(name):
-    """Editing a module re-runs every stage whose result it shapes, also through other modules."""
-    needed = {f"pipeline/{m}.py" for m in _reached(name)}
-    assert needed <= set(STAGES[name]["deps"]) | {f"pipeline/{name}.py"}, needed - set(STAGES[name]["deps"])
+def test_a_stages_code_deps_are_exactly_the_modules_it_reaches(name):
+    """Editing a module re-runs every stage whose result it shapes, also through other modules,
+    and no stage whose result it cannot shape."""
+    own = f"pipeline/stages/{name}.py"
+    listed = {d for d in STAGES[name]["deps"] if d.startswith("pipeline/")}
+    assert listed == _reached(own) | {own}
+
+
+def test_a_stage_module_is_a_dep_of_its_own_stage_only():
+    """So editing `pipeline/stages/train.py` re-runs train and what follows it, not backtest or tune."""
+    for module in (m for m in _modules() if _layer(m) == "stages"):
+        users = sorted(name for name, stage in STAGES.items() if module in stage.get("deps", []))
+        assert users == [Path(module).stem], (module, users)

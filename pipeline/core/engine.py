@@ -1,0 +1,51 @@
+"""The engine the Ibis queries run on: DuckDB embedded, or Spark through a SparkSession, and the
+reading of the validated transactions from either.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import ibis
+import ibis.expr.types as ir
+
+from pipeline.core.cutoffs import ScheduleError
+from pipeline.core.io import usable_folder
+from pipeline.core.params import FeaturizeParams
+
+
+def connect(params: FeaturizeParams) -> ibis.BaseBackend:
+    """The Ibis backend `featurize.backend` names. DuckDB is embedded; Spark is reached through a
+    SparkSession on `spark_master` (local[N] here, a cluster's URL elsewhere)."""
+    if params.backend == "duckdb":
+        if params.temp_directory:  # fail now, not when the first spill comes an hour in
+            usable_folder(Path(params.temp_directory))
+        settings = {"memory_limit": params.memory_limit, "temp_directory": params.temp_directory}
+        return ibis.duckdb.connect(**{k: v for k, v in settings.items() if v is not None})
+    return ibis.pyspark.connect(spark_session(params))
+
+
+def spark_session(params: FeaturizeParams):  # -> pyspark.sql.SparkSession
+    """The SparkSession on `featurize.spark_master` with `featurize.spark_conf`, times in UTC."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as exc:  # pragma: no cover - pyspark is in the test extras
+        raise ScheduleError("the Spark backend needs pyspark: pip install pyspark") from exc
+    builder = SparkSession.builder.master(params.spark_master).appName("churn")
+    if params.spark_master.startswith("local"):
+        # local Python workers (batch scoring) need this environment's packages, not the system's
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    for key, value in {"spark.sql.session.timeZone": "UTC", **params.spark_conf}.items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
+def read_transactions(source: str | Path, params: FeaturizeParams) -> ir.Table:
+    """The validated transactions: a local Parquet file, or with the pyspark backend any URL
+    Spark reads (s3a://, hdfs://, file://; a folder of Parquet files too)."""
+    source = str(source)
+    if "://" in source and params.backend != "pyspark":
+        raise ValueError(f"{source}: only featurize.backend pyspark reads a URL; DuckDB reads local files")
+    return connect(params).read_parquet(source)

@@ -1,0 +1,443 @@
+"""Point-in-time features and churn labels as Ibis expressions, the BTYD features, and the
+snapshots at the cutoffs the history supports.
+
+Features see only orders strictly before the cutoff; the label is 1 (churned) when the customer places
+no order in [cutoff, cutoff + horizon). A customer is in a snapshot when their last order falls in
+the eligibility lookback before the cutoff. Definitions are Ibis expressions, executed on DuckDB
+here and unchanged on any other Ibis backend. Lines are aggregated to orders first and orders are
+range-joined to the cutoffs, so the cost grows with orders x cutoffs, never lines x cutoffs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+import ibis
+import ibis.expr.types as ir
+import numpy as np
+import pandas as pd
+
+from pipeline.core.btyd import Summary, btyd_outputs, fit_sample
+from pipeline.core.cutoffs import Schedule, ScheduleError, SplitNeeds, plan_schedule
+from pipeline.core.errors import PipelineError
+from pipeline.core.orders import DAY_SECONDS, EXACT, orders_from_lines, to_days, to_exact, to_float
+from pipeline.core.params import FeaturizeParams
+from pipeline.core.tables import HORIZON, KEYS, LABEL
+
+log = logging.getLogger(__name__)
+
+YEAR_DAYS = 365
+CATEGORICAL_ATTRIBUTES = ("country", "channel")
+FLOAT_DECIMALS = 9
+
+
+def _distinct_before(
+    lines: ir.Table, column: str, name: str, cutoffs: ir.Table, dates: list[dt.date]
+) -> ir.Table:
+    """Per (customer, cutoff): how many distinct values of `column` the customer bought before the
+    cutoff. A (customer, value) pair counts from the first cutoff after its first purchase on, so
+    pairs are counted per (customer, rank of that cutoff) and cumulated over the ranks: the range
+    join sees customers x cutoffs rows, never pairs x cutoffs (4 s of 14 s at 10M lines)."""
+    purchases = lines.filter((lines.amount > 0) & lines[column].notnull())
+    seen = purchases.group_by([purchases.customer_id, purchases[column]]).aggregate(
+        first_s=purchases.order_ts.min().epoch_seconds()
+    )
+    bounds = [_epoch(d) for d in sorted(dates)]
+    first_rank = ibis.cases(*((seen.first_s < b, k) for k, b in enumerate(bounds)), else_=len(bounds))
+    per_rank = seen.group_by([seen.customer_id, first_rank.name("first_rank")]).aggregate(n=seen.count())
+    j = per_rank.join(cutoffs, per_rank.first_rank <= cutoffs["rank"])
+    return j.group_by(["customer_id", "cutoff"]).aggregate(**{name: j.n.sum()})
+
+
+def _epoch(day: dt.date) -> int:
+    return int(pd.Timestamp(day).timestamp())
+
+
+def build_features(lines: ir.Table, dates: list[dt.date], params: FeaturizeParams) -> ir.Table:
+    """Point-in-time features for every eligible customer at every cutoff (columns `cutoff`)."""
+    cutoffs = cutoff_table(dates)
+    cutoffs = cutoffs.mutate(cutoff_s=cutoffs.cutoff.epoch_seconds())
+    orders = orders_from_lines(lines)
+    events = _with_returns(orders, lines)
+    j = events.join(cutoffs, events.event_s < cutoffs.cutoff_s)
+    age = to_days(j.cutoff_s - j.ts_s)  # null on return lines: no window counts them
+    gap = j.gap_s.cast("decimal(38, 0)")
+    metrics: dict[str, ir.Value] = {
+        "n_orders": j.ts_s.count(),
+        "last_s": j.ts_s.max(),
+        "first_s": j.ts_s.min(),
+        "spend": to_float(j.value.sum()),
+        "max_order_value": to_float(j.value.max()),
+        "n_gaps": j.gap_s.count(),
+        "gap_sum_s": gap.sum(),
+        "gap_sum_sq_s": (gap * gap).sum(),
+        "gap_max": j.gap_days.max(),
+        # the wait before the latest order (a comeback?); by rank, as orders may share a timestamp
+        "gap_last": j.gap_days.argmax(j.order_rank),
+        "line_sum": j.n_lines.sum(),
+        "weekend_sum": j.weekend.sum(),
+        "minute_sum": j.minute_of_day.sum(),
+        "second_s": j.ts_s.min(where=j.order_rank == 1),  # row_number starts at 0
+    }
+    if "items" in orders.columns:
+        metrics["items_sum"] = j["items"].sum()
+    for w in params.windows_days:
+        metrics[f"orders_{w}d"] = j.count(where=age < w)
+        metrics[f"spend_{w}d"] = to_float(j.value.sum(where=age < w)).fill_null(0.0)
+    trend = params.trend_days
+    metrics["orders_trend_recent"] = j.count(where=age < trend)
+    metrics["orders_trend_before"] = j.count(where=(age >= trend) & (age < 2 * trend))
+    metrics["spend_trend_recent"] = to_float(j.value.sum(where=age < trend)).fill_null(0.0)
+    before = (age >= trend) & (age < 2 * trend)
+    metrics["spend_trend_before"] = to_float(j.value.sum(where=before)).fill_null(0.0)
+    metrics["last_value"] = to_float(j.value.argmax(j.order_rank))
+    # the coming label window, one year earlier: seasonal buyers come back at the same time
+    h = params.horizon_days
+    metrics["orders_same_window_last_year"] = j.count(where=(age > YEAR_DAYS - h) & (age <= YEAR_DAYS))
+    metrics["n_return_lines"] = j.return_amount.count()
+    metrics["return_value"] = to_float(-j.return_amount.sum()).fill_null(0.0)
+    agg = j.group_by(["customer_id", "cutoff", "cutoff_s"]).aggregate(**metrics)
+    recency = to_days(agg.cutoff_s - agg.last_s)
+    agg = agg.filter(recency <= params.eligibility_lookback_days)
+    recency = to_days(agg.cutoff_s - agg.last_s)
+    # mean and sample standard deviation of the gaps from exact sums: n S2 - S1^2 is exact
+    n_gaps = agg.n_gaps.cast("decimal(38, 0)")
+    gap_mean = ibis.ifelse(agg.n_gaps > 0, to_days(to_float(agg.gap_sum_s) / agg.n_gaps), ibis.null())
+    spread = to_float(n_gaps * agg.gap_sum_sq_s - agg.gap_sum_s * agg.gap_sum_s)
+    n = to_float(agg.n_gaps)
+    gap_std = ibis.ifelse(agg.n_gaps > 1, (spread / (n * (n - 1.0))).sqrt() / DAY_SECONDS, ibis.null())
+    extra = {"items_per_order": to_float(agg.items_sum) / agg.n_orders} if "items_sum" in agg.columns else {}
+    tenure = to_days(agg.cutoff_s - agg.first_s)
+    feats = agg.mutate(
+        recency_days=recency,
+        tenure_days=tenure,
+        repeat_orders=agg.n_orders - 1,
+        avg_order_value=agg.spend / agg.n_orders,
+        days_since_second_order=to_days(agg.cutoff_s - agg.second_s),
+        gap_mean=gap_mean,
+        gap_std=gap_std,
+        # recency in units of the customer's own mean gap; none when orders share one moment
+        overdue_ratio=ibis.ifelse(gap_mean > 0, recency / gap_mean, ibis.null()),
+        # the customer's own rhythm: days past the mean gap, in standard deviations of the gaps,
+        # against the longest gap so far; the latest gap against the mean (slowing down?)
+        days_overdue=recency - gap_mean,
+        rhythm_z=ibis.ifelse(gap_std > 0, (recency - gap_mean) / gap_std, ibis.null()),
+        recency_over_max_gap=ibis.ifelse(agg.gap_max > 0, recency / agg.gap_max, ibis.null()),
+        gap_last_ratio=ibis.ifelse(gap_mean > 0, agg.gap_last / gap_mean, ibis.null()),
+        # order rate over the last `trend_days` (or the tenure, if shorter) against the lifetime
+        # rate: 1 = steady, below 1 = slowing down
+        rate_ratio=(
+            to_float(agg.orders_trend_recent) / ibis.least(tenure, float(trend)) / (agg.n_orders / tenure)
+        ),
+        spend_trend=agg.spend_trend_recent - agg.spend_trend_before,
+        last_value_ratio=agg.last_value / (agg.spend / agg.n_orders),
+        lines_per_order=to_float(agg.line_sum) / agg.n_orders,
+        weekend_share=to_float(agg.weekend_sum) / agg.n_orders,
+        hour_mean=to_float(agg.minute_sum) / agg.n_orders / 60.0,
+        # orders in the last `trend_days` minus orders in the `trend_days` before them
+        order_trend=agg.orders_trend_recent - agg.orders_trend_before,
+        **extra,
+    ).drop(
+        "last_s", "first_s", "second_s", "orders_trend_recent", "orders_trend_before", "n_gaps", "gap_sum_s",
+        "spend_trend_recent", "spend_trend_before", "last_value",
+        "gap_sum_sq_s", "line_sum", "weekend_sum", "minute_sum", *(["items_sum"] if extra else []),
+    )  # fmt: skip
+
+    feats = feats.left_join(_season(orders, cutoffs, params.horizon_days), "cutoff").drop("cutoff_right")
+    feats = feats.mutate(return_rate=feats.n_return_lines / feats.n_orders)
+    for column, name in (("product_id", "distinct_products"), ("category", "distinct_categories")):
+        if column in lines.columns:
+            feats = _left_join_counts(feats, _distinct_before(lines, column, name, cutoffs, dates))
+    attrs = _first_order_attributes(lines)
+    if attrs is not None:
+        feats = feats.left_join(attrs, "customer_id").drop("customer_id_right")
+    return feats.drop("cutoff_s")
+
+
+def _season(orders: ir.Table, cutoffs: ir.Table, horizon_days: int) -> ir.Table:
+    """Shop-wide: how busy the coming label window was one year earlier, relative to that year's
+    average (1 = an average stretch). Lets the model carry seasonal churn rates across cutoffs."""
+    j = orders.join(cutoffs, orders.ts_s < cutoffs.cutoff_s)
+    age = to_days(j.cutoff_s - j.ts_s)
+    counts = j.group_by("cutoff").aggregate(
+        window=j.count(where=(age > YEAR_DAYS - horizon_days) & (age <= YEAR_DAYS)),
+        year=j.count(where=age <= YEAR_DAYS),
+    )
+    intensity = (counts.window.cast("float64") / horizon_days) / (counts.year.cast("float64") / YEAR_DAYS)
+    return counts.select("cutoff", season_window_intensity=intensity)
+
+
+def _with_returns(orders: ir.Table, lines: ir.Table) -> ir.Table:
+    """Orders and return lines as one event table, so one join to the cutoffs and one aggregation
+    serve both (a separate return join and its merge cost 1.3 of 11 s at 10M lines). `event_s` is
+    every event's time; order columns are null on return lines and `return_amount` on orders, and
+    aggregates skip nulls."""
+    returns = lines.filter(lines.amount < 0)
+    schema = orders.schema()
+    as_events = returns.select(
+        **{
+            name: returns.customer_id if name == "customer_id" else ibis.null().cast(dtype)
+            for name, dtype in schema.items()
+        },
+        event_s=returns.order_ts.epoch_seconds(),
+        return_amount=to_exact(returns.amount),
+    )
+    return orders.mutate(event_s=orders.ts_s, return_amount=ibis.null().cast(EXACT)).union(as_events)
+
+
+def _left_join_counts(feats: ir.Table, counts: ir.Table) -> ir.Table:
+    """Attach per-(customer, cutoff) counts; a customer with none gets 0."""
+    joined = feats.left_join(counts, ["customer_id", "cutoff"]).drop("customer_id_right", "cutoff_right")
+    added = [c for c in counts.columns if c not in KEYS]
+    return joined.mutate(**{c: joined[c].fill_null(0) for c in added})
+
+
+def _first_order_attributes(lines: ir.Table) -> ir.Table | None:
+    """Country and channel of the customer's first purchase: fixed once it happened."""
+    present = [c for c in CATEGORICAL_ATTRIBUTES if c in lines.columns]
+    if not present:
+        return None
+    purchases = lines.filter(lines.amount > 0)
+    return purchases.group_by("customer_id").aggregate(
+        **{c: purchases[c].argmin(purchases.order_ts) for c in present}
+    )
+
+
+def customer_summary(lines: ir.Table, cutoffs: ir.Table) -> ir.Table:
+    """Per (customer, cutoff), for every customer with an order before the cutoff (eligible or not):
+    orders, days since the last and the first order. The BTYD models are fitted on these."""
+    cutoffs = cutoffs.mutate(cutoff_s=cutoffs.cutoff.epoch_seconds())
+    orders = orders_from_lines(lines)
+    j = orders.join(cutoffs, orders.ts_s < cutoffs.cutoff_s)
+    agg = j.group_by(["customer_id", "cutoff", "cutoff_s"]).aggregate(
+        n_orders=j.count(), last_s=j.ts_s.max(), first_s=j.ts_s.min()
+    )
+    return agg.select(
+        "customer_id",
+        "cutoff",
+        "n_orders",
+        recency_days=to_days(agg.cutoff_s - agg.last_s),
+        tenure_days=to_days(agg.cutoff_s - agg.first_s),
+    )
+
+
+def btyd_features(
+    summary: pd.DataFrame, keys: pd.DataFrame, params: FeaturizeParams
+) -> tuple[pd.DataFrame, dict]:
+    """BTYD outputs at each cutoff for the customers in `keys`, each cutoff's models fitted by
+    maximum likelihood on every customer with an order before it; the fitted parameters by cutoff."""
+    frames, fitted, start = [], {}, None
+    n_cutoffs = summary["cutoff"].nunique()
+    for k, (cutoff, at) in enumerate(summary.groupby("cutoff", sort=True), 1):
+        log.info(
+            "BTYD fits: cutoff %s (%d/%d), %d customers", pd.Timestamp(cutoff).date(), k, n_cutoffs, len(at)
+        )
+        whole = Summary.from_days(at["n_orders"], at["recency_days"], at["tenure_days"])
+        wanted = keys.loc[keys["cutoff"] == cutoff, ["customer_id"]].merge(at, on="customer_id", how="left")
+        target = Summary.from_days(wanted["n_orders"], wanted["recency_days"], wanted["tenure_days"])
+        sample = fit_sample(whole, params.btyd_fit_customers, seed=int(pd.Timestamp(cutoff).value // 10**9))
+        outputs, bg, pnbd = btyd_outputs(sample, target, params.horizon_days, start)
+        start = (bg, pnbd)  # neighbouring cutoffs have similar parameters: warm start
+        frames.append(pd.DataFrame({"customer_id": wanted["customer_id"], "cutoff": cutoff, **outputs}))
+        fitted[pd.Timestamp(cutoff).date().isoformat()] = {
+            "bgnbd": {k: round(float(v), 6) for k, v in vars(bg).items()},
+            "pareto_nbd": {k: round(float(v), 6) for k, v in vars(pnbd).items()},
+            "customers": len(at),
+        }
+    return pd.concat(frames, ignore_index=True), fitted
+
+
+def horizon_report(
+    lines: ir.Table, first_day: dt.date, score_date: dt.date, params: FeaturizeParams
+) -> tuple[pd.DataFrame, dict[str, float], dt.date]:
+    """For each candidate horizon H: the churn rate it would give at a reference cutoff, and the
+    share of those labelled churned who ordered again later, before the scoring date ("false
+    churn"). The reference cutoff leaves at least the longest H plus as much again to watch for a
+    return. Candidates the history cannot watch that long are left out. Also the inter-purchase
+    gap quantiles the choice of H should respect."""
+    span = (score_date - first_day).days
+    watchable = sorted(h for h in params.horizon_candidates if 2 * h < span)
+    candidates = watchable or [min(params.horizon_candidates)]
+    longest = max(candidates)
+    reference = score_date - dt.timedelta(days=2 * longest)
+    ref_s = int(pd.Timestamp(reference).timestamp())
+    orders = orders_from_lines(lines)
+    per_customer = orders.group_by("customer_id").aggregate(
+        last_before=orders.ts_s.max(where=orders.ts_s < ref_s),
+        first_after=orders.ts_s.min(where=orders.ts_s >= ref_s),
+    )
+    eligible = per_customer.filter(
+        per_customer.last_before >= ref_s - int(params.eligibility_lookback_days * DAY_SECONDS)
+    ).to_pandas()
+    first_after = eligible["first_after"].to_numpy(dtype=float)  # NaN: never ordered again
+    days_to_return = (first_after - ref_s) / DAY_SECONDS
+    rows = []
+    for h in candidates:
+        churned = ~(days_to_return < h)
+        came_back = churned & ~np.isnan(days_to_return)
+        rows.append(
+            {
+                "horizon_days": h,
+                "customers": len(eligible),
+                "churn_rate": float(churned.mean()) if len(eligible) else float("nan"),
+                "false_churn_share": float(came_back.sum() / churned.sum()) if churned.any() else 0.0,
+            }
+        )
+    gaps = orders.filter(orders.gap_days.notnull()).select("gap_days").to_pandas()["gap_days"]
+    quantiles = (
+        {f"p{int(q * 100)}": float(gaps.quantile(q)) for q in (0.5, 0.75, 0.9, 0.95)} if len(gaps) else {}
+    )
+    return pd.DataFrame(rows), quantiles, reference
+
+
+def build_labels(lines: ir.Table, cutoffs: ir.Table, horizon_days: int) -> ir.Table:
+    """Per (customer, cutoff): 1 when no order in [cutoff, cutoff + horizon), else absent."""
+    cutoffs = cutoffs.mutate(cutoff_s=cutoffs.cutoff.epoch_seconds())
+    orders = orders_from_lines(lines)
+    # half-open: an order exactly at the cutoff belongs to the label window, not the features
+    j = orders.join(
+        cutoffs,
+        (orders.ts_s >= cutoffs.cutoff_s)
+        & (orders.ts_s < cutoffs.cutoff_s + int(horizon_days * DAY_SECONDS)),
+    )
+    return j.group_by(["customer_id", "cutoff"]).aggregate(orders_in_horizon=j.count())
+
+
+def training_snapshots(lines: ir.Table, cutoff_dates: list[dt.date], params: FeaturizeParams) -> ir.Table:
+    cutoffs = cutoff_table(cutoff_dates)
+    feats = build_features(lines, cutoff_dates, params)
+    labels = build_labels(lines, cutoffs, params.horizon_days)
+    joined = feats.left_join(labels, KEYS).drop("customer_id_right", "cutoff_right")
+    return joined.mutate(**{LABEL: joined.orders_in_horizon.isnull().cast("int8")}).drop("orders_in_horizon")
+
+
+def cutoff_table(dates: list[dt.date]) -> ir.Table:
+    """The cutoffs and their rank (0 = earliest)."""
+    ordered = sorted(set(dates))
+    return ibis.memtable(
+        pd.DataFrame(
+            {
+                "cutoff": pd.to_datetime(pd.Series(ordered)).astype("datetime64[us]"),
+                "rank": np.arange(len(ordered), dtype="int64"),
+            }
+        )
+    )
+
+
+def resolve_score_date(params: FeaturizeParams, last_order: pd.Timestamp) -> dt.date:
+    """The scoring date: the param, or the day after the last order in the data."""
+    return params.score_date or (last_order.normalize() + pd.Timedelta(days=1)).date()
+
+
+@dataclass(frozen=True)
+class Snapshots:
+    train: pd.DataFrame
+    score: pd.DataFrame
+    score_date: dt.date
+    schedule: Schedule
+    btyd_params: dict[str, dict]
+    horizons: pd.DataFrame
+    gap_quantiles: dict[str, float]
+    horizon_reference: dt.date
+
+
+class FeatureError(PipelineError):
+    """A feature is not a number where one is defined."""
+
+
+BTYD_PREFIXES = ("pnbd_", "bgnbd_")
+
+
+def check_finite(frame: pd.DataFrame, what: str) -> None:
+    """Refuse infinities anywhere and missing BTYD outputs (defined for every customer); a feature
+    missing by definition (the gap of a one-order customer) stays missing."""
+    problems = []
+    for column in frame.columns:
+        if not pd.api.types.is_float_dtype(frame[column]):
+            continue
+        values = frame[column].to_numpy(dtype=float)
+        infinite = int(np.isinf(values).sum())
+        missing = int(np.isnan(values).sum()) if column.startswith(BTYD_PREFIXES) else 0
+        if infinite or missing:
+            rows = frame.loc[~np.isfinite(values) if missing else np.isinf(values), KEYS].head(3)
+            examples = ", ".join(
+                f"{r.customer_id} at {pd.Timestamp(r.cutoff).date()}" for r in rows.itertuples()
+            )
+            problems.append(
+                f"{column}: {infinite + missing} customer-cutoff(s) not a number (e.g. {examples})"
+            )
+    if problems:
+        raise FeatureError(f"{what}: features that must be numbers are not:\n  " + "\n  ".join(problems))
+
+
+def finish(frame: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
+    """Stable row order and dtypes, so the same input writes the same bytes."""
+    frame = frame.assign(**{HORIZON: np.int32(horizon_days)})
+    frame = frame.sort_values(KEYS, kind="stable", ignore_index=True)
+    front = [c for c in [*KEYS, HORIZON] if c in frame.columns]
+    back = [LABEL] if LABEL in frame.columns else []
+    middle = sorted(c for c in frame.columns if c not in front and c not in back)
+    frame = frame[front + middle + back]
+    for column in middle:
+        if pd.api.types.is_integer_dtype(frame[column]) or pd.api.types.is_float_dtype(frame[column]):
+            # the query's aggregates are exact; this guards against last-bit differences of
+            # element-wise functions (exp, log) between CPU generations in the BTYD outputs
+            frame[column] = frame[column].astype("float64").round(FLOAT_DECIMALS)
+    frame["cutoff"] = frame["cutoff"].astype("datetime64[us]")
+    return frame
+
+
+def make_snapshots(lines: ir.Table, params: FeaturizeParams, needs: SplitNeeds) -> Snapshots:
+    """Labelled snapshots at the cutoffs the data supports (see `plan_schedule`) and the scoring
+    snapshot. `params` as declared; the snapshots record the horizon actually used."""
+    bounds = (
+        lines.aggregate(
+            first=lines.order_ts.min(), last=lines.order_ts.max(), customers=lines.customer_id.nunique()
+        )
+        .to_pandas()
+        .iloc[0]
+    )
+    if pd.isna(bounds["first"]):
+        raise ScheduleError("no transactions to build features from")
+    if bounds["customers"] < needs.min_customers:
+        raise ScheduleError(
+            f"only {bounds['customers']} distinct customer(s) in the transactions (train.min_customers = "
+            f"{needs.min_customers}): too few to learn churn from"
+        )
+    score_date = resolve_score_date(params, pd.Timestamp(bounds["last"]))
+    first_day = pd.Timestamp(bounds["first"]).date()
+    schedule = plan_schedule(first_day, score_date, params, needs)
+    for change in schedule.changes:
+        log.warning("schedule adapted to the history: %s", change)
+    params = params.model_copy(
+        update={
+            "horizon_days": schedule.horizon_days,
+            "cutoff_every_days": schedule.every_days,
+            "eligibility_lookback_days": schedule.lookback_days,
+            "n_cutoffs": len(schedule.cutoffs),
+        }
+    )
+    cutoffs = schedule.cutoffs
+    train = training_snapshots(lines, cutoffs, params).to_pandas()
+    score = build_features(lines, [score_date], params).to_pandas()
+    # engine output order varies between runs; the BTYD fit sample is drawn by position
+    summary = customer_summary(lines, cutoff_table([*cutoffs, score_date])).to_pandas()
+    summary = summary.sort_values(KEYS, kind="stable", ignore_index=True)
+    keys = pd.concat([train[KEYS], score[KEYS]], ignore_index=True)
+    btyd, fitted = btyd_features(summary, keys, params)
+    train, score = (finish(f.merge(btyd, on=KEYS, how="left"), params.horizon_days) for f in (train, score))
+    check_finite(train, "training snapshots")
+    check_finite(score, "scoring snapshot")
+    horizons, gap_quantiles, reference = horizon_report(lines, first_day, score_date, params)
+    return Snapshots(
+        train=train,
+        score=score,
+        score_date=score_date,
+        schedule=schedule,
+        btyd_params=fitted,
+        horizons=horizons,
+        gap_quantiles=gap_quantiles,
+        horizon_reference=reference,
+    )

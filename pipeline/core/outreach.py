@@ -1,0 +1,135 @@
+"""Who to contact, with what, and who to hold out: customer value, value at risk, segments,
+campaigns, the outreach list and its randomized holdout. Rules and thresholds come from
+`score` params; every function here is a pure function of the scoring snapshot and the churn
+probabilities."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from pipeline.core.btyd import WEEK_DAYS, GammaGamma, ParetoNBD, Summary
+from pipeline.core.params import ScoreParams
+from pipeline.core.privacy import keyed_digest
+
+LIFECYCLE_LABELS = {
+    "new": "new",
+    "active": "active",
+    "at_risk": "at-risk",
+    "lapsed": "lapsed",
+    "reactivated": "reactivated",
+}
+
+
+def predicted_value(snapshot: pd.DataFrame, pnbd: ParetoNBD, horizon_days: int) -> pd.DataFrame:
+    """Expected orders over the value horizon (Pareto/NBD, fitted at the scoring date) times the
+    expected value of an order (Gamma-Gamma on every customer's order count and mean order value,
+    fitted on this snapshot). Undiscounted, in the currency of the amounts."""
+    n = snapshot["n_orders"].to_numpy(dtype=float)
+    mean_value = snapshot["avg_order_value"].to_numpy(dtype=float)
+    summary = Summary.from_days(n, snapshot["recency_days"], snapshot["tenure_days"])
+    orders = pnbd.expected_orders(summary, horizon_days / WEEK_DAYS)
+    positive = mean_value > 0
+    spend = GammaGamma.fit(n[positive], mean_value[positive])
+    per_order = np.where(positive, spend.expected_value(n, np.where(positive, mean_value, 1.0)), 0.0)
+    return pd.DataFrame(
+        {"expected_orders": orders, "expected_order_value": per_order, "value": orders * per_order}
+    )
+
+
+def value_tiers(value: np.ndarray, params: ScoreParams) -> np.ndarray:
+    """high for the top `value_tiers.high` share by predicted value, mid for the next
+    `value_tiers.mid`, low for the rest. Ties are broken by position, so shares are exact."""
+    order = np.argsort(-np.asarray(value), kind="stable")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    n = len(order)
+    high = round(params.value_tiers.high * n)
+    mid = high + round(params.value_tiers.mid * n)
+    return np.where(rank < high, "high", np.where(rank < mid, "mid", "low"))
+
+
+def lifecycle_stages(snapshot: pd.DataFrame, risk_tier: np.ndarray, params: ScoreParams) -> np.ndarray:
+    """In order of precedence: lapsed (no order for more than `lapsed_days`), new (first order
+    within `new_customer_days`), at_risk (high churn risk tier), reactivated (the latest order
+    ended a wait longer than `lapsed_days`), active."""
+    recency = snapshot["recency_days"].to_numpy(dtype=float)
+    tenure = snapshot["tenure_days"].to_numpy(dtype=float)
+    gap_last = (
+        snapshot["gap_last"].to_numpy(dtype=float)
+        if "gap_last" in snapshot
+        else np.full(len(recency), np.nan)
+    )
+    return np.select(
+        [
+            recency > params.lapsed_days,
+            tenure <= params.new_customer_days,
+            risk_tier == "high",
+            np.nan_to_num(gap_last, nan=0.0) > params.lapsed_days,
+        ],
+        ["lapsed", "new", "at_risk", "reactivated"],
+        default="active",
+    )
+
+
+def segment_names(value_tier: np.ndarray, lifecycle: np.ndarray) -> np.ndarray:
+    """ "High-value at-risk", "Low-value new", ..."""
+    return np.array(
+        [f"{v.capitalize()}-value {LIFECYCLE_LABELS[s]}" for v, s in zip(value_tier, lifecycle, strict=True)]
+    )
+
+
+def campaigns(
+    lifecycle: np.ndarray, value_tier: np.ndarray, risk_tier: np.ndarray, params: ScoreParams
+) -> np.ndarray:
+    """The first rule in `score.campaigns` whose conditions all hold (the last has none)."""
+    out = np.full(len(lifecycle), "", dtype=object)
+    for rule in reversed(params.campaigns):  # earlier rules overwrite later ones
+        hit = np.ones(len(lifecycle), dtype=bool)
+        for allowed, values in (
+            (rule.lifecycle, lifecycle),
+            (rule.value_tier, value_tier),
+            (rule.risk_tier, risk_tier),
+        ):
+            if allowed:
+                hit &= np.isin(values, allowed)
+        out[hit] = rule.campaign
+    return out.astype(str)
+
+
+def holdout_draw(customer_ids: pd.Series, week: str, key: str) -> np.ndarray:
+    """A uniform number in [0, 1) per customer from HMAC-SHA256(key, week | customer id): stable for
+    a customer within a campaign week, independent across weeks, unguessable without the key."""
+    secret = key.encode()
+    draws = [int.from_bytes(keyed_digest(secret, f"{week}|{cid}")[:8], "big") / 2**64 for cid in customer_ids]
+    return np.asarray(draws, dtype=float)
+
+
+def outreach_plan(
+    customer_ids: pd.Series,
+    value_at_risk: np.ndarray,
+    campaign: np.ndarray,
+    week: str,
+    params: ScoreParams,
+    suppressed: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The outreach list: the `contact_budget` customers with a campaign and the highest value at
+    risk (rank 1 = first to call). Of the list, exactly round(holdout_share x size) customers, those
+    with the lowest holdout draws, are held out: on the list, never contacted, so that the list's
+    realized retention can be compared with theirs. Suppressed (do-not-contact) customers are never
+    on the list."""
+    n = len(customer_ids)
+    eligible = campaign != params.no_campaign
+    if suppressed is not None:
+        eligible &= ~suppressed
+    # highest value at risk first; ties by customer id, so the list does not depend on row order
+    order = np.lexsort((customer_ids.to_numpy(dtype=str), -np.asarray(value_at_risk)))
+    order = order[eligible[order]][: params.contact_budget]
+    rank = np.zeros(n, dtype=np.int64)
+    rank[order] = np.arange(1, len(order) + 1)
+    outreach = rank > 0
+    holdout = np.zeros(n, dtype=bool)
+    draws = holdout_draw(customer_ids.iloc[order], week, params.holdout_key)
+    held = order[np.argsort(draws, kind="stable")[: round(params.holdout_share * len(order))]]
+    holdout[held] = True
+    return outreach, holdout, rank

@@ -1,0 +1,132 @@
+"""Stage backtest: rolling-origin evaluation over the last K cutoffs. At each origin the model is
+trained by `train`'s recipe on every cutoff whose label window closed by it (early stopping and
+calibration on held-out customers of those cutoffs) and scored beside the baselines on that
+origin, the baselines trained on the same rows."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import mlflow
+import pandas as pd
+
+from pipeline.core import tracking
+from pipeline.core.baselines import baseline_scores
+from pipeline.core.fitting import TrainError, fit_churn_model, select, split_snapshots
+from pipeline.core.io import atomic_path, csv_bytes, read_json, write_json
+from pipeline.core.metrics import classification_metrics
+from pipeline.core.params import Params
+from pipeline.core.tables import LABEL
+
+log = logging.getLogger(__name__)
+MODEL = "model"
+
+
+def origin_metrics(snapshots: pd.DataFrame, origin: pd.Timestamp, params: Params) -> list[dict]:
+    """Model and baseline metrics at one origin, trained on what was known before it."""
+    known = snapshots[snapshots["cutoff"] <= origin]
+    split = split_snapshots(known, params.train.model_copy(update={"test_cutoffs": 1}))
+    train, test = select(snapshots, split.train), select(snapshots, split.test)
+    fitted = fit_churn_model(train, params.train)
+    y = test[LABEL].to_numpy()
+    p = fitted.model.probability(test)
+    scores = {MODEL: (p, True), **baseline_scores(train, test)}
+    top = params.evaluate.top_share
+    head = {"cutoff": origin.date().isoformat(), "rows": len(test), "churn_rate": float(y.mean())}
+    return [
+        {**head, "scorer": name, **classification_metrics(y, score, top, probability)}
+        for name, (score, probability) in scores.items()
+    ]
+
+
+def backtest(snapshots: pd.DataFrame, params: Params, origins: int) -> pd.DataFrame:
+    """Per origin and scorer: ROC AUC, PR AUC, lift and capture, and for probabilities Brier, log
+    loss and ECE. Origins whose purged split has no training cutoff left are skipped."""
+    cutoffs = sorted(snapshots["cutoff"].unique())
+    rows, skipped = [], []
+    for k, origin in enumerate(cutoffs[-origins:], 1):
+        log.info("backtest origin %s (%d/%d)", pd.Timestamp(origin).date(), k, min(origins, len(cutoffs)))
+        try:
+            rows += origin_metrics(snapshots, pd.Timestamp(origin), params)
+        except TrainError as exc:  # only a split the cutoffs cannot give; anything else is a fault
+            skipped.append(f"{pd.Timestamp(origin).date()}: {exc}")
+            log.warning("origin %s skipped: %s", pd.Timestamp(origin).date(), exc)
+    if not rows:
+        raise TrainError("no backtest origin can be trained and tested:\n  " + "\n  ".join(skipped))
+    return pd.DataFrame(rows)
+
+
+def summary(table: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Mean of each metric over the origins, per scorer, and how often the model won on ROC AUC."""
+    numeric = table.drop(columns=["cutoff", "rows", "churn_rate"])
+    means = numeric.groupby("scorer").mean().round(6)
+    out = {name: {k: float(v) for k, v in row.dropna().items()} for name, row in means.iterrows()}
+    wide = table.pivot(index="cutoff", columns="scorer", values="roc_auc")
+    others = [c for c in wide.columns if c != MODEL]
+    out[MODEL]["origins_won_roc_auc"] = float((wide[MODEL] > wide[others].max(axis=1)).sum())
+    out[MODEL]["origins"] = float(len(wide))
+    return out
+
+
+def figure(table: pd.DataFrame) -> plt.Figure:
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    for name, rows in table.groupby("scorer"):
+        style = {"lw": 2.5, "color": "black"} if name == MODEL else {"lw": 1.2}
+        axes[0].plot(pd.to_datetime(rows["cutoff"]), rows["roc_auc"], marker="o", label=name, **style)
+        axes[1].plot(pd.to_datetime(rows["cutoff"]), rows["pr_auc"], marker="o", label=name, **style)
+    axes[0].set(title="Backtest: ROC AUC by origin", ylabel="ROC AUC")
+    axes[1].set(title="Backtest: PR AUC by origin", ylabel="PR AUC")
+    axes[0].legend(fontsize=8)
+    for ax in axes:
+        ax.tick_params(axis="x", rotation=30)
+    fig.tight_layout()
+    return fig
+
+
+def write_outputs(
+    table: pd.DataFrame, metrics_out: Path, table_out: Path, auc_out: Path, figure_out: Path
+) -> dict:
+    result = summary(table)
+    write_json(result, metrics_out)
+    with atomic_path(table_out) as tmp:
+        tmp.write_bytes(csv_bytes(table.round(6)))
+    # one column per scorer, so `dvc plots` draws a line each
+    wide = table.pivot(index="cutoff", columns="scorer", values="roc_auc").reset_index()
+    with atomic_path(auc_out) as tmp:
+        tmp.write_bytes(csv_bytes(wide.round(6)))
+    fig = figure(table)
+    with atomic_path(figure_out) as tmp:
+        fig.savefig(tmp, format="png", dpi=90, metadata={"Software": None})
+    plt.close(fig)
+    return result
+
+
+def main(
+    params_path: Path,
+    snapshots_path: Path,
+    run_path: Path,
+    metrics_out: Path,
+    table_out: Path,
+    auc_out: Path,
+    figure_out: Path,
+) -> None:
+    from pipeline.params import load_params
+
+    params = load_params(params_path)
+    table = backtest(pd.read_parquet(snapshots_path), params, params.backtest.origins)
+    result = write_outputs(table, metrics_out, table_out, auc_out, figure_out)
+    tracking.configure(params.mlflow.experiment)
+    with mlflow.start_run(run_id=tracking.run_id_for(read_json(run_path))):
+        mlflow.log_metrics(
+            {f"backtest.{scorer}.{k}": v for scorer, values in result.items() for k, v in values.items()}
+        )
+        mlflow.log_artifact(str(table_out), "backtest")
+        mlflow.log_artifact(str(figure_out), "backtest")
+    log.info(
+        "backtest over %d origins: %s", params.backtest.origins, {k: v["roc_auc"] for k, v in result.items()}
+    )

@@ -1,0 +1,276 @@
+"""Stage evaluate: the trained model on the held-out cutoffs -> metrics, curves and figures.
+
+Reports ROC AUC, PR AUC, Brier, log loss, and lift and capture in the top share of customers by
+risk; with the simulator's truth, the Bayes-optimal oracle and the known-rates ceiling on the
+same rows beside the model's.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import matplotlib
+
+from pipeline.core.metrics import classification_metrics
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import mlflow
+import numpy as np
+import pandas as pd
+from sklearn.metrics import (
+    brier_score_loss,
+    precision_recall_curve,
+    roc_auc_score,
+    roc_curve,
+)
+
+from pipeline.core import tracking
+from pipeline.core.baselines import baseline_scores
+from pipeline.core.calibration import expected_calibration_error, reliability_table
+from pipeline.core.io import atomic_path, csv_bytes, read_json, write_json
+from pipeline.core.model import EVALUATION_DIR, SUMMARY_FILE, ChurnModel, risk_deciles
+from pipeline.core.params import EvaluateParams
+from pipeline.core.tables import LABEL
+
+log = logging.getLogger(__name__)
+CURVE_POINTS = 200
+
+
+def segment_masks(held_out: pd.DataFrame, new_customer_days: int) -> dict[str, np.ndarray]:
+    """One-time vs repeat buyers, new customers, and value tiers (terciles of last-year spend)."""
+    spend = held_out["spend_365d"] if "spend_365d" in held_out.columns else held_out["spend"]
+    low, high = np.quantile(spend, [1 / 3, 2 / 3])
+    return {
+        "one_time": (held_out["n_orders"] == 1).to_numpy(),
+        "repeat": (held_out["n_orders"] > 1).to_numpy(),
+        "new": (held_out["tenure_days"] < new_customer_days).to_numpy(),
+        "value_low": (spend <= low).to_numpy(),
+        "value_mid": ((spend > low) & (spend <= high)).to_numpy(),
+        "value_high": (spend > high).to_numpy(),
+    }
+
+
+def segment_metrics(
+    y: np.ndarray, p: np.ndarray, masks: dict[str, np.ndarray]
+) -> dict[str, dict[str, float]]:
+    out = {}
+    for name, mask in masks.items():
+        ys, ps = y[mask], p[mask]
+        row = {"rows": float(mask.sum())}
+        if mask.any():
+            row |= {
+                "churn_rate": float(ys.mean()),
+                "mean_predicted": float(ps.mean()),
+                "brier": float(brier_score_loss(ys, ps)),
+                "ece": expected_calibration_error(ys, ps),
+            }
+            if 0 < ys.sum() < len(ys):
+                row["roc_auc"] = float(roc_auc_score(ys, ps))
+        out[name] = row
+    return out
+
+
+def lift_table(y: np.ndarray, p: np.ndarray) -> pd.DataFrame:
+    """Per risk decile (1 = riskiest): churn rate, lift and cumulative capture."""
+    frame = pd.DataFrame({"decile": risk_deciles(p), "y": y})
+    table = frame.groupby("decile")["y"].agg(["size", "sum"]).reset_index()
+    table["churn_rate"] = table["sum"] / table["size"]
+    table["lift"] = table["churn_rate"] / y.mean()
+    table["cumulative_capture"] = table["sum"].cumsum() / y.sum()
+    return table[["decile", "churn_rate", "lift", "cumulative_capture"]]
+
+
+def _thin(frame: pd.DataFrame) -> pd.DataFrame:
+    if len(frame) <= CURVE_POINTS:
+        return frame
+    keep = np.unique(np.linspace(0, len(frame) - 1, CURVE_POINTS).round().astype(int))
+    return frame.iloc[keep].reset_index(drop=True)
+
+
+def curves(y: np.ndarray, p: np.ndarray, params: EvaluateParams) -> dict[str, pd.DataFrame]:
+    fpr, tpr, _ = roc_curve(y, p)
+    precision, recall, _ = precision_recall_curve(y, p)
+    return {
+        "roc": _thin(pd.DataFrame({"fpr": fpr, "tpr": tpr})),
+        "pr": _thin(pd.DataFrame({"recall": recall[::-1], "precision": precision[::-1]})),
+        "calibration": pd.DataFrame(reliability_table(y, p, params.calibration_bins)),
+        "lift": lift_table(y, p),
+    }
+
+
+def figure(tables: dict[str, pd.DataFrame], metrics: dict[str, float]) -> plt.Figure:
+    fig, axes = plt.subplots(1, 4, figsize=(18, 4.2))
+    roc, pr, cal, lift = (tables[k] for k in ("roc", "pr", "calibration", "lift"))
+    label = f"model AUC {metrics['roc_auc']:.3f}"
+    if "oracle_roc_auc" in metrics:
+        label += f" (oracle {metrics['oracle_roc_auc']:.3f})"
+    axes[0].plot(roc["fpr"], roc["tpr"], label=label)
+    axes[0].plot([0, 1], [0, 1], "k--", lw=0.8)
+    axes[0].set(title="ROC", xlabel="false positive rate", ylabel="true positive rate")
+    axes[0].legend(loc="lower right")
+    axes[1].plot(pr["recall"], pr["precision"])
+    axes[1].axhline(metrics["churn_rate"], color="k", ls="--", lw=0.8)
+    axes[1].set(title=f"Precision-recall (AP {metrics['pr_auc']:.3f})", xlabel="recall", ylabel="precision")
+    axes[2].plot(cal["predicted"], cal["observed"], "o-")
+    axes[2].plot([0, 1], [0, 1], "k--", lw=0.8)
+    axes[2].set(
+        title=f"Reliability (ECE {metrics['ece']:.3f}, Brier {metrics['brier']:.3f})",
+        xlabel="mean predicted",
+        ylabel="observed churn rate",
+    )
+    axes[3].bar(lift["decile"], lift["lift"])
+    axes[3].axhline(1.0, color="k", ls="--", lw=0.8)
+    axes[3].set(title="Lift by risk decile", xlabel="decile (1 = riskiest)", ylabel="lift")
+    fig.tight_layout()
+    return fig
+
+
+TRUTH_COLUMNS = {"oracle": "bayes_p_no_order", "ceiling": "true_p_no_order"}
+
+
+def oracle_metrics(held_out: pd.DataFrame, truth_path: Path | None, top_share: float) -> dict[str, dict]:
+    """The simulator's two truths scored on the same rows, when the truth covers them: `oracle`,
+    the Bayes-optimal probability from what the export shows (the best a model can do), and
+    `ceiling`, the probability given each customer's true rates (unreachable from the history)."""
+    if truth_path is None or not Path(truth_path).exists():
+        return {}
+    truth = pd.read_parquet(truth_path, columns=["customer_id", "cutoff", *TRUTH_COLUMNS.values()])
+    joined = held_out[["customer_id", "cutoff", LABEL]].merge(truth, on=["customer_id", "cutoff"], how="left")
+    covered = joined[TRUTH_COLUMNS["oracle"]].notna()
+    if covered.mean() < 0.99:
+        log.warning("truth covers only %.1f%% of held-out rows: no oracle", 100 * covered.mean())
+        return {}
+    joined = joined[covered]
+    y = joined[LABEL].to_numpy()
+    return {
+        name: classification_metrics(y, joined[column].to_numpy(), top_share)
+        for name, column in TRUTH_COLUMNS.items()
+    }
+
+
+def segment_reliability(
+    y: np.ndarray, p: np.ndarray, masks: dict[str, np.ndarray], bins: int
+) -> pd.DataFrame:
+    """The reliability diagram of each segment: per equal-width bin, mean prediction, observed
+    churn rate and rows."""
+    frames = [
+        pd.DataFrame(reliability_table(y[mask], p[mask], bins)).assign(segment=name)
+        for name, mask in masks.items()
+        if mask.any()
+    ]
+    return pd.concat(frames, ignore_index=True)[["segment", "predicted", "observed", "rows"]]
+
+
+def segment_figure(table: pd.DataFrame, segments: dict[str, dict[str, float]]) -> plt.Figure:
+    names = list(dict.fromkeys(table["segment"]))
+    fig, axes = plt.subplots(2, (len(names) + 1) // 2, figsize=(4 * ((len(names) + 1) // 2), 7.5))
+    for ax, name in zip(axes.flat, names, strict=False):
+        rows = table[table["segment"] == name]
+        ax.plot(rows["predicted"], rows["observed"], "o-")
+        ax.plot([0, 1], [0, 1], "k--", lw=0.8)
+        ece = segments[name].get("ece", float("nan"))
+        ax.set(title=f"{name} ({int(rows['rows'].sum())} rows, ECE {ece:.3f})", xlim=(0, 1), ylim=(0, 1))
+        ax.set(xlabel="mean predicted", ylabel="observed churn rate")
+    fig.tight_layout()
+    return fig
+
+
+def evaluate(
+    snapshots: pd.DataFrame, model: ChurnModel, summary: dict, params: EvaluateParams
+) -> tuple[dict, np.ndarray, pd.DataFrame]:
+    """Metrics of the calibrated model, the raw model and every baseline on the held-out cutoffs."""
+    test = snapshots[snapshots["cutoff"].isin(pd.to_datetime(summary["test_cutoffs"]))].reset_index(drop=True)
+    train = snapshots[snapshots["cutoff"].isin(pd.to_datetime(summary["train_cutoffs"]))]
+    y = test[LABEL].to_numpy()
+    raw = model.raw_probability(test)
+    p = model.calibrator.apply(raw, test)
+    report: dict = {
+        "rows": len(test),
+        "churn_rate": float(y.mean()),
+        "calibration": model.calibrator.method,
+        "model": classification_metrics(y, p, params.top_share),
+        "model_uncalibrated": classification_metrics(y, raw, params.top_share),
+        "baselines": {
+            name: classification_metrics(y, score, params.top_share, probability)
+            for name, (score, probability) in baseline_scores(train, test).items()
+        },
+        "segments": segment_metrics(y, p, segment_masks(test, params.new_customer_days)),
+    }
+    return report, p, test
+
+
+def _rounded(value):
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    return round(value, 6) if isinstance(value, float) else value
+
+
+def _flat(report: dict, prefix: str = "") -> dict[str, float]:
+    out = {}
+    for key, value in report.items():
+        if isinstance(value, dict):
+            out |= _flat(value, f"{prefix}{key}.")
+        elif isinstance(value, int | float):
+            out[f"{prefix}{key}"] = float(value)
+    return out
+
+
+def main(
+    params_path: Path,
+    snapshots_path: Path,
+    model_dir: Path,
+    run_path: Path,
+    truth_path: Path | None,
+    metrics_out: Path,
+    plots_dir: Path,
+) -> None:
+    from pipeline.core.params import load_params
+
+    params = load_params(params_path)
+    summary = read_json(model_dir / SUMMARY_FILE)
+    # the model trained only on what was known at the test cutoffs; the scoring model saw them
+    judged = ChurnModel.load(model_dir / EVALUATION_DIR)
+    report, p, test = evaluate(pd.read_parquet(snapshots_path), judged, summary, params.evaluate)
+    y = test[LABEL].to_numpy()
+    truths = oracle_metrics(test, truth_path, params.evaluate.top_share)
+    if truths:
+        report |= truths
+        report["oracle_roc_auc"] = truths["oracle"]["roc_auc"]
+        report["roc_auc_gap_to_oracle"] = truths["oracle"]["roc_auc"] - report["model"]["roc_auc"]
+    report = _rounded(report)
+    write_json(report, metrics_out)
+    tables = curves(y, p, params.evaluate)
+    masks = segment_masks(test, params.evaluate.new_customer_days)
+    tables["reliability_by_segment"] = segment_reliability(y, p, masks, params.evaluate.calibration_bins)
+    plots_dir.mkdir(parents=True, exist_ok=True)
+    for name, table in tables.items():
+        with atomic_path(plots_dir / f"{name}.csv") as tmp:
+            tmp.write_bytes(csv_bytes(table.round(6)))
+    fig = figure(tables, {**report["model"], "churn_rate": report["churn_rate"], **_oracle(report)})
+    seg_fig = segment_figure(tables["reliability_by_segment"], report["segments"])
+    for name, figure_ in (("evaluation", fig), ("reliability_by_segment", seg_fig)):
+        with atomic_path(plots_dir / f"{name}.png") as tmp:
+            figure_.savefig(tmp, format="png", dpi=90, metadata={"Software": None})
+    tracking.configure(params.mlflow.experiment)
+    with mlflow.start_run(run_id=tracking.run_id_for(read_json(run_path))):
+        mlflow.log_metrics({f"test.{k}": v for k, v in _flat(report).items()})
+        mlflow.log_dict(report, "evaluation/metrics.json")
+        mlflow.log_figure(fig, "evaluation/evaluation.png")
+        mlflow.log_figure(seg_fig, "evaluation/reliability_by_segment.png")
+        for name in tables:
+            mlflow.log_artifact(str(plots_dir / f"{name}.csv"), "evaluation")
+    plt.close(fig)
+    plt.close(seg_fig)
+    log.info(
+        "held-out %s: model %s; baselines %s; oracle AUC %s",
+        summary["test_cutoffs"],
+        report["model"],
+        {k: v["roc_auc"] for k, v in report["baselines"].items()},
+        report.get("oracle_roc_auc"),
+    )
+
+
+def _oracle(report: dict) -> dict[str, float]:
+    return {"oracle_roc_auc": report["oracle_roc_auc"]} if "oracle_roc_auc" in report else {}

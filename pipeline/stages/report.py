@@ -1,0 +1,351 @@
+"""Stage report: the retention numbers and pictures analysts ask for, in one self-contained HTML file
+per run (figures embedded), a short Markdown summary, DVC plots and MLflow artifacts.
+
+Activity follows the churn label's rule, so reported and predicted churn reconcile: at a date t the
+shop's customers are those with an order in the eligibility lookback before t; a customer with no
+order in [t, t + horizon) is lost. For a period [t, t + horizon):
+
+    churn rate     = customers lost / customers at the start
+    retention rate = (customers at the end - new customers in the period) / customers at the start
+
+where customers at the end are those who ordered in the period, and new customers are those whose
+first order falls in it. So retention = 1 - churn + reactivated, reactivated being customers back
+from beyond the lookback, as a share of the customers at the start.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import logging
+from pathlib import Path
+
+import ibis
+import ibis.expr.types as ir
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import mlflow
+import numpy as np
+import pandas as pd
+
+from pipeline.core import tracking
+from pipeline.core.io import atomic_path, read_json, write_csv, write_json
+from pipeline.core.model import SUMMARY_FILE, ChurnModel
+from pipeline.core.orders import orders_from_lines
+from pipeline.core.tables import LABEL, SCORE_FILE_SCHEMA, read_table
+
+log = logging.getLogger(__name__)
+DAY = pd.Timedelta(days=1)
+STYLE = (
+    "body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1200px}"
+    ".cards{display:flex;flex-wrap:wrap;gap:12px}"
+    ".card{border:1px solid #ddd;border-radius:6px;padding:10px 14px}"
+    ".v{font-size:20px;font-weight:600}.k{font-size:12px;color:#666}img{max-width:100%}"
+    "table.t{border-collapse:collapse;font-size:12px}"
+    "table.t td,table.t th{border-bottom:1px solid #eee;padding:3px 8px;text-align:right}"
+)
+
+
+def orders_of(lines: ir.Table) -> pd.DataFrame:
+    """One row per order, by the same definition the features and labels use."""
+    orders = orders_from_lines(lines)
+    return orders.select("customer_id", "order_ts", amount=orders.value.cast("float64")).to_pandas()
+
+
+def period_rates(
+    orders: pd.DataFrame, starts: list[pd.Timestamp], horizon_days: int, lookback_days: int
+) -> pd.DataFrame:
+    """Churn, retention and reactivation per period [start, start + horizon), by the formulas above."""
+    first = orders.groupby("customer_id")["order_ts"].min()
+    rows = []
+    for start in starts:
+        end = start + horizon_days * DAY
+        before = orders[orders["order_ts"] < start]
+        last = before.groupby("customer_id")["order_ts"].max()
+        at_start = set(last[last >= start - lookback_days * DAY].index)
+        during = set(orders.loc[(orders["order_ts"] >= start) & (orders["order_ts"] < end), "customer_id"])
+        new = set(first[(first >= start) & (first < end)].index)
+        lost = at_start - during
+        n = len(at_start)
+        rows.append(
+            {
+                "period_start": start.date().isoformat(),
+                "customers_at_start": n,
+                "customers_lost": len(lost),
+                "customers_at_end": len(during),
+                "new_customers": len(new),
+                "churn_rate": len(lost) / n if n else np.nan,
+                "retention_rate": (len(during) - len(new)) / n if n else np.nan,
+                "reactivated_share": len(during - new - at_start) / n if n else np.nan,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def cohort_matrix(orders: pd.DataFrame, until: pd.Timestamp) -> pd.DataFrame:
+    """Share of each first-order-month cohort that ordered in each later month (0 = the first)."""
+    orders = orders[orders["order_ts"] < until]
+    month = orders["order_ts"].dt.to_period("M")
+    cohort = month.groupby(orders["customer_id"]).transform("min")
+    offset = (month - cohort).apply(lambda d: d.n)
+    active = pd.DataFrame(
+        {"cohort": cohort.astype(str), "offset": offset, "customer_id": orders["customer_id"]}
+    )
+    active = active.drop_duplicates()
+    sizes = active[active["offset"] == 0].groupby("cohort")["customer_id"].nunique()
+    counts = active.groupby(["cohort", "offset"])["customer_id"].nunique().unstack(fill_value=0)
+    last_full = until.to_period("M") - 1  # the month `until` falls in is not over
+    matrix = counts.div(sizes, axis=0)
+    for c in matrix.index:  # months not over yet are unknown, not zero
+        ends = (last_full - pd.Period(c, "M")).n
+        matrix.loc[c, matrix.columns > ends] = np.nan
+    matrix.insert(0, "customers", sizes)
+    return matrix
+
+
+def segment_table(scores: pd.DataFrame, snapshot: pd.DataFrame) -> pd.DataFrame:
+    """Per segment: size, churn risk, value at risk, average order value, purchase frequency (orders
+    in the last year), historic CLV (spend to date) and predicted CLV."""
+    joined = scores.merge(
+        snapshot[["customer_id", "spend", "n_orders", "orders_365d", "spend_365d"]],
+        on="customer_id",
+        how="left",
+    )
+    by = joined.groupby("segment")
+    out = pd.DataFrame(
+        {
+            "customers": by.size(),
+            "mean_churn_probability": by["churn_probability"].mean(),
+            "value_at_risk": by["value_at_risk"].sum(),
+            "average_order_value": by["spend"].sum() / by["n_orders"].sum(),
+            "orders_per_year": by["orders_365d"].mean(),
+            "historic_clv": by["spend"].mean(),
+            "predicted_clv": by["predicted_value"].mean(),
+            "on_outreach_list": by["outreach"].sum(),
+        }
+    )
+    return out.sort_values("value_at_risk", ascending=False).round(4)
+
+
+def segment_movement(current: pd.DataFrame, previous: pd.DataFrame | None) -> pd.DataFrame | None:
+    """Customers by last week's segment (rows) and this week's (columns)."""
+    if previous is None:
+        return None
+    joined = previous[["customer_id", "segment"]].merge(
+        current[["customer_id", "segment"]], on="customer_id", how="outer", suffixes=("_before", "_now")
+    )
+    joined = joined.fillna({"segment_before": "(not scored)", "segment_now": "(not scored)"})
+    return pd.crosstab(joined["segment_before"], joined["segment_now"])
+
+
+def predicted_vs_realized(train: pd.DataFrame, model: ChurnModel, test_cutoffs: list[str]) -> pd.DataFrame:
+    p = model.probability(train)
+    frame = pd.DataFrame(
+        {"cutoff": train["cutoff"].dt.date.astype(str), "predicted": p, "realized": train[LABEL]}
+    )
+    out = frame.groupby("cutoff").agg(
+        customers=("realized", "size"),
+        predicted_churn_rate=("predicted", "mean"),
+        realized_churn_rate=("realized", "mean"),
+    )
+    out["held_out"] = out.index.isin(test_cutoffs)
+    return out.reset_index().round(6)
+
+
+# ---- figures ------------------------------------------------------------------------------------
+
+
+def _png(fig: plt.Figure) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def figures(
+    rates: pd.DataFrame,
+    cohorts: pd.DataFrame,
+    scores: pd.DataFrame,
+    pvr: pd.DataFrame,
+    segments: pd.DataFrame,
+) -> dict[str, str]:
+    out = {}
+    fig, ax = plt.subplots(figsize=(11, 6))
+    shares = cohorts.drop(columns="customers").iloc[:, :19]
+    image = ax.imshow(
+        shares.to_numpy(dtype=float),
+        aspect="auto",
+        cmap="Blues",
+        vmin=0,
+        vmax=max(
+            0.05, float(np.nanmax(shares.iloc[:, 1:].to_numpy(dtype=float))) if shares.shape[1] > 1 else 1
+        ),
+    )
+    ax.set(
+        title="Cohort retention: share of each first-order month ordering again",
+        xlabel="months since first order",
+        ylabel="cohort",
+    )
+    ax.set_yticks(range(len(shares)), shares.index, fontsize=7)
+    ax.set_xticks(range(shares.shape[1]), shares.columns)
+    fig.colorbar(image, ax=ax, format=matplotlib.ticker.PercentFormatter(1.0))
+    out["Cohort retention"] = _png(fig)
+
+    fig, ax = plt.subplots(figsize=(10, 4))
+    x = pd.to_datetime(rates["period_start"])
+    ax.plot(x, rates["churn_rate"], marker="o", label="churn rate")
+    ax.plot(x, rates["retention_rate"], marker="o", label="retention rate")
+    ax.plot(x, rates["reactivated_share"], marker=".", ls=":", label="reactivated share")
+    ax.set(title="Churn and retention per period (period = the churn horizon)", ylim=(0, 1))
+    ax.legend()
+    out["Churn and retention over time"] = _png(fig)
+
+    fig, ax = plt.subplots(figsize=(10, 4))
+    x = pd.to_datetime(pvr["cutoff"])
+    ax.plot(x, pvr["predicted_churn_rate"], marker="o", label="predicted (champion)")
+    ax.plot(x, pvr["realized_churn_rate"], marker="o", label="realized (label)")
+    ax.set(title="Predicted vs realized churn rate per past cutoff", ylim=(0, 1))
+    ax.legend()
+    out["Predicted vs realized churn"] = _png(fig)
+
+    order = segments.index.tolist()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 0.45 * len(order) + 1.5), sharey=True)
+    positions = np.arange(len(order))
+    axes[0].boxplot(
+        [scores.loc[scores["segment"] == s, "churn_probability"] for s in order],
+        positions=positions,
+        vert=False,
+    )
+    axes[0].set_yticks(positions, order)
+    axes[0].set(title="Churn risk by segment", xlabel="churn probability")
+    axes[1].barh(positions, segments["value_at_risk"])
+    axes[1].set(title="Value at risk by segment", xlabel="expected value lost")
+    axes[1].xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v / 1000:,.0f}k"))
+    axes[0].invert_yaxis()
+    fig.tight_layout()
+    out["Risk and value at risk by segment"] = _png(fig)
+    return out
+
+
+def _embed(path: Path) -> str | None:
+    return base64.b64encode(path.read_bytes()).decode("ascii") if path.exists() else None
+
+
+def render_html(title: str, summary: dict, tables: dict[str, pd.DataFrame], images: dict[str, str]) -> str:
+    cards = "".join(
+        f"<div class='card'><div class='v'>{html.escape(str(v))}</div>"
+        f"<div class='k'>{html.escape(k)}</div></div>"
+        for k, v in summary.items()
+    )
+    body = [f"<h1>{html.escape(title)}</h1>", f"<div class='cards'>{cards}</div>"]
+    for name, data in images.items():
+        body.append(
+            f"<h2>{html.escape(name)}</h2><img alt='{html.escape(name)}' src='data:image/png;base64,{data}'>"
+        )
+    for name, table in tables.items():
+        body.append(
+            f"<h2>{html.escape(name)}</h2>"
+            + table.to_html(float_format=lambda v: f"{v:,.3f}", na_rep="", border=0, classes="t")
+        )
+    head = f"<meta charset='utf-8'><title>{html.escape(title)}</title><style>{STYLE}</style>"
+    return f"<!DOCTYPE html><html><head>{head}</head><body>{''.join(body)}</body></html>\n"
+
+
+def main(
+    params_path: Path,
+    transactions: Path,
+    snapshots_path: Path,
+    snapshot_path: Path,
+    scores_dir: Path,
+    model_dir: Path,
+    fits: Path,
+    plots_dir: Path,
+    run_path: Path,
+    out_dir: Path,
+    metrics_out: Path,
+) -> dict:
+    from pipeline.core.params import load_params
+
+    params = load_params(params_path)
+    feat = read_json(fits)
+    schedule = feat["schedule"]
+    horizon, lookback = schedule["horizon_days"], schedule["eligibility_lookback_days"]
+    orders = orders_of(ibis.duckdb.connect().read_parquet(str(transactions)))
+    score_date = pd.Timestamp(feat["score_date"])
+    cutoffs = [pd.Timestamp(c) for c in feat["cutoffs"]]
+    rates = period_rates(orders, cutoffs, horizon, lookback)
+    cohorts = cohort_matrix(orders, score_date)
+    files = sorted(Path(scores_dir).glob("churn_scores_*.csv"))
+    scores = read_table(files[-1], SCORE_FILE_SCHEMA)
+    previous = read_table(files[-2], SCORE_FILE_SCHEMA) if len(files) > 1 else None
+    snapshot = pd.read_parquet(snapshot_path)
+    segments = segment_table(scores, snapshot)
+    movement = segment_movement(scores, previous)
+    train_summary = read_json(Path(model_dir) / SUMMARY_FILE)
+    trained_on = train_summary.get("scoring_cutoffs", train_summary["train_cutoffs"])
+    snapshots = pd.read_parquet(snapshots_path)
+    unseen = sorted(set(snapshots["cutoff"].dt.date.astype(str)) - set(trained_on))
+    pvr = predicted_vs_realized(snapshots, ChurnModel.load(model_dir), unseen)
+    last_year = orders[orders["order_ts"] >= score_date - 365 * DAY]
+    summary = {
+        "as of": score_date.date().isoformat(),
+        "customers scored": f"{len(scores):,}",
+        "churn rate, last closed period": f"{rates['churn_rate'].iloc[-1]:.1%}",
+        "retention rate, last closed period": f"{rates['retention_rate'].iloc[-1]:.1%}",
+        "predicted churn, next period": f"{scores['churn_probability'].mean():.1%}",
+        "value at risk": f"{scores['value_at_risk'].sum():,.0f}",
+        "average order value (last year)": f"{last_year['amount'].mean():,.2f}",
+        "orders per customer (last year)": f"{last_year.groupby('customer_id').size().mean():.2f}",
+        "on the outreach list": f"{int(scores['outreach'].sum()):,} ("
+        f"{int(scores['holdout'].sum())} held out)",
+    }
+    images = figures(rates, cohorts, scores, pvr, segments)
+    for name, file in (
+        ("Calibration and lift (held-out cutoff)", "evaluate/evaluation.png"),
+        ("What drives churn (SHAP)", "explain/shap_beeswarm.png"),
+        ("Top drivers (mean |SHAP|)", "explain/shap_bar.png"),
+    ):
+        if (data := _embed(Path(plots_dir) / file)) is not None:
+            images[name] = data
+    tables = {
+        "Segments": segments,
+        "Churn and retention per period": rates.set_index("period_start"),
+        "Predicted vs realized churn per cutoff": pvr.set_index("cutoff"),
+        "Cohort retention (share ordering in month k)": cohorts,
+    }
+    if movement is not None:
+        tables["Segment movement since last week (customers)"] = movement
+    title = f"Churn and retention report, {score_date.date().isoformat()}"
+    out_dir = Path(out_dir)
+    with atomic_path(out_dir / "report.html") as tmp:
+        tmp.write_text(render_html(title, summary, tables, images), encoding="utf-8")
+    lines = [f"**{title}**", ""] + [f"- {k}: {v}" for k, v in summary.items()]
+    top = segments.head(3)
+    lines += [
+        "",
+        "Most value at risk: "
+        + "; ".join(
+            f"{s} ({int(r.customers):,} customers, {r.value_at_risk:,.0f})" for s, r in top.iterrows()
+        ),
+    ]
+    with atomic_path(out_dir / "summary.md") as tmp:
+        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_csv(rates.round(6), out_dir / "rates.csv")
+    write_csv(pvr, out_dir / "predicted_vs_realized.csv")
+    metrics = {
+        "churn_rate_last_period": round(float(rates["churn_rate"].iloc[-1]), 6),
+        "retention_rate_last_period": round(float(rates["retention_rate"].iloc[-1]), 6),
+        "predicted_churn_rate": round(float(scores["churn_probability"].mean()), 6),
+        "value_at_risk": round(float(scores["value_at_risk"].sum()), 2),
+        "segments": {k: int(v) for k, v in segments["customers"].items()},
+    }
+    write_json(metrics, metrics_out)
+    tracking.configure(params.mlflow.experiment)
+    with mlflow.start_run(run_id=tracking.run_id_for(read_json(run_path))):
+        mlflow.log_artifact(str(out_dir / "report.html"), "report")
+        mlflow.log_artifact(str(out_dir / "summary.md"), "report")
+    log.info("report: %s", out_dir / "report.html")
+    return metrics

@@ -1,0 +1,221 @@
+"""Stage score: scoring snapshot + champion + SHAP -> the weekly file for CRM import, and its manifest.
+
+One row per eligible customer, sorted by customer id: churn probability, risk tier and decile,
+predicted value and value at risk, segment, three reasons with their weight in probability points
+(exact SHAP, for the outreach list or for everyone: `score.reasons_for`), the recommended
+campaign, the outreach list and its randomized holdout. The file follows the
+published Table Schema (`SCORE_FILE_SCHEMA`, docs/score_file.schema.json), is validated before it
+is written, and is published atomically; the manifest, written after it, names its row count,
+sha256, schema and model versions, MLflow run, input hashes, as-of date and horizon.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.core.btyd import ParetoNBD
+from pipeline.core.contributions import contributions
+from pipeline.core.cutoffs import iso_week_label
+from pipeline.core.io import atomic_path, csv_bytes, permissions_of, read_json, write_json
+from pipeline.core.model import CHAMPION_FILE, SUMMARY_FILE, ChurnModel, label_horizon, risk_deciles
+from pipeline.core.outreach import (
+    campaigns,
+    lifecycle_stages,
+    outreach_plan,
+    predicted_value,
+    segment_names,
+    value_tiers,
+)
+from pipeline.core.params import Params, ScoreParams
+from pipeline.core.privacy import pseudonym_key, pseudonyms
+from pipeline.core.reasons import Reason, top_reasons
+from pipeline.core.tables import SCHEMA_VERSION, SCORE_FILE_SCHEMA, SCORES, validate
+
+log = logging.getLogger(__name__)
+
+VALID_DAYS = 6  # a weekly file is acted on from its scoring date to the day before the next one
+
+
+def risk_tiers(p: np.ndarray, params: ScoreParams) -> np.ndarray:
+    t = params.risk_tiers
+    return np.where(p >= t.high, "high", np.where(p >= t.medium, "medium", "low"))
+
+
+def score_table(
+    snapshot: pd.DataFrame,
+    p: np.ndarray,
+    explain: Callable[[pd.DataFrame], pd.DataFrame],
+    pnbd: ParetoNBD,
+    model_version: str,
+    params: ScoreParams,
+    do_not_contact: set[str] = frozenset(),
+) -> pd.DataFrame:
+    """The score file's rows, in the contract's column order, sorted by customer id. `explain`
+    gives the SHAP contributions of the snapshot rows it is passed (in their order); it is called
+    for the rows that get reasons (`score.reasons_for`): exact SHAP costs some 30-300 times a
+    prediction, so at scale only the outreach list is explained."""
+    score_date = pd.Timestamp(snapshot["cutoff"].iloc[0]).date()
+    week = iso_week_label(score_date)
+    tier = risk_tiers(p, params)
+    value = predicted_value(snapshot, pnbd, params.value_horizon_days)["value"].to_numpy()
+    at_risk = p * value
+    v_tier = value_tiers(value, params)
+    stage = lifecycle_stages(snapshot, tier, params)
+    campaign = campaigns(stage, v_tier, tier, params)
+    ids = snapshot["customer_id"].astype(str)
+    suppressed = ids.isin(do_not_contact).to_numpy()
+    outreach, holdout, rank = outreach_plan(ids, at_risk, campaign, week, params, suppressed)
+    explained = np.flatnonzero(outreach) if params.reasons_for == "outreach" else np.arange(len(snapshot))
+    rows = snapshot.iloc[explained]
+    contrib = explain(rows)
+    if not contrib["customer_id"].reset_index(drop=True).equals(rows["customer_id"].reset_index(drop=True)):
+        raise ValueError("SHAP contributions are not aligned with the rows they explain")
+    reasons: list[list[Reason]] = [[] for _ in range(len(snapshot))]
+    for i, said in zip(
+        explained, top_reasons(contrib, rows, params.n_reasons, params.min_reason_points), strict=True
+    ):
+        reasons[i] = said
+    table = pd.DataFrame(
+        {
+            "customer_id": ids.to_numpy(),
+            "score_date": score_date.isoformat(),
+            "valid_until": (score_date + dt.timedelta(days=VALID_DAYS)).isoformat(),
+            "horizon_days": label_horizon(snapshot),
+            "churn_probability": np.round(p, 6),
+            "risk_tier": tier,
+            "risk_decile": risk_deciles(p),
+            "value_tier": v_tier,
+            "lifecycle_stage": stage,
+            "segment": segment_names(v_tier, stage),
+            "predicted_value": np.round(value, 2),
+            "value_at_risk": np.round(at_risk, 2),
+        }
+    )
+    for k in range(3):
+        table[f"reason_{k + 1}"] = [r[k].text if k < len(r) else "" for r in reasons]
+        table[f"reason_{k + 1}_points"] = [round(r[k].points, 1) if k < len(r) else np.nan for r in reasons]
+    table["recommended_campaign"] = campaign
+    table["outreach"] = outreach
+    table["outreach_rank"] = pd.array([int(r) if r > 0 else None for r in rank], dtype="Int64")
+    table["holdout"] = holdout
+    table["do_not_contact"] = suppressed
+    table["model_version"] = model_version
+    table["schema_version"] = SCHEMA_VERSION
+    table = table.astype({"horizon_days": "Int64", "risk_decile": "Int64"})
+    return table.sort_values("customer_id", kind="stable", ignore_index=True)
+
+
+def to_csv_bytes(table: pd.DataFrame) -> bytes:
+    """The file's exact bytes: the pipeline's CSV form, with booleans as true/false."""
+    out = table.copy()
+    for column in ("outreach", "holdout", "do_not_contact"):
+        out[column] = np.where(table[column], "true", "false")
+    return csv_bytes(out)
+
+
+def sha256(path_or_bytes: Path | bytes) -> str:
+    data = path_or_bytes if isinstance(path_or_bytes, bytes) else Path(path_or_bytes).read_bytes()
+    return hashlib.sha256(data).hexdigest()
+
+
+def publish(table: pd.DataFrame, out_dir: Path, manifest_extra: dict) -> Path:
+    """Write `churn_scores_<ISO week>.csv` and then its manifest, each by one atomic rename: a
+    reader sees the previous complete file or the new complete file, never a partial one, and
+    other weeks' files are never touched. A manifest always describes the CSV beside it."""
+    week = iso_week_label(dt.date.fromisoformat(table["score_date"].iloc[0]))
+    out = Path(out_dir) / f"churn_scores_{week}.csv"
+    data = to_csv_bytes(table)
+    with atomic_path(out) as tmp:
+        tmp.write_bytes(data)
+    manifest = {
+        "file": out.name,
+        "rows": len(table),
+        "sha256": sha256(data),
+        "schema_version": SCHEMA_VERSION,
+        "as_of": table["score_date"].iloc[0],
+        "valid_until": table["valid_until"].iloc[0],
+        "horizon_days": int(table["horizon_days"].iloc[0]),
+        "outreach_rows": int(table["outreach"].sum()),
+        "holdout_rows": int(table["holdout"].sum()),
+        "do_not_contact_rows": int(table["do_not_contact"].sum()),
+        **manifest_extra,
+    }
+    write_json(manifest, out.with_suffix(".manifest.json"))
+    return out
+
+
+def read_suppression(path: Path, params: Params) -> set[str]:
+    """Do-not-contact ids: a CSV with a `customer_id` column, in the export's ids (turned into
+    pseudonyms with the same key when ingest pseudonymizes)."""
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+    if "customer_id" not in frame.columns:
+        raise ValueError(
+            f"{path}: the suppression list needs a customer_id column; it has {list(frame.columns)}"
+        )
+    ids = [i.strip() for i in frame["customer_id"] if i.strip()]
+    if params.ingest.pseudonymize:
+        ids = pseudonyms(pseudonym_key(params.ingest.pseudonym_key_env), ids)
+    return set(ids)
+
+
+def main(
+    params_path: Path,
+    snapshot_path: Path,
+    model_dir: Path,
+    fits: Path,
+    suppression: Path,
+    scores_dir: Path,
+) -> Path:
+    from pipeline.core.params import load_params
+
+    params = load_params(params_path)
+    snapshot = pd.read_parquet(snapshot_path)
+    if snapshot.empty:
+        raise ValueError(f"{snapshot_path}: no eligible customers to score")
+    model_dir = Path(model_dir)
+    champion = read_json(model_dir / CHAMPION_FILE)
+    trained_for = read_json(model_dir / SUMMARY_FILE).get("horizon_days")
+    if trained_for is not None and trained_for != label_horizon(snapshot):
+        raise ValueError(
+            f"the champion predicts churn over {trained_for} days but the scoring snapshot is built for "
+            f"{label_horizon(snapshot)} days: retrain (dvc repro) before scoring"
+        )
+    model = ChurnModel.load(model_dir)
+    p = model.probability(snapshot)
+    score_date = pd.Timestamp(snapshot["cutoff"].iloc[0]).date().isoformat()
+    fitted = read_json(fits)["btyd_params_by_cutoff"][score_date]["pareto_nbd"]
+    version = f"{champion['registered_model']}/{champion['model_version']}"
+    do_not_contact = read_suppression(suppression, params)
+
+    def explain(rows: pd.DataFrame) -> pd.DataFrame:
+        return contributions(model, rows, params.explain.chunk_rows)
+
+    table = score_table(snapshot, p, explain, ParetoNBD(**fitted), version, params.score, do_not_contact)
+    table = validate(table, SCORES, "weekly score file")
+    with permissions_of(snapshot_path):
+        out = publish(
+            table,
+            scores_dir,
+            {
+                "model_version": version,
+                "model_sha256": champion["model_sha256"],
+                "inputs_sha256": {"scoring_snapshot": sha256(Path(snapshot_path))},
+                "table_schema": SCORE_FILE_SCHEMA["name"],
+            },
+        )
+    log.info(
+        "%s: %d customers, tiers %s, %d on the outreach list (%d held out)",
+        out,
+        len(table),
+        table["risk_tier"].value_counts().to_dict(),
+        table["outreach"].sum(),
+        table["holdout"].sum(),
+    )
+    return out
