@@ -26,5 +26,8 @@ test: install
 test-fast: install
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -n 2 -m "not slow and not spark"
 
+# the same checks as .pre-commit-config.yaml; CI runs them before the tests
 lint: install
 	$(BIN)/ruff check pipeline tests benchmarks
+	$(BIN)/ruff format --check pipeline tests benchmarks
+	$(BIN)/mypy

@@ -32,12 +32,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         out = score.main(
-            Path(tmp) / "params.yaml",
-            ROOT / "data/features/score.parquet",
-            ROOT / "models/champion",
-            ROOT / "data/features/fits.json",
-            ROOT / "data/suppression.csv",
-            Path(tmp) / "scores",
+            params_path=Path(tmp) / "params.yaml",
+            snapshot_path=ROOT / "data/features/score.parquet",
+            model_dir=ROOT / "models/champion",
+            fits=ROOT / "data/features/fits.json",
+            suppression=ROOT / "data/suppression.csv",
+            scores_dir=Path(tmp) / "scores",
         )
         table = pd.read_csv(out, dtype={"customer_id": str}, keep_default_na=False)
     best = table.sort_values("value_at_risk", ascending=False, kind="stable")

@@ -56,8 +56,9 @@ def cutoffs() -> list[str]:
 # held to a DuckDB memory limit, spilling to a temp folder, the result streamed to Parquet
 PIPELINE_LIMITED = """
 import datetime as dt, pyarrow.parquet as pq, tempfile
-from pipeline.featurize import connect, training_snapshots
-from pipeline.params import load_params
+from pipeline.core.engine import connect
+from pipeline.core.features import training_snapshots
+from pipeline.core.params import load_params
 with tempfile.TemporaryDirectory() as spill:
     params = load_params("params.yaml").featurize.model_copy(
         update={"memory_limit": LIMIT, "temp_directory": spill})
@@ -71,8 +72,8 @@ with tempfile.TemporaryDirectory() as spill:
 CONTENDERS = {
     "pipeline": """
 import ibis, datetime as dt
-from pipeline.featurize import training_snapshots
-from pipeline.params import load_params
+from pipeline.core.features import training_snapshots
+from pipeline.core.params import load_params
 params = load_params("params.yaml").featurize
 con = ibis.duckdb.connect()
 dates = [dt.date.fromisoformat(c) for c in CUTOFFS]
@@ -89,8 +90,9 @@ ROWS = len(training_snapshots(lines, list(pd.to_datetime(CUTOFFS))))
     # the same definitions on local Spark (local[2], session start included), streamed to Parquet
     "pipeline on spark": """
 import datetime as dt, tempfile
-from pipeline.featurize import connect, training_snapshots
-from pipeline.params import load_params
+from pipeline.core.engine import connect
+from pipeline.core.features import training_snapshots
+from pipeline.core.params import load_params
 params = load_params("params.yaml").featurize.model_copy(update={"backend": "pyspark", "spark_conf": {
     "spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false", "spark.driver.memory": "6g",
     "spark.sql.shuffle.partitions": "8"}})
@@ -121,7 +123,7 @@ buys = lines[lines.amount > 0].assign(order_id=lambda d: d.order_id.fillna(""))
 orders = buys.groupby(["customer_id", "order_ts", "order_id"], as_index=False).agg(
     value=("amount", "sum"), n_lines=("amount", "size"), items=("quantity", "sum"))
 orders["order_key"] = range(len(orders))
-orders["weekend"] = (orders.order_ts.dt.dayofweek >= 5).astype(int)
+orders["weekend"] = (orders.order_ts.dt.day_of_week >= 5).astype(int)
 customers = buys.sort_values("order_ts").drop_duplicates("customer_id")[["customer_id", "country", "channel"]]
 es = ft.EntitySet("shop")
 es.add_dataframe(dataframe_name="customers", dataframe=customers, index="customer_id")

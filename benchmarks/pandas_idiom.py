@@ -28,7 +28,7 @@ def training_snapshots(
     orders["gap"] = by_customer["order_ts"].diff() / DAY
     orders["rank"] = by_customer.cumcount()
     orders["hour"] = orders["order_ts"].dt.hour + orders["order_ts"].dt.minute / 60
-    orders["weekend"] = (orders["order_ts"].dt.dayofweek >= 5).astype("int64")
+    orders["weekend"] = (orders["order_ts"].dt.day_of_week >= 5).astype("int64")
     returns = lines[lines["amount"] < 0]
     attributes = buys.sort_values("order_ts", kind="stable").drop_duplicates("customer_id")
     attributes = attributes.set_index("customer_id")[["country", "channel"]]

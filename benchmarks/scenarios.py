@@ -13,6 +13,7 @@ scenario: mean ROC AUC gap to the best baseline, worst origin, worst ECE, and ga
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import logging
 import sys
 import tempfile
@@ -59,9 +60,14 @@ def run_scenario(name: str, customers: int) -> tuple[pd.DataFrame, str, float]:
         (work / "params.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
         start = time.perf_counter()
         simulate.main(
-            work / "params.yaml", work / "raw.csv", work / "truth.parquet", work / "customers.parquet"
+            params_path=work / "params.yaml",
+            raw_path=work / "raw.csv",
+            truth_path=work / "truth.parquet",
+            customers_path=work / "customers.parquet",
         )
-        table, schedule = quality.quality_table(work / "raw.csv", params, work / "truth.parquet")
+        table, schedule = quality.quality_table(
+            work / "raw.csv", params, today=dt.date.today(), truth=work / "truth.parquet"
+        )
         seconds = time.perf_counter() - start
     assert params.featurize.horizon_days == schedule.horizon_days
     return table, quality.describe(schedule), seconds

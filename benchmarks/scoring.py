@@ -49,7 +49,7 @@ def make_input(customers: int, out: Path) -> int:
 
 SETUP = """
 import pandas as pd
-from pipeline.model import ChurnModel
+from pipeline.core.model import ChurnModel
 model = ChurnModel.load(MODEL)
 """
 
@@ -59,11 +59,11 @@ snapshot = pd.read_parquet(PATH)
 ROWS = len(model.probability(snapshot))
 """,
     "score file": """
-from pipeline.btyd import ParetoNBD
-from pipeline.explain import contributions
-from pipeline.io import read_json
-from pipeline.params import load_params
-from pipeline.score import score_table
+from pipeline.core.btyd import ParetoNBD
+from pipeline.core.contributions import contributions
+from pipeline.core.io import read_json
+from pipeline.core.params import load_params
+from pipeline.stages.score import score_table
 params = load_params("params.yaml")
 snapshot = pd.read_parquet(PATH)
 p = model.probability(snapshot)
@@ -76,11 +76,11 @@ ROWS = int((table["reason_1"] != "").sum())
 """,
     "reasons top N": """
 import numpy as np
-from pipeline.btyd import ParetoNBD
-from pipeline.explain import contributions
-from pipeline.io import read_json
-from pipeline.outreach import predicted_value
-from pipeline.reasons import top_reasons
+from pipeline.core.btyd import ParetoNBD
+from pipeline.core.contributions import contributions
+from pipeline.core.io import read_json
+from pipeline.core.outreach import predicted_value
+from pipeline.core.reasons import top_reasons
 snapshot = pd.read_parquet(PATH)
 p = model.probability(snapshot)
 fitted = read_json(FEATURIZE)["btyd_params_by_cutoff"]
@@ -89,15 +89,15 @@ top = snapshot.iloc[np.argsort(-(p * value), kind="stable")[:BUDGET]]
 ROWS = len(top_reasons(contributions(model.booster, top), top, 3, 0.5))
 """,
     "exact SHAP all": """
-from pipeline.explain import contributions
+from pipeline.core.contributions import contributions
 snapshot = pd.read_parquet(PATH)
 ROWS = len(contributions(model.booster, snapshot))
 """,
     "spark probabilities": """
 import sys
-from pipeline.featurize import spark_session
-from pipeline.params import load_params
-from pipeline.spark import score_partitions
+from pipeline.core.engine import spark_session
+from pipeline.core.params import load_params
+from pipeline.commands.spark import score_partitions
 params = load_params("params.yaml").featurize.model_copy(update={"spark_conf": {
     "spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false",
     "spark.sql.execution.arrow.maxRecordsPerBatch": "50000",

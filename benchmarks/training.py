@@ -26,9 +26,9 @@ import timing
 SETUP = """
 import pandas as pd
 from sklearn.metrics import roc_auc_score
-from pipeline.model import feature_columns, model_frame
-from pipeline.params import load_params
-from pipeline.train import fit, select, split_snapshots
+from pipeline.core.model import feature_columns, model_frame
+from pipeline.core.params import load_params
+from pipeline.core.fitting import fit, select, split_snapshots
 params = load_params("params.yaml").train
 snapshots = pd.read_parquet("data/features/train.parquet")
 split = split_snapshots(snapshots, params)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
-import yaml
 
 app = typer.Typer(help="Churn-prediction pipeline stages.", no_args_is_help=True, add_completion=False)
 
@@ -27,13 +27,22 @@ RunOpt = Annotated[Path, _opt("The training's MLflow run id and model version (J
 ChampionOpt = Annotated[Path, typer.Option("--model-dir", help="Champion model folder.")]
 
 
-def _run(fn, *args: object) -> None:
+def _echo(fn: Callable[..., str]) -> Callable[..., None]:
+    """A command that returns its report as text, printed when it succeeds."""
+
+    def run(**kwargs: object) -> None:
+        typer.echo(fn(**kwargs))
+
+    return run
+
+
+def _run(fn: Callable[..., object], **kwargs: object) -> None:
     """Run a stage main; expected failures (bad input, bad params) print one clear message."""
     from pipeline.core.errors import PipelineError, os_error_message
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        fn(*args)
+        fn(**kwargs)
     except PipelineError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
@@ -55,7 +64,7 @@ def simulate(
     """Simulate a retail transaction export and its ground truth (the bundled sample)."""
     from pipeline.stages import simulate as stage
 
-    _run(stage.main, params, raw, truth, customers)
+    _run(stage.main, params_path=params, raw_path=raw, truth_path=truth, customers_path=customers)
 
 
 @app.command()
@@ -69,7 +78,14 @@ def ingest(
     """Map a raw export onto the transactions contract; quarantine what breaks it."""
     from pipeline.stages import ingest as stage
 
-    _run(stage.main, params, raw, out, quarantine, metrics)
+    _run(
+        stage.main,
+        params_path=params,
+        raw_path=raw,
+        kept_out=out,
+        quarantine_out=quarantine,
+        metrics_out=metrics,
+    )
 
 
 @app.command()
@@ -90,7 +106,16 @@ def featurize(
     """Point-in-time features and churn labels at each cutoff, and the scoring snapshot."""
     from pipeline.stages import featurize as stage
 
-    _run(stage.main, params, transactions, train, score, fits, metrics, horizons)
+    _run(
+        stage.main,
+        params_path=params,
+        transactions=transactions,
+        train_out=train,
+        score_out=score,
+        fits_out=fits,
+        metrics_out=metrics,
+        horizon_out=horizons,
+    )
 
 
 @app.command()
@@ -104,7 +129,7 @@ def train(
     validation cutoffs, log and register it in MLflow."""
     from pipeline.stages import train as stage
 
-    _run(stage.main, params, snapshots, out_dir, run)
+    _run(stage.main, params_path=params, snapshots_path=snapshots, out_dir=out_dir, run_out=run)
 
 
 @app.command()
@@ -114,18 +139,29 @@ def evaluate(
     run: RunOpt,
     metrics: Annotated[Path, _opt("Held-out metrics (JSON).")],
     plots: Annotated[Path, _opt("Folder for curves (CSV) and figures (PNG).")],
+    judged: Annotated[Path, _opt("The model's and the baselines' held-out metrics, for promote (JSON).")],
     truth: Annotated[Path | None, typer.Option(help="Simulator truth, for the oracle AUC.")] = None,
     params: ParamsOpt = PARAMS,
 ) -> None:
     """Held-out metrics of the model and of every baseline, per segment, with curves and figures."""
     from pipeline.stages import evaluate as stage
 
-    _run(stage.main, params, snapshots, model_dir, run, truth, metrics, plots)
+    _run(
+        stage.main,
+        params_path=params,
+        snapshots_path=snapshots,
+        model_dir=model_dir,
+        run_path=run,
+        truth_path=truth,
+        metrics_out=metrics,
+        plots_dir=plots,
+        judged_out=judged,
+    )
 
 
 @app.command()
 def promote(
-    metrics: Annotated[Path, _opt("Held-out metrics of the new model (JSON).")],
+    judged: Annotated[Path, _opt("The new model's and the baselines' held-out metrics (evaluate's JSON).")],
     model_dir: Annotated[Path, typer.Option("--model-dir", help="The new model's folder.")],
     run: RunOpt,
     out_dir: Annotated[Path, typer.Option("--out-dir", help="Folder to hold the champion model.")],
@@ -134,7 +170,14 @@ def promote(
     """Make the new model champion if it passes the gate; materialise the champion either way."""
     from pipeline.stages import promote as stage
 
-    _run(stage.main, params, metrics, model_dir, run, out_dir)
+    _run(
+        stage.main,
+        params_path=params,
+        judged_path=judged,
+        candidate_dir=model_dir,
+        run_path=run,
+        out_dir=out_dir,
+    )
 
 
 @app.command()
@@ -152,7 +195,16 @@ def backtest(
     """Rolling-origin backtest of the model and the baselines over the last cutoffs."""
     from pipeline.stages import backtest as stage
 
-    _run(stage.main, params, snapshots, run, metrics, table, auc_plot, figure)
+    _run(
+        stage.main,
+        params_path=params,
+        snapshots_path=snapshots,
+        run_path=run,
+        metrics_out=metrics,
+        table_out=table,
+        auc_out=auc_plot,
+        figure_out=figure,
+    )
 
 
 @app.command()
@@ -164,7 +216,7 @@ def tune(
     """Optuna search over the LightGBM parameters (tune.trials; 0 = off)."""
     from pipeline.stages import tune as stage
 
-    _run(stage.main, params, snapshots, out)
+    _run(stage.main, params_path=params, snapshots_path=snapshots, out=out)
 
 
 benchmark = typer.Typer(help="Measurements on any data.", no_args_is_help=True)
@@ -199,24 +251,18 @@ def benchmark_quality(
     """Backtest the pipeline and every baseline on TRANSACTIONS and print AUC, PR-AUC, Brier, ECE
     and lift at 10% per origin cutoff; with --cutoff, the model's gap to the best baseline there."""
 
-    def run() -> None:
-        from pipeline.commands import quality
-        from pipeline.core.io import write_csv
-        from pipeline.core.params import load_params
+    from pipeline.commands import quality
 
-        settings = load_params(params)
-        if mapping is not None:
-            settings = quality.load_mapping(mapping, settings)
-        settings = quality.dated(settings, cutoff, horizon)
-        table, schedule = quality.quality_table(transactions, settings, truth)
-        typer.echo(quality.describe(schedule))
-        typer.echo(quality.render(table))
-        if cutoff is not None:
-            typer.echo(quality.verdict(table, cutoff))
-        if out is not None:
-            write_csv(table, out)
-
-    _run(run)
+    _run(
+        _echo(quality.main),
+        params_path=params,
+        transactions=transactions,
+        mapping=mapping,
+        cutoff=cutoff,
+        horizon=horizon,
+        truth=truth,
+        out=out,
+    )
 
 
 data_app = typer.Typer(help="Public data sets mapped onto the transactions contract.", no_args_is_help=True)
@@ -230,16 +276,9 @@ def data_download(
 ) -> None:
     """Download a public data set (needs internet) and write it as a CSV the documented mapping reads."""
 
-    def run() -> None:
-        from pipeline.commands import data
+    from pipeline.commands import data
 
-        if name != "online-retail-ii":
-            raise data.DataError(f"unknown data set {name!r}; available: online-retail-ii")
-        rows = data.download_online_retail_ii(out)
-        typer.echo(f"{out}: {rows} rows. Map it with this params.yaml ingest section:")
-        typer.echo(yaml.safe_dump({"ingest": data.ONLINE_RETAIL_II_MAPPING}, sort_keys=False))
-
-    _run(run)
+    _run(_echo(data.main), name=name, out=out)
 
 
 @app.command()
@@ -254,7 +293,15 @@ def explain(
     """Exact TreeSHAP contributions for every customer in the scoring snapshot."""
     from pipeline.stages import explain as stage
 
-    _run(stage.main, params, snapshot, model_dir, run, out, plots)
+    _run(
+        stage.main,
+        params_path=params,
+        snapshot_path=snapshot,
+        model_dir=model_dir,
+        run_path=run,
+        shap_out=out,
+        plots_dir=plots,
+    )
 
 
 @app.command()
@@ -267,13 +314,24 @@ def monitor(
     ],
     metrics: Annotated[Path, _opt("Drift report (JSON).")],
     table: Annotated[Path, _opt("PSI per feature (CSV).")],
+    verdict: Annotated[Path, _opt("Whether the scoring snapshot may be scored, for score (JSON).")],
     params: ParamsOpt = PARAMS,
 ) -> None:
     """PSI of every feature, of the churn probabilities and of the SHAP shares, training vs scoring;
     stops (or warns) past monitor.psi_stop."""
     from pipeline.stages import monitor as stage
 
-    _run(stage.main, params, snapshots, snapshot, model_dir, shap_values, metrics, table)
+    _run(
+        stage.main,
+        params_path=params,
+        snapshots_path=snapshots,
+        snapshot_path=snapshot,
+        model_dir=model_dir,
+        shap_path=shap_values,
+        metrics_out=metrics,
+        table_out=table,
+        verdict_out=verdict,
+    )
 
 
 @app.command()
@@ -283,12 +341,24 @@ def score(
     fits: Annotated[Path, _opt("featurize's fits (JSON): the BTYD fits at the scoring date, for value.")],
     suppression: Annotated[Path, _opt("Do-not-contact list: a CSV with a customer_id column.")],
     out_dir: Annotated[Path, typer.Option("--out-dir", help="Folder of the weekly score files.")],
+    verdict: Annotated[
+        Path | None, typer.Option(help="monitor's verdict (JSON): score only a snapshot it let through.")
+    ] = None,
     params: ParamsOpt = PARAMS,
 ) -> None:
     """Write the weekly churn-risk file for CRM import, and its manifest."""
     from pipeline.stages import score as stage
 
-    _run(stage.main, params, snapshot, model_dir, fits, suppression, out_dir)
+    _run(
+        stage.main,
+        params_path=params,
+        snapshot_path=snapshot,
+        model_dir=model_dir,
+        fits=fits,
+        suppression=suppression,
+        scores_dir=out_dir,
+        verdict=verdict,
+    )
 
 
 @app.command("spark-score")
@@ -307,7 +377,7 @@ def spark_score(
     names: the scoring path past one machine."""
     from pipeline.commands import spark as stage
 
-    _run(stage.main, params, snapshot, model_dir, out, explain)
+    _run(stage.main, params_path=params, snapshot=snapshot, model_dir=model_dir, out=out, explain=explain)
 
 
 @app.command()
@@ -328,8 +398,20 @@ def report(
     churn: one self-contained HTML report and a Markdown summary, logged to MLflow."""
     from pipeline.stages import report as stage
 
-    inputs = (transactions, snapshots, snapshot, scores_dir, model_dir, fits, plots, run)
-    _run(stage.main, params, *inputs, out_dir, metrics)
+    _run(
+        stage.main,
+        params_path=params,
+        transactions=transactions,
+        snapshots_path=snapshots,
+        snapshot_path=snapshot,
+        scores_dir=scores_dir,
+        model_dir=model_dir,
+        fits=fits,
+        plots_dir=plots,
+        run_path=run,
+        out_dir=out_dir,
+        metrics_out=metrics,
+    )
 
 
 @app.command()
@@ -343,7 +425,7 @@ def measure(
     randomized holdout with a 95% interval; logged to MLflow."""
     from pipeline.commands import measure as stage
 
-    _run(stage.main, params, scores, transactions, out_dir)
+    _run(stage.main, params_path=params, scores_path=scores, transactions=transactions, out_dir=out_dir)
 
 
 @app.command("simulate-followup")
@@ -361,7 +443,15 @@ def simulate_followup(
     customers (on the outreach list, not held out): the test bed for `churn measure`."""
     from pipeline.commands import followup
 
-    _run(followup.main, customers, scores, effect, seed, out, truth)
+    _run(
+        followup.main,
+        customers_path=customers,
+        scores_path=scores,
+        effect=effect,
+        seed=seed,
+        out=out,
+        truth_out=truth,
+    )
 
 
 @app.command()
@@ -374,19 +464,9 @@ def erase(
     transactions, snapshots, explanations, every week's score file and manifest) and check MLflow's
     artifacts. Then run `dvc repro` and `dvc gc --workspace --force` (see docs/privacy.md)."""
 
-    def run() -> None:
-        from pipeline.core.params import load_params
-        from pipeline.core.privacy import erase as erase_customers
-        from pipeline.core.privacy import pseudonym_key
+    from pipeline.commands import erase as command
 
-        settings = load_params(params).ingest
-        key = pseudonym_key(settings.pseudonym_key_env) if settings.pseudonymize else None
-        removed = erase_customers(root, customer, settings.columns["customer_id"], key)
-        for path, rows in removed.items():
-            typer.echo(f"{path}: {rows} row(s) removed")
-        typer.echo(f"{sum(removed.values())} row(s) removed from {len(removed)} file(s)")
-
-    _run(run)
+    _run(_echo(command.main), params_path=params, root=root, customer_ids=customer)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import grp
 import os
 import pwd
@@ -13,13 +14,26 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import settings
 
-from pipeline.core.params import FeaturizeParams, Params, load_params
+from pipeline.commands.data import ONLINE_RETAIL_II_MAPPING
+from pipeline.core.btyd import ParetoNBD
+from pipeline.core.params import (
+    FeaturizeParams,
+    IngestParams,
+    Params,
+    SimulateParams,
+    TrainParams,
+    load_params,
+)
+from pipeline.stages.score import score_table
 
 ROOT = Path(__file__).resolve().parents[1]
+# the date tests check exports as of (ingest quarantines orders after it unless valid_until is set)
+TODAY = dt.date(2026, 11, 27)
 
 
 def featurize_params(**changes: object) -> FeaturizeParams:
@@ -85,14 +99,19 @@ def small_shop(tmp_path_factory) -> pd.DataFrame:
 
     from pipeline.stages.ingest import ingest
     from pipeline.stages.simulate import simulate
-    from tests.test_simulate import SMALL
 
     tmp = tmp_path_factory.mktemp("shop")
     raw, _, _ = simulate(
-        SMALL.model_copy(update={"n_customers": 300}), featurize_params(horizon_days=60, n_cutoffs=3)
+        SMALL_SHOP.model_copy(update={"n_customers": 300}), featurize_params(horizon_days=60, n_cutoffs=3)
     )
     pacsv.write_csv(raw, tmp / "raw.csv")
-    ingest(tmp / "raw.csv", load_params(ROOT / "params.yaml").ingest, tmp / "kept.parquet", tmp / "q.parquet")
+    ingest(
+        path=tmp / "raw.csv",
+        params=load_params(ROOT / "params.yaml").ingest,
+        kept_out=tmp / "kept.parquet",
+        quarantine_out=tmp / "q.parquet",
+        today=TODAY,
+    )
     return pd.read_parquet(tmp / "kept.parquet")
 
 
@@ -220,3 +239,138 @@ def as_user() -> Iterator[UserRunner]:
     for folder in (mirror, home):
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+# builders shared by several test files
+
+TRAIN_PARAMS = TrainParams(
+    test_cutoffs=1,
+    valid_share=0.25,
+    calibration_cutoffs=1,
+    seed=3,
+    num_threads=1,
+    learning_rate=0.1,
+    num_leaves=7,
+    min_child_samples=5,
+    feature_fraction=1.0,
+    lambda_l2=0.0,
+    max_rounds=60,
+    early_stopping_rounds=10,
+    min_customers=50,
+    calibration_min_gain=0.01,
+    min_class_rows=10,
+)
+
+
+def train_snapshots(n: int = 600, seed: int = 0, horizon_days: int = 30) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    recency = rng.uniform(0, 300, n)
+    frame = pd.DataFrame(
+        {
+            "customer_id": [f"c{i:04d}" for i in range(n)],
+            "cutoff": pd.Timestamp("2024-01-01"),
+            "horizon_days": np.int32(horizon_days),
+            "recency_days": recency,
+            "n_orders": rng.integers(1, 10, n).astype(float),
+            "channel": rng.choice(["web", "store"], n),
+        }
+    )
+    frame["churned"] = (rng.uniform(0, 300, n) < recency).astype("int8")
+    # a BTYD-like probability the booster starts from: right in level, blurred in rank
+    frame["bgnbd_p_no_order"] = np.clip(recency / 300 + rng.normal(0, 0.25, n), 0.02, 0.98)
+    return frame
+
+
+FEATURE_PARAMS = featurize_params(windows_days=[30, 90])
+
+
+FEATURE_CUTOFF = dt.date(2024, 4, 1)
+
+
+# a loyal customer (one order exactly at the cutoff), a lapsing one, a new one, and one too old
+FEATURE_LINES = canonical(
+    """
+customer_id order_id order_ts            amount product_id category quantity country
+L           o1       2024-01-01T10:00:00 10     p1         a        1        UK
+L           o1       2024-01-01T10:00:00 20     p2         b        2        UK
+L           o2       2024-01-31T10:00:00 30     p1         a        3        UK
+L           r1       2024-02-05T10:00:00 -5     p1         a        -1       UK
+L           o3       2024-03-01T10:00:00 40     p3         a        1        UK
+L           o4       2024-04-01T00:00:00 50     p4         c        1        DE
+P           o5       2023-10-01T12:00:00 15     p1         a        1        FR
+P           o6       2023-11-15T12:00:00 25     p2         b        1        FR
+N           o7       2024-03-20T12:00:00 12     p5         d        2        NL
+N           o8       2024-05-15T12:00:00 8      p5         d        1        NL
+X           o9       2022-01-01T12:00:00 99     p1         a        1        UK
+"""
+)
+
+
+SMALL_SHOP = SimulateParams(
+    seed=7,
+    n_customers=400,
+    start_date=dt.date(2024, 1, 1),
+    end_date=dt.date(2025, 1, 1),
+    mean_lines_per_order=3.0,
+    malformed_share=0.01,
+    return_share=0.05,
+)
+
+
+# the Online Retail II mapping without the country column
+RETAIL_MAPPING = IngestParams(
+    columns={k: v for k, v in ONLINE_RETAIL_II_MAPPING["columns"].items() if k != "country"},
+    date_formats=["%Y-%m-%d %H:%M"],
+    max_quarantine_share=0.9,
+    valid_from=dt.date(2010, 1, 1),
+    valid_until=dt.date(2026, 11, 16),
+)
+
+
+RETAIL_HEADER = "Invoice,StockCode,Quantity,InvoiceDate,Price,Customer ID"
+
+
+RETAIL_GOOD_ROW = "1,p1,2,2026-01-05 10:00,3.50,c1"
+
+
+def scoring_inputs(n: int = 300, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    ids = [f"{i:05d}" for i in range(n)]
+    ids[:3] = ['=HYPERLINK("http://x")', "+44123", "@SUM(A1)"]
+    snapshot = pd.DataFrame(
+        {
+            "customer_id": ids,
+            "cutoff": pd.Timestamp("2026-11-16"),
+            "horizon_days": np.int32(90),
+            "recency_days": rng.uniform(0, 300, n),
+            "gap_mean": rng.uniform(10, 60, n),
+            "gap_last": rng.uniform(10, 250, n),
+            "n_orders": rng.integers(1, 10, n).astype(float),
+            "tenure_days": rng.uniform(20, 700, n),
+            "avg_order_value": rng.gamma(3.0, 20.0, n),
+            "channel": rng.choice(["web", "store"], n),
+        }
+    )
+    contrib = pd.DataFrame(
+        {"customer_id": ids, **{c: rng.normal(0, 0.5, n) for c in ("recency_days", "n_orders", "channel")}}
+    ).assign(base_value=0.3)
+    return snapshot, contrib, rng.uniform(0, 1, n)
+
+
+def explainer(contrib: pd.DataFrame):
+    """What the score stage's `explain` does, from contributions made up for every row."""
+    by_id = contrib.set_index("customer_id")
+    return lambda rows: by_id.loc[rows["customer_id"]].reset_index()
+
+
+def score_table_example():
+    snapshot, contrib, p = scoring_inputs()
+    pnbd = ParetoNBD(r=0.55, alpha=10.6, s=0.61, beta=11.7)
+    return score_table(
+        snapshot=snapshot,
+        p=p,
+        explain=explainer(contrib),
+        pnbd=pnbd,
+        model_version="churn-model/3",
+        params=load_params(ROOT / "params.yaml").score.model_copy(update={"contact_budget": 50}),
+    )

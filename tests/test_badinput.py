@@ -3,7 +3,6 @@ column or rows and what to do, or in an exact quarantine count, and input = kept
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import subprocess
 import sys
@@ -15,26 +14,17 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from pipeline.commands.data import ONLINE_RETAIL_II_MAPPING
 from pipeline.core.cutoffs import ScheduleError, SplitNeeds
 from pipeline.core.features import make_snapshots
 from pipeline.core.fitting import TrainError, preflight
 from pipeline.core.params import IngestParams, load_params
 from pipeline.stages.ingest import IngestError, ingest
-from tests.conftest import ROOT, featurize_params
+from tests.conftest import RETAIL_GOOD_ROW as GOOD
+from tests.conftest import RETAIL_HEADER as HEADER
+from tests.conftest import RETAIL_MAPPING as M
+from tests.conftest import ROOT, TODAY, featurize_params
 
 pytestmark = pytest.mark.badinput
-
-# the Online Retail II mapping without the country column
-M = IngestParams(
-    columns={k: v for k, v in ONLINE_RETAIL_II_MAPPING["columns"].items() if k != "country"},
-    date_formats=["%Y-%m-%d %H:%M"],
-    max_quarantine_share=0.9,
-    valid_from=dt.date(2010, 1, 1),
-    valid_until=dt.date(2026, 11, 16),
-)
-HEADER = "Invoice,StockCode,Quantity,InvoiceDate,Price,Customer ID"
-GOOD = "1,p1,2,2026-01-05 10:00,3.50,c1"
 
 
 def run(tmp_path: Path, *rows: str, params: IngestParams = M, header: str = HEADER, raw: bytes | None = None):
@@ -44,7 +34,7 @@ def run(tmp_path: Path, *rows: str, params: IngestParams = M, header: str = HEAD
     else:
         path.write_bytes(raw)
     kept_path, quarantine_path = tmp_path / "kept.parquet", tmp_path / "quarantine.parquet"
-    tally = ingest(path, params, kept_path, quarantine_path)
+    tally = ingest(path=path, params=params, kept_out=kept_path, quarantine_out=quarantine_path, today=TODAY)
     kept, quarantine = pd.read_parquet(kept_path), pd.read_parquet(quarantine_path)
     assert tally.input_rows == len(kept) + len(quarantine) == tally.kept_rows + tally.quarantined_rows
     assert quarantine["reason"].notna().all()
@@ -297,13 +287,17 @@ def _ingest_in_a_fresh_process(path: Path | None, params: IngestParams, out: Pat
     """Ingest `path` in a fresh process: its tally and its peak resident memory in MiB (with `path`
     None, only the imports ingest needs). VmHWM, as ru_maxrss would include the forked parent's."""
     code = f"""
+import datetime
 import json
-from pipeline.ingest import ingest
-from pipeline.params import IngestParams
+from pipeline.stages.ingest import ingest
+from pipeline.core.params import IngestParams
 params = IngestParams.model_validate_json({params.model_dump_json()!r})
 tally = {{}}
 if {path is not None}:
-    t = ingest({str(path)!r}, params, {str(out / "k.parquet")!r}, {str(out / "q.parquet")!r})
+    t = ingest(
+        {str(path)!r}, params, {str(out / "k.parquet")!r}, {str(out / "q.parquet")!r},
+        today=datetime.date.fromisoformat({TODAY.isoformat()!r}),
+    )
     tally = {{"input": t.input_rows, "kept": t.kept_rows, "quarantined": t.quarantined_rows,
               "reasons": sorted(t.by_reason)}}
 hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM:"))

@@ -117,7 +117,7 @@ def test_a_blend_input_that_would_get_a_negative_weight_gets_none_and_the_rest_a
     y = (rng.uniform(size=n) < 1 / (1 + np.exp(-(2.0 * a - 0.7 * b)))).astype("int8")
     p = 1 / (1 + np.exp(-a))
     rows = pd.DataFrame({"pnbd_p_no_order": 1 / (1 + np.exp(-b)), "churned": y})
-    x = blend_inputs(p, rows, ("model", "pnbd_p_no_order"), {})
+    x = blend_inputs(p=p, snapshot=rows, inputs=("model", "pnbd_p_no_order"), rfm={})
     free = logistic_regression(x, y, c=1e6, standardize=False)
     assert free.coef[1] < -0.3  # unconstrained, the copy is played against the signal
     blend = fit_blend(p, rows, {})

@@ -15,8 +15,8 @@ from pipeline.core.cutoffs import (
     training_cutoffs,
 )
 from pipeline.core.fitting import TrainError, temporal_split
+from tests.conftest import TRAIN_PARAMS as TRAIN
 from tests.conftest import featurize_params
-from tests.test_train import PARAMS as TRAIN
 
 SPEC = featurize_params(
     n_cutoffs=24, trend_days=90, horizon_candidates=[14, 30, 60, 90, 180], adapt_to_history=True
@@ -38,7 +38,7 @@ def test_cutoffs_needed_counts_a_horizon_before_the_earliest_origin_and_the_orig
 
 
 def test_a_long_history_keeps_the_declared_spec():
-    s = plan_schedule(D("2024-05-06"), D("2026-11-17"), SPEC, NEEDS)
+    s = plan_schedule(first_day=D("2024-05-06"), score_date=D("2026-11-17"), spec=SPEC, needs=NEEDS)
     assert (s.horizon_days, s.every_days, s.lookback_days, len(s.cutoffs)) == (90, 14, 365, 24)
     assert (s.cutoffs[0], s.cutoffs[-1]) == (D("2025-10-01"), D("2026-08-19"))
     assert s.changes == () and s.history_days is None
@@ -46,7 +46,7 @@ def test_a_long_history_keeps_the_declared_spec():
 
 def test_a_two_year_history_fits_fewer_cutoffs():
     # Online Retail II: 2009-12-01 .. 2011-12-09; (739 - 365 - 90) // 14 + 1 = 21 cutoffs fit
-    s = plan_schedule(D("2009-12-01"), D("2011-12-10"), SPEC, NEEDS)
+    s = plan_schedule(first_day=D("2009-12-01"), score_date=D("2011-12-10"), spec=SPEC, needs=NEEDS)
     assert (s.horizon_days, s.lookback_days, len(s.cutoffs)) == (90, 365, 21)
     assert s.changes == ("n_cutoffs 24 -> 21",)
     assert s.cutoffs[0] - dt.timedelta(days=365) >= D("2009-12-01")
@@ -55,7 +55,12 @@ def test_a_two_year_history_fits_fewer_cutoffs():
 def test_an_eighteen_month_history_keeps_the_horizon_and_needs_less_history_before_the_first_cutoff():
     # CDNOW, 546 days, H = 180: 24 cutoffs every 14 days leave 546 - 180 - 23 * 14 = 44 days before
     # the first; who is eligible (ordered within 365 days) does not change
-    s = plan_schedule(D("1997-01-01"), D("1998-07-01"), SPEC.model_copy(update={"horizon_days": 180}), NEEDS)
+    s = plan_schedule(
+        first_day=D("1997-01-01"),
+        score_date=D("1998-07-01"),
+        spec=SPEC.model_copy(update={"horizon_days": 180}),
+        needs=NEEDS,
+    )
     assert (s.horizon_days, s.every_days, s.lookback_days, s.history_days, len(s.cutoffs)) == (
         180,
         14,
@@ -70,7 +75,7 @@ def test_an_eighteen_month_history_keeps_the_horizon_and_needs_less_history_befo
 def test_a_four_month_history_never_changes_a_declared_horizon():
     # 120 days: H = 90 needs 28 days of data, then 13 + 3 weekly cutoffs, then 90: 28 + 105 + 90 = 223
     with pytest.raises(ScheduleError) as err:
-        plan_schedule(D("2000-11-01"), D("2001-03-01"), SPEC, NEEDS)
+        plan_schedule(first_day=D("2000-11-01"), score_date=D("2001-03-01"), spec=SPEC, needs=NEEDS)
     assert str(err.value) == (
         "the history from 2000-11-01 to 2001-03-01 spans 120 days, shorter than the 223 days a 90-day "
         "horizon needs: 28 days of data before the first cutoff, then 16 cutoffs every 7 days (each of "
@@ -82,7 +87,10 @@ def test_a_four_month_history_never_changes_a_declared_horizon():
 def test_an_auto_horizon_is_the_longest_candidate_the_history_supports():
     # 120 days, weekly: H = 60 needs 28 + (9 + 3 - 1) * 7 + 60 = 165 > 120; H = 30 needs 28 + 49 + 30
     s = plan_schedule(
-        D("2000-11-01"), D("2001-03-01"), SPEC.model_copy(update={"horizon_days": "auto"}), NEEDS
+        first_day=D("2000-11-01"),
+        score_date=D("2001-03-01"),
+        spec=SPEC.model_copy(update={"horizon_days": "auto"}),
+        needs=NEEDS,
     )
     assert (s.horizon_days, s.every_days, len(s.cutoffs)) == (30, 7, 9)
     assert s.changes[:2] == ("horizon_days auto -> 30", "cutoff_every_days 14 -> 7")
@@ -91,7 +99,10 @@ def test_an_auto_horizon_is_the_longest_candidate_the_history_supports():
 def test_without_adapting_a_short_history_is_refused_with_the_arithmetic():
     with pytest.raises(ScheduleError) as err:
         plan_schedule(
-            D("1997-01-01"), D("1998-07-01"), SPEC.model_copy(update={"adapt_to_history": False}), NEEDS
+            first_day=D("1997-01-01"),
+            score_date=D("1998-07-01"),
+            spec=SPEC.model_copy(update={"adapt_to_history": False}),
+            needs=NEEDS,
         )
     message = str(err.value)
     assert "spans 546 days, shorter than the 581 days a 90-day horizon needs" in message
@@ -102,7 +113,7 @@ def test_without_adapting_a_short_history_is_refused_with_the_arithmetic():
 def test_too_few_declared_cutoffs_for_the_split_is_refused_without_adapting():
     spec = SPEC.model_copy(update={"adapt_to_history": False, "n_cutoffs": 6})
     with pytest.raises(ScheduleError, match="n_cutoffs = 6 is fewer than the 10 cutoffs a 90-day horizon"):
-        plan_schedule(D("2020-01-01"), D("2026-01-01"), spec, NEEDS)
+        plan_schedule(first_day=D("2020-01-01"), score_date=D("2026-01-01"), spec=spec, needs=NEEDS)
 
 
 PLANNED = {"fits": 0, "refused": 0}
@@ -133,7 +144,7 @@ def test_every_planned_schedule_fits_and_splits_and_every_refusal_is_owed_to_the
     first, score = D("2020-01-01"), D("2020-01-01") + dt.timedelta(days=span)
     needs = SplitNeeds(1, origins)
     try:
-        s = plan_schedule(first, score, spec, needs)
+        s = plan_schedule(first_day=first, score_date=score, spec=spec, needs=needs)
     except ScheduleError:
         PLANNED["refused"] += 1
         # a refusal is owed: no spacing the planner may use fits the needed cutoffs

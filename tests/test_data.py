@@ -9,6 +9,7 @@ import pytest
 from pipeline.commands.data import ONLINE_RETAIL_II_MAPPING, convert_online_retail_ii
 from pipeline.core.params import IngestParams
 from pipeline.stages.ingest import ingest
+from tests.conftest import TODAY
 
 HEADER = ["Invoice", "StockCode", "Description", "Quantity", "InvoiceDate", "Price", "Customer ID", "Country"]
 UK = "United Kingdom"
@@ -42,9 +43,26 @@ def test_conversion_and_documented_mapping_ingest_the_public_format(tmp_path):
     assert csv["Customer ID"].tolist() == ["13085", "13085", "16321", "", "17530", "17530"]
     assert csv["InvoiceDate"].iloc[0] == "2009-12-01 07:45:00"
     params = IngestParams(**ONLINE_RETAIL_II_MAPPING, max_quarantine_share=0.5)
-    tally = ingest(out, params, tmp_path / "kept.parquet", tmp_path / "quarantine.parquet")
+    tally = ingest(
+        path=out,
+        params=params,
+        kept_out=tmp_path / "kept.parquet",
+        quarantine_out=tmp_path / "quarantine.parquet",
+        today=TODAY,
+    )
     kept = pd.read_parquet(tmp_path / "kept.parquet")
     # the cancellation refers to an order from before the export starts: nothing to cancel in it
     assert tally.by_reason == {"missing_customer_id": 1, "unmatched_return": 1, "zero_amount": 1}
     assert kept["amount"].tolist() == pytest.approx([83.4, 81.0, 17.7])
     assert kept["order_id"].tolist() == ["489434", "489434", "538171"]
+
+
+def test_an_unknown_data_set_is_refused_by_name_without_a_download(tmp_path):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    result = CliRunner().invoke(app, ["data", "download", "nope", "--out", str(tmp_path / "x.csv")])
+    assert result.exit_code == 2
+    assert "unknown data set 'nope'; available: online-retail-ii" in result.output
+    assert not (tmp_path / "x.csv").exists()

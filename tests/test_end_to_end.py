@@ -208,7 +208,7 @@ def _held(
     as_user: UserRunner, project: Path, stage: str, moment: str, path: Path, signals: Path
 ) -> list[Path]:
     """Runs `stage` until the writer of `path` holds `moment` its rename (the crash-test hook in
-    `pipeline.io.atomic_path`), then kills it with SIGKILL. Returns the temporary files of `path`
+    `pipeline.core.io.atomic_path`), then kills it with SIGKILL. Returns the temporary files of `path`
     that existed at the moment of the kill."""
     marker, log = signals / f"held-{moment}", signals / f"{stage}-{moment}.log"
     env = as_user.env(CHURN_HOLD_WRITE=f"{moment}:{path.name}", CHURN_HOLD_SIGNAL=str(marker))
@@ -239,12 +239,16 @@ def test_a_kill_inside_a_write_keeps_the_published_file_and_a_kill_after_it_leav
     signal_dir = Path(tempfile.mkdtemp(prefix="churn-hold-"))
     signal_dir.chmod(0o777)
     try:
-        temps = _held(as_user, project, stage, "before", path, signal_dir)
+        temps = _held(
+            as_user=as_user, project=project, stage=stage, moment="before", path=path, signals=signal_dir
+        )
         # killed inside the write: the new version was complete in its temporary sibling, and the
         # published file is still the earlier one, whole
         assert [t.read_bytes() for t in temps] == [new]
         assert path.read_bytes() == old
-        temps = _held(as_user, project, stage, "after", path, signal_dir)
+        temps = _held(
+            as_user=as_user, project=project, stage=stage, moment="after", path=path, signals=signal_dir
+        )
         # killed right after the rename: the new version is published whole, and the temporary
         # file the first kill left was cleared by this writer
         assert temps == [] and path.read_bytes() == new

@@ -9,28 +9,10 @@ from hypothesis import strategies as st
 
 from pipeline.core.cutoffs import SplitNeeds, cutoffs_needed
 from pipeline.core.features import finish, horizon_report, make_snapshots, training_snapshots
+from tests.conftest import FEATURE_CUTOFF as CUTOFF
+from tests.conftest import FEATURE_LINES as LINES
+from tests.conftest import FEATURE_PARAMS as PARAMS
 from tests.conftest import canonical, featurize_params
-
-PARAMS = featurize_params(windows_days=[30, 90])
-CUTOFF = dt.date(2024, 4, 1)
-
-# a loyal customer (one order exactly at the cutoff), a lapsing one, a new one, and one too old
-LINES = canonical(
-    """
-customer_id order_id order_ts            amount product_id category quantity country
-L           o1       2024-01-01T10:00:00 10     p1         a        1        UK
-L           o1       2024-01-01T10:00:00 20     p2         b        2        UK
-L           o2       2024-01-31T10:00:00 30     p1         a        3        UK
-L           r1       2024-02-05T10:00:00 -5     p1         a        -1       UK
-L           o3       2024-03-01T10:00:00 40     p3         a        1        UK
-L           o4       2024-04-01T00:00:00 50     p4         c        1        DE
-P           o5       2023-10-01T12:00:00 15     p1         a        1        FR
-P           o6       2023-11-15T12:00:00 25     p2         b        1        FR
-N           o7       2024-03-20T12:00:00 12     p5         d        2        NL
-N           o8       2024-05-15T12:00:00 8      p5         d        1        NL
-X           o9       2022-01-01T12:00:00 99     p1         a        1        UK
-"""
-)
 
 EXPECTED = {
     "L": dict(
@@ -246,7 +228,10 @@ def test_row_order_does_not_matter(lines, seed):
 def test_horizon_report_counts_churn_and_later_returns():
     params = PARAMS.model_copy(update={"horizon_candidates": [10, 30]})
     table, gaps, reference = horizon_report(
-        ibis.memtable(LINES), dt.date(2023, 10, 1), dt.date(2024, 5, 16), params
+        lines=ibis.memtable(LINES),
+        first_day=dt.date(2023, 10, 1),
+        score_date=dt.date(2024, 5, 16),
+        params=params,
     )
     # reference 2024-03-17: L (next order 15 days later) and P (never again) are eligible
     assert reference == dt.date(2024, 3, 17)

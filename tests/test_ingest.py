@@ -5,6 +5,7 @@ import pytest
 
 from pipeline.core.params import IngestParams
 from pipeline.stages.ingest import IngestError, ingest
+from tests.conftest import TODAY
 
 MAPPING = IngestParams(
     columns={
@@ -37,7 +38,7 @@ def _run(tmp_path: Path, text: str, params: IngestParams = MAPPING, name: str = 
     raw = tmp_path / name
     raw.write_text(text, encoding="utf-8")
     kept, quarantine = tmp_path / "kept.parquet", tmp_path / "quarantine.parquet"
-    tally = ingest(raw, params, kept, quarantine)
+    tally = ingest(path=raw, params=params, kept_out=kept, quarantine_out=quarantine, today=TODAY)
     return tally, kept, quarantine
 
 
@@ -94,7 +95,13 @@ def test_parquet_export_with_typed_columns(tmp_path):
         date_formats=["%Y-%m-%d"],
         max_quarantine_share=0.0,
     )
-    ingest(tmp_path / "export.parquet", params, tmp_path / "k.parquet", tmp_path / "q.parquet")
+    ingest(
+        path=tmp_path / "export.parquet",
+        params=params,
+        kept_out=tmp_path / "k.parquet",
+        quarantine_out=tmp_path / "q.parquet",
+        today=TODAY,
+    )
     kept = pd.read_parquet(tmp_path / "k.parquet")
     assert kept["order_ts"].tolist() == [pd.Timestamp("2024-01-02 10:00"), pd.Timestamp("2024-01-03")]
 
@@ -142,7 +149,13 @@ def test_non_utf8_bytes_give_a_clear_error(tmp_path):
     with pytest.raises(
         IngestError, match=r"export\.csv: line 12 \(data row 11, byte \d+\) is not valid utf-8"
     ):
-        ingest(raw, MAPPING, tmp_path / "k.parquet", tmp_path / "q.parquet")
+        ingest(
+            path=raw,
+            params=MAPPING,
+            kept_out=tmp_path / "k.parquet",
+            quarantine_out=tmp_path / "q.parquet",
+            today=TODAY,
+        )
 
 
 def test_counts_that_do_not_add_up_are_an_error():

@@ -101,7 +101,7 @@ def test_measure_recovers_the_injected_treatment_effect(tmp_path, effect):
     path = tmp_path / "later.parquet"
     lines.to_parquet(path)
     churned, _, _ = realized_churn(scores, path)
-    result = measure(scores, churned, 0.1, 10)["outreach"]
+    result = measure(scores=scores, churned=churned, top_share=0.1, bins=10)["outreach"]
     assert result["ci_low"] <= truth["true_retention_lift"] <= result["ci_high"]
     assert result["ci_low"] <= truth["expected_retention_lift"] <= result["ci_high"]
     # derived by hand from _shop's population: lambda ~ Exponential(mean 0.02 per day) and alive

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -8,8 +10,9 @@ from pipeline.core.fitting import fit
 from pipeline.core.model import ChurnModel
 from pipeline.core.params import load_params
 from pipeline.stages.monitor import DriftError, binned, drift_report, psi
+from pipeline.stages.score import ScoreError, check_verdict
 from tests.conftest import ROOT
-from tests.test_train import PARAMS as TRAIN
+from tests.conftest import TRAIN_PARAMS as TRAIN
 
 MONITOR = load_params(ROOT / "params.yaml").monitor  # warn at 0.1, stop at 0.25
 
@@ -59,7 +62,9 @@ def model() -> ChurnModel:
 
 def _report(model: ChurnModel, reference: pd.DataFrame, current: pd.DataFrame) -> dict:
     contrib = contributions(model, current).drop(columns=[BASE])
-    return drift_report(reference, current, model, contrib, MONITOR)
+    return drift_report(
+        reference=reference, current=current, model=model, current_contrib=contrib, params=MONITOR
+    )
 
 
 def test_the_same_population_a_quarter_later_is_stable(model):
@@ -101,12 +106,27 @@ def test_the_stage_refuses_to_let_scoring_run_or_only_warns(tmp_path, model, mon
         paths["shap"],
         tmp_path / "m.json",
         tmp_path / "psi.csv",
+        tmp_path / "verdict.json",
     )
+    verdict = tmp_path / "verdict.json"
+    verdict.write_text('{"score_date": "2026-09-01", "status": "ok", "may_score": true}')  # a stale pass
     with pytest.raises(
         DriftError, match=r"drifted from the training cutoff 2026-08-18: PSI spend_365d \d\.\d\d"
     ):
         monitor.main(ROOT / "params.yaml", *args)
     assert (tmp_path / "m.json").exists()  # the report is there to read
+    score_date = current["cutoff"].iloc[0].date().isoformat()
+    assert json.loads(verdict.read_text()) == {"score_date": score_date, "status": "stop", "may_score": False}
+    with pytest.raises(
+        ScoreError, match=f"the drift check stopped scoring of {score_date} \\(status stop\\)"
+    ):
+        check_verdict(verdict, current)
     warn_only = tmp_path / "params.yaml"
     warn_only.write_text((ROOT / "params.yaml").read_text().replace("action: stop", "action: warn"))
     assert monitor.main(warn_only, *args)["status"] == "stop"
+    assert json.loads(verdict.read_text()) == {"score_date": score_date, "status": "stop", "may_score": True}
+    check_verdict(verdict, current)  # warned, and scoring goes on
+    with pytest.raises(
+        ScoreError, match=f"the drift check was for the snapshot of {score_date}, not 2027-01-04"
+    ):
+        check_verdict(verdict, current.assign(cutoff=pd.Timestamp("2027-01-04")))

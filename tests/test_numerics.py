@@ -20,7 +20,9 @@ def test_minimize_finds_the_rosenbrock_minimum_in_four_dimensions():
 
 def test_minimize_keeps_every_coordinate_within_the_bounds():
     # unconstrained minimum at (3, -3); the box [-1, 1] puts it at the corner (1, -1)
-    result = minimize(lambda x: (x[0] - 3.0) ** 2 + (x[1] + 3.0) ** 2, [0.0, 0.0], -1.0, 1.0)
+    result = minimize(
+        fun=lambda x: (x[0] - 3.0) ** 2 + (x[1] + 3.0) ** 2, x0=[0.0, 0.0], lower=-1.0, upper=1.0
+    )
     assert result.x == (1.0, -1.0)
 
 

@@ -51,12 +51,15 @@ def test_campaign_is_the_first_rule_that_fits():
     lifecycle = np.array(["lapsed", "new", "active", "active", "at_risk", "active"])
     value = np.array(["high", "high", "high", "low", "low", "mid"])
     risk = np.array(["low", "high", "medium", "high", "high", "low"])
-    assert campaigns(lifecycle, value, risk, PARAMS).tolist() == [
+    assert campaigns(lifecycle=lifecycle, value_tier=value, risk_tier=risk, params=PARAMS).tolist() == [
         "win_back", "onboarding", "churn_prevention", "churn_prevention", "churn_prevention", "none",
     ]  # fmt: skip
-    assert campaigns(np.array(["active"]), np.array(["high"]), np.array(["low"]), PARAMS).tolist() == [
-        "loyalty_care"
-    ]
+    assert campaigns(
+        lifecycle=np.array(["active"]),
+        value_tier=np.array(["high"]),
+        risk_tier=np.array(["low"]),
+        params=PARAMS,
+    ).tolist() == ["loyalty_care"]
 
 
 def test_outreach_takes_the_highest_value_at_risk_within_budget_and_skips_no_campaign():
@@ -64,7 +67,9 @@ def test_outreach_takes_the_highest_value_at_risk_within_budget_and_skips_no_cam
     ids = pd.Series(["a", "b", "c", "d", "e"])
     var = np.array([10.0, 50.0, 30.0, 40.0, 30.0])
     campaign = np.array(["win_back", "none", "onboarding", "churn_prevention", "loyalty_care"])
-    outreach, holdout, rank = outreach_plan(ids, var, campaign, "2026-W47", params)
+    outreach, holdout, rank = outreach_plan(
+        customer_ids=ids, value_at_risk=var, campaign=campaign, week="2026-W47", params=params
+    )
     # b has the most at risk but no campaign; c and e tie at 30: the id breaks the tie
     assert rank.tolist() == [0, 0, 2, 1, 3]
     assert outreach.tolist() == [False, False, True, True, True]
@@ -90,7 +95,9 @@ def test_holdout_share_is_exact_and_does_not_depend_on_row_order(n, share, budge
     ids = pd.Series([f"c{i:05d}" for i in range(n)])
     var = rng.gamma(1.0, 10.0, n)
     campaign = np.where(rng.random(n) < 0.8, "churn_prevention", "none")
-    outreach, holdout, rank = outreach_plan(ids, var, campaign, "2026-W47", params)
+    outreach, holdout, rank = outreach_plan(
+        customer_ids=ids, value_at_risk=var, campaign=campaign, week="2026-W47", params=params
+    )
     listed = int(outreach.sum())
     assert listed == min(budget, int((campaign != "none").sum()))
     assert int(holdout.sum()) == round(share * listed)
@@ -99,7 +106,11 @@ def test_holdout_share_is_exact_and_does_not_depend_on_row_order(n, share, budge
         assert abs(holdout.sum() / listed - share) <= 0.5 / listed + 1e-12
     perm = rng.permutation(n)
     o2, h2, r2 = outreach_plan(
-        ids.iloc[perm].reset_index(drop=True), var[perm], campaign[perm], "2026-W47", params
+        customer_ids=ids.iloc[perm].reset_index(drop=True),
+        value_at_risk=var[perm],
+        campaign=campaign[perm],
+        week="2026-W47",
+        params=params,
     )
     assert set(ids[holdout]) == set(ids.iloc[perm][h2])
     assert dict(zip(ids[outreach], rank[outreach], strict=True)) == dict(

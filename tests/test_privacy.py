@@ -8,8 +8,11 @@ import pytest
 from pipeline.core.privacy import PrivacyError, erase, pseudonyms
 from pipeline.stages.ingest import ingest
 from pipeline.stages.score import publish
-from tests.test_badinput import GOOD, HEADER, M
-from tests.test_score import _table
+from tests.conftest import RETAIL_GOOD_ROW as GOOD
+from tests.conftest import RETAIL_HEADER as HEADER
+from tests.conftest import RETAIL_MAPPING as M
+from tests.conftest import TODAY
+from tests.conftest import score_table_example as _table
 
 KEY = "a-long-random-secret-for-tests"
 
@@ -28,7 +31,13 @@ def test_ingest_pseudonymizes_ids_everywhere_and_never_logs_the_key(tmp_path, mo
     rows = [GOOD.replace("c1", one), f"2,p1,1,not a date,1,{two}", GOOD.replace("c1", f"  {one} ")]
     raw.write_text("\n".join([HEADER, *rows]) + "\n")
     with caplog.at_level(logging.DEBUG):
-        ingest(raw, params, tmp_path / "k.parquet", tmp_path / "q.parquet")
+        ingest(
+            path=raw,
+            params=params,
+            kept_out=tmp_path / "k.parquet",
+            quarantine_out=tmp_path / "q.parquet",
+            today=TODAY,
+        )
     kept, quarantine = pd.read_parquet(tmp_path / "k.parquet"), pd.read_parquet(tmp_path / "q.parquet")
     p1, p2 = pseudonyms(KEY.encode(), [one, two])
     assert kept["customer_id"].tolist() == [p1]  # the padded copy is the same customer: a duplicate
@@ -50,7 +59,13 @@ def test_pseudonymizing_without_a_strong_key_is_refused(tmp_path, monkeypatch, k
     (tmp_path / "export.csv").write_text(HEADER + "\n" + GOOD + "\n")
     params = M.model_copy(update={"pseudonymize": True})
     with pytest.raises(PrivacyError, match=message):
-        ingest(tmp_path / "export.csv", params, tmp_path / "k", tmp_path / "q")
+        ingest(
+            path=tmp_path / "export.csv",
+            params=params,
+            kept_out=tmp_path / "k",
+            quarantine_out=tmp_path / "q",
+            today=TODAY,
+        )
 
 
 def test_erase_removes_a_customer_from_every_table_and_restates_the_manifests(tmp_path):

@@ -5,7 +5,9 @@ import pytest
 
 from pipeline.core.features import finish, training_snapshots
 from pipeline.stages.report import cohort_matrix, orders_of, period_rates
-from tests.test_featurize import CUTOFF, LINES, PARAMS
+from tests.conftest import FEATURE_CUTOFF as CUTOFF
+from tests.conftest import FEATURE_LINES as LINES
+from tests.conftest import FEATURE_PARAMS as PARAMS
 
 
 def _orders(rows: list[tuple[str, str]]) -> pd.DataFrame:
@@ -45,7 +47,10 @@ def test_reported_churn_at_a_past_cutoff_equals_the_label_churn_rate():
     )
     orders = orders_of(ibis.memtable(LINES))
     rates = period_rates(
-        orders, [pd.Timestamp(CUTOFF)], PARAMS.horizon_days, PARAMS.eligibility_lookback_days
+        orders=orders,
+        starts=[pd.Timestamp(CUTOFF)],
+        horizon_days=PARAMS.horizon_days,
+        lookback_days=PARAMS.eligibility_lookback_days,
     )
     assert rates["customers_at_start"].iloc[0] == len(labels) == 3
     assert rates["churn_rate"].iloc[0] == labels["churned"].mean() == pytest.approx(1 / 3)

@@ -20,6 +20,9 @@ from pipeline.core.tables import (
 )
 from pipeline.stages.score import publish, risk_tiers, score_table
 from tests.conftest import ROOT
+from tests.conftest import explainer as _explainer
+from tests.conftest import score_table_example as _table
+from tests.conftest import scoring_inputs as _scoring
 
 PARAMS = load_params(ROOT / "params.yaml").score
 
@@ -80,49 +83,6 @@ def test_risk_tiers():
     ]
 
 
-def _scoring(n: int = 300, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    ids = [f"{i:05d}" for i in range(n)]
-    ids[:3] = ['=HYPERLINK("http://x")', "+44123", "@SUM(A1)"]
-    snapshot = pd.DataFrame(
-        {
-            "customer_id": ids,
-            "cutoff": pd.Timestamp("2026-11-16"),
-            "horizon_days": np.int32(90),
-            "recency_days": rng.uniform(0, 300, n),
-            "gap_mean": rng.uniform(10, 60, n),
-            "gap_last": rng.uniform(10, 250, n),
-            "n_orders": rng.integers(1, 10, n).astype(float),
-            "tenure_days": rng.uniform(20, 700, n),
-            "avg_order_value": rng.gamma(3.0, 20.0, n),
-            "channel": rng.choice(["web", "store"], n),
-        }
-    )
-    contrib = pd.DataFrame(
-        {"customer_id": ids, **{c: rng.normal(0, 0.5, n) for c in ("recency_days", "n_orders", "channel")}}
-    ).assign(base_value=0.3)
-    return snapshot, contrib, rng.uniform(0, 1, n)
-
-
-def _explainer(contrib: pd.DataFrame):
-    """What the score stage's `explain` does, from contributions made up for every row."""
-    by_id = contrib.set_index("customer_id")
-    return lambda rows: by_id.loc[rows["customer_id"]].reset_index()
-
-
-def _table():
-    snapshot, contrib, p = _scoring()
-    pnbd = ParetoNBD(r=0.55, alpha=10.6, s=0.61, beta=11.7)
-    return score_table(
-        snapshot,
-        p,
-        _explainer(contrib),
-        pnbd,
-        "churn-model/3",
-        PARAMS.model_copy(update={"contact_budget": 50}),
-    )
-
-
 def test_score_table_meets_the_contract_and_plans_the_outreach():
     table = validate(_table(), SCORES, "weekly score file")
     assert list(table.columns) == [f["name"] for f in SCORE_FILE_SCHEMA["fields"]]
@@ -157,7 +117,12 @@ def test_misaligned_contributions_are_refused():
     explain = _explainer(contrib)
     with pytest.raises(ValueError, match="not aligned"):
         score_table(
-            snapshot, p, lambda rows: explain(rows).iloc[::-1], ParetoNBD(0.5, 10, 0.6, 12), "m/1", PARAMS
+            snapshot=snapshot,
+            p=p,
+            explain=lambda rows: explain(rows).iloc[::-1],
+            pnbd=ParetoNBD(r=0.5, alpha=10, s=0.6, beta=12),
+            model_version="m/1",
+            params=PARAMS,
         )
 
 
@@ -172,14 +137,21 @@ def test_reasons_are_computed_for_the_outreach_list_or_for_everyone(reasons_for)
         return explain(rows)
 
     params = PARAMS.model_copy(update={"contact_budget": 50, "reasons_for": reasons_for})
-    table = score_table(snapshot, p, counting, ParetoNBD(0.55, 10.6, 0.61, 11.7), "m/1", params)
+    table = score_table(
+        snapshot=snapshot,
+        p=p,
+        explain=counting,
+        pnbd=ParetoNBD(r=0.55, alpha=10.6, s=0.61, beta=11.7),
+        model_version="m/1",
+        params=params,
+    )
     everyone = score_table(
-        snapshot,
-        p,
-        explain,
-        ParetoNBD(0.55, 10.6, 0.61, 11.7),
-        "m/1",
-        params.model_copy(update={"reasons_for": "all"}),
+        snapshot=snapshot,
+        p=p,
+        explain=explain,
+        pnbd=ParetoNBD(r=0.55, alpha=10.6, s=0.61, beta=11.7),
+        model_version="m/1",
+        params=params.model_copy(update={"reasons_for": "all"}),
     )
     columns = [f"reason_{k}{s}" for k in (1, 2, 3) for s in ("", "_points")]
     listed = table["outreach"]
@@ -238,7 +210,7 @@ def test_an_interrupted_publish_leaves_the_previous_file_and_no_partial_one(tmp_
     def killed(src, dst):
         raise KeyboardInterrupt("killed while publishing")
 
-    monkeypatch.setattr("pipeline.io.os.replace", killed)
+    monkeypatch.setattr("pipeline.core.io.os.replace", killed)
     with pytest.raises(KeyboardInterrupt):
         publish(changed, tmp_path, {})
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
@@ -249,10 +221,18 @@ def test_do_not_contact_customers_are_scored_and_counted_but_never_on_the_list(t
     snapshot, contrib, p = _scoring()
     pnbd = ParetoNBD(r=0.55, alpha=10.6, s=0.61, beta=11.7)
     params = PARAMS.model_copy(update={"contact_budget": 50})
-    before = score_table(snapshot, p, _explainer(contrib), pnbd, "m/1", params)
+    before = score_table(
+        snapshot=snapshot, p=p, explain=_explainer(contrib), pnbd=pnbd, model_version="m/1", params=params
+    )
     first = before.loc[before["outreach_rank"] == 1, "customer_id"].iloc[0]
     after = score_table(
-        snapshot, p, _explainer(contrib), pnbd, "m/1", params, do_not_contact={first, "not-a-customer"}
+        snapshot=snapshot,
+        p=p,
+        explain=_explainer(contrib),
+        pnbd=pnbd,
+        model_version="m/1",
+        params=params,
+        do_not_contact={first, "not-a-customer"},
     )
     row = after.set_index("customer_id").loc[first]
     assert bool(row["do_not_contact"]) and not bool(row["outreach"]) and len(after) == len(before)
@@ -278,7 +258,14 @@ def test_the_score_file_always_meets_its_contract(n, seed, budget, share, extrem
         p[: n // 2] = extreme  # certain churners or stayers
     snapshot.loc[snapshot.index[:2], "avg_order_value"] = 0.0  # orders worth nothing after returns
     params = PARAMS.model_copy(update={"contact_budget": budget, "holdout_share": share})
-    table = score_table(snapshot, p, _explainer(contrib), ParetoNBD(0.55, 10.6, 0.61, 11.7), "m/1", params)
+    table = score_table(
+        snapshot=snapshot,
+        p=p,
+        explain=_explainer(contrib),
+        pnbd=ParetoNBD(r=0.55, alpha=10.6, s=0.61, beta=11.7),
+        model_version="m/1",
+        params=params,
+    )
     validate(table, SCORES, "weekly score file")
     assert table["outreach"].sum() == min(budget, int((table["recommended_campaign"] != "none").sum()))
     assert table["holdout"].sum() == round(share * table["outreach"].sum())

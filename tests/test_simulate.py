@@ -4,19 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.core.params import SimulateParams
 from pipeline.stages.simulate import SCENARIOS, Calendar, Rates, Scenario, simulate, true_no_order_probability
+from tests.conftest import SMALL_SHOP as SMALL
 from tests.conftest import featurize_params
 
-SMALL = SimulateParams(
-    seed=7,
-    n_customers=400,
-    start_date=dt.date(2024, 1, 1),
-    end_date=dt.date(2025, 1, 1),
-    mean_lines_per_order=3.0,
-    malformed_share=0.01,
-    return_share=0.05,
-)
 FEAT = featurize_params(horizon_days=60, n_cutoffs=3)
 
 
@@ -32,7 +23,12 @@ def test_truth_matches_the_pareto_nbd_closed_form_for_a_flat_season(dropout_leve
     last, cutoff, horizon = np.array([100.3, 20.0, 149.5]), 150.0, 60
     flat, none = flat_calendar(400), np.zeros(3)
     got = true_no_order_probability(
-        flat, flat_calendar(400, dropout_level), last, cutoff, horizon, Rates(lam, mu, none, none)
+        cal=flat,
+        dcal=flat_calendar(400, dropout_level),
+        last_order=last,
+        cutoff=cutoff,
+        horizon=horizon,
+        rates=Rates(lam=lam, mu=mu, drift=none, birth=none),
     )
     # Pareto/NBD individual-level results (Schmittlein et al. 1987) with constant rates
     mu = mu * dropout_level
@@ -129,7 +125,15 @@ def test_bayes_oracle_quadrature_matches_importance_sampling_from_the_prior(scen
     history, open_orders = _flat_history()
     cal, cutoff, horizon, share, extra = flat_calendar(400), 200.0, 90, 0.04, 3.0
     got = sim.bayes_no_order_probability(
-        cal, cal, history, open_orders, cutoff, horizon, share, scenario, extra_lines=extra
+        cal=cal,
+        dcal=cal,
+        history=history,
+        open_orders=open_orders,
+        cutoff=cutoff,
+        horizon=horizon,
+        return_share=share,
+        scenario=scenario,
+        extra_lines=extra,
     )
     rng = np.random.default_rng(0)
     draws = 2_000_000

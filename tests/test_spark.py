@@ -80,9 +80,14 @@ def test_the_featurize_stage_gives_the_same_snapshots_on_either_backend(spark, s
             else f"file://{tmp_path}/transactions.parquet"
         )
         featurize.main(
-            tmp_path / f"{backend}.yaml", source, out / "train.parquet",
-            out / "score.parquet", out / "fits.json", out / "featurize.json", out / "horizons.csv",
-        )  # fmt: skip
+            params_path=tmp_path / f"{backend}.yaml",
+            transactions=source,
+            train_out=out / "train.parquet",
+            score_out=out / "score.parquet",
+            fits_out=out / "fits.json",
+            metrics_out=out / "featurize.json",
+            horizon_out=out / "horizons.csv",
+        )
         outputs[backend] = out
     for name in ("train.parquet", "score.parquet"):
         duck, spk = (pd.read_parquet(outputs[b] / name) for b in ("duckdb", "pyspark"))
@@ -98,7 +103,8 @@ def test_batch_scoring_by_partition_on_spark_gives_the_local_probabilities_and_s
     from pipeline.core.contributions import contributions
     from pipeline.core.fitting import fit
     from pipeline.core.model import ChurnModel
-    from tests.test_train import PARAMS, _snapshots
+    from tests.conftest import TRAIN_PARAMS as PARAMS
+    from tests.conftest import train_snapshots as _snapshots
 
     # boosted from a BTYD column and leveled per cutoff, which no single partition can do alone
     link = Calibrator("platt", (1.3, 0.4), boost_from="bgnbd_p_no_order", offset_mean=0.1, level=True)

@@ -13,25 +13,8 @@ from pipeline.core.fitting import (
     temporal_split,
 )
 from pipeline.core.model import ChurnModel, booster_probability, model_frame
-from pipeline.core.params import TrainParams
-
-PARAMS = TrainParams(
-    test_cutoffs=1,
-    valid_share=0.25,
-    calibration_cutoffs=1,
-    seed=3,
-    num_threads=1,
-    learning_rate=0.1,
-    num_leaves=7,
-    min_child_samples=5,
-    feature_fraction=1.0,
-    lambda_l2=0.0,
-    max_rounds=60,
-    early_stopping_rounds=10,
-    min_customers=50,
-    calibration_min_gain=0.01,
-    min_class_rows=10,
-)
+from tests.conftest import TRAIN_PARAMS as PARAMS
+from tests.conftest import train_snapshots as _snapshots
 
 START = Calibrator("identity", boost_from="bgnbd_p_no_order", offset_mean=0.25)
 
@@ -75,25 +58,6 @@ def test_the_recipe_refits_on_every_row_with_the_rounds_early_stopping_found():
     assert fitted.booster.current_iteration() == fitted.best_iteration <= PARAMS.max_rounds
     assert fitted.calibration_cutoffs == [pd.Timestamp("2024-01-15")]
     assert set(fitted.valid_scores) == {"valid_binary_logloss", "valid_auc"}
-
-
-def _snapshots(n: int = 600, seed: int = 0, horizon_days: int = 30) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    recency = rng.uniform(0, 300, n)
-    frame = pd.DataFrame(
-        {
-            "customer_id": [f"c{i:04d}" for i in range(n)],
-            "cutoff": pd.Timestamp("2024-01-01"),
-            "horizon_days": np.int32(horizon_days),
-            "recency_days": recency,
-            "n_orders": rng.integers(1, 10, n).astype(float),
-            "channel": rng.choice(["web", "store"], n),
-        }
-    )
-    frame["churned"] = (rng.uniform(0, 300, n) < recency).astype("int8")
-    # a BTYD-like probability the booster starts from: right in level, blurred in rank
-    frame["bgnbd_p_no_order"] = np.clip(recency / 300 + rng.normal(0, 0.25, n), 0.02, 0.98)
-    return frame
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from pipeline.core.model import model_frame
 from pipeline.core.params import load_params
 from pipeline.stages.tune import tune
 from tests.conftest import ROOT
-from tests.test_train import _snapshots
+from tests.conftest import train_snapshots as _snapshots
 
 
 def test_tune_searches_on_the_purged_split_and_reports_the_best_trial():

@@ -139,3 +139,15 @@ def test_a_stage_module_is_a_dep_of_its_own_stage_only():
     for module in (m for m in _modules() if _layer(m) == "stages"):
         users = sorted(name for name, stage in STAGES.items() if module in stage.get("deps", []))
         assert users == [Path(module).stem], (module, users)
+
+
+def test_no_stage_reads_a_metrics_file():
+    """Metrics files are for people and `dvc metrics`; what a stage needs from another is an output."""
+    metrics = {
+        next(iter(m)) if isinstance(m, dict) else m
+        for stage in STAGES.values()
+        for m in stage.get("metrics", [])
+    }
+    assert metrics, "dvc.yaml declares no metrics"
+    readers = {name: sorted(metrics & set(stage.get("deps", []))) for name, stage in STAGES.items()}
+    assert {name: found for name, found in readers.items() if found} == {}

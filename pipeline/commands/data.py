@@ -12,6 +12,7 @@ import zipfile
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from pipeline.core.errors import PipelineError
 from pipeline.core.io import atomic_path
@@ -84,3 +85,12 @@ def download_online_retail_ii(out_csv: Path, url: str = ONLINE_RETAIL_II_URL) ->
         with urllib.request.urlopen(url, timeout=120) as response, archive.open("wb") as dst:
             shutil.copyfileobj(response, dst)
         return convert_online_retail_ii(archive, out_csv)
+
+
+def main(name: str, out: Path) -> str:
+    """`churn data download`: fetch the data set and say how to map it."""
+    if name != "online-retail-ii":
+        raise DataError(f"unknown data set {name!r}; available: online-retail-ii")
+    rows = download_online_retail_ii(out)
+    mapping = yaml.safe_dump({"ingest": ONLINE_RETAIL_II_MAPPING}, sort_keys=False)
+    return f"{out}: {rows} rows. Map it with this params.yaml ingest section:\n{mapping}"

@@ -69,7 +69,9 @@ def followup(
 def main(
     customers_path: Path, scores_path: Path, effect: float, seed: int, out: Path, truth_out: Path
 ) -> dict:
-    lines, truth = followup(pd.read_parquet(customers_path), read_scores(scores_path), effect, seed)
+    lines, truth = followup(
+        customers=pd.read_parquet(customers_path), scores=read_scores(scores_path), effect=effect, seed=seed
+    )
     write_parquet(validate(lines, TRANSACTIONS, "follow-up transactions"), out)
     write_json(truth, truth_out)
     log.info("follow-up: %d order lines; truth %s", len(lines), truth)

@@ -89,7 +89,15 @@ def retention_lift(retained: np.ndarray, contacted: np.ndarray, held_out: np.nda
         raise MeasureError(f"the outreach list has {n1} contacted and {n0} held-out customers: no comparison")
     p1, p0 = float(retained[contacted].mean()), float(retained[held_out].mean())
     se = math.sqrt(p1 * (1 - p1) / n1 + p0 * (1 - p0) / n0)
-    return Lift(n1, n0, p1, p0, p1 - p0, p1 - p0 - Z_95 * se, p1 - p0 + Z_95 * se)
+    return Lift(
+        contacted=n1,
+        held_out=n0,
+        retention_contacted=p1,
+        retention_held_out=p0,
+        lift=p1 - p0,
+        ci_low=p1 - p0 - Z_95 * se,
+        ci_high=p1 - p0 + Z_95 * se,
+    )
 
 
 def by_group(scores: pd.DataFrame, churned: np.ndarray, column: str) -> pd.DataFrame:
@@ -174,7 +182,12 @@ def main(params_path: Path, scores_path: Path, transactions: Path, out_dir: Path
     params = load_params(params_path)
     scores = read_scores(scores_path)
     churned, start, end = realized_churn(scores, transactions)
-    result = measure(scores, churned, params.evaluate.top_share, params.evaluate.calibration_bins)
+    result = measure(
+        scores=scores,
+        churned=churned,
+        top_share=params.evaluate.top_share,
+        bins=params.evaluate.calibration_bins,
+    )
     tiers, deciles = by_group(scores, churned, "risk_tier"), by_group(scores, churned, "risk_decile")
     out_dir = Path(out_dir)
     write_json(
@@ -184,7 +197,16 @@ def main(params_path: Path, scores_path: Path, transactions: Path, out_dir: Path
     for name, table in (("by_tier.csv", tiers), ("by_decile.csv", deciles)):
         write_csv(table, out_dir / name)
     with atomic_path(out_dir / "report.md") as tmp:
-        tmp.write_text(report(result, tiers, deciles, Path(scores_path).name, (start, end)), encoding="utf-8")
+        tmp.write_text(
+            report(
+                result=result,
+                tiers=tiers,
+                deciles=deciles,
+                source=Path(scores_path).name,
+                window=(start, end),
+            ),
+            encoding="utf-8",
+        )
     tracking.configure(params.mlflow.experiment)
     with mlflow.start_run(run_name=f"measure-{Path(scores_path).stem}"):
         mlflow.set_tags(

@@ -110,24 +110,42 @@ def oracle_rows(
             )
         y, p = joined[LABEL].to_numpy(), joined["bayes_p_no_order"].to_numpy()
         head = {"cutoff": origin, "rows": len(at), "churn_rate": float(y.mean())}
-        rows.append({**head, "scorer": ORACLE, **classification_metrics(y, p, top_share, True)})
+        rows.append(
+            {
+                **head,
+                "scorer": ORACLE,
+                **classification_metrics(y=y, p=p, top_share=top_share, probability=True),
+            }
+        )
     return rows
 
 
 def quality_table(
-    transactions: Path, params: Params, truth: Path | None = None
+    transactions: Path, params: Params, today: dt.date, truth: Path | None = None
 ) -> tuple[pd.DataFrame, Schedule]:
-    """The backtest table on any export; with the simulator's truth, the oracle's rows too."""
+    """The backtest table on any export, checked as of `today` (orders after it are quarantined
+    unless `ingest.valid_until` says otherwise); with the simulator's truth, the oracle's rows too."""
     with tempfile.TemporaryDirectory() as tmp:
         kept = Path(tmp) / "transactions.parquet"
-        tally = ingest(transactions, params.ingest, kept, Path(tmp) / "quarantine.parquet")
+        tally = ingest(
+            path=transactions,
+            params=params.ingest,
+            kept_out=kept,
+            quarantine_out=Path(tmp) / "quarantine.parquet",
+            today=today,
+        )
         log.info("%s: %d rows kept, %d quarantined", transactions, tally.kept_rows, tally.quarantined_rows)
         lines = ibis.duckdb.connect().read_parquet(kept)
         snaps = make_snapshots(lines, params.featurize, SplitNeeds.of(params))
         table = backtest(snaps.train, params, params.backtest.origins)
         if truth is not None:
             origins = sorted(table["cutoff"].unique())
-            oracle = oracle_rows(snaps.train, pd.read_parquet(truth), origins, params.evaluate.top_share)
+            oracle = oracle_rows(
+                snapshots=snaps.train,
+                truth=pd.read_parquet(truth),
+                origins=origins,
+                top_share=params.evaluate.top_share,
+            )
             table = pd.concat([table, pd.DataFrame(oracle)], ignore_index=True)
         return table, snaps.schedule
 
@@ -151,3 +169,30 @@ def render(table: pd.DataFrame) -> str:
     mean.insert(2, "rows", table.groupby("scorer", sort=False)["rows"].sum().to_numpy())
     out = pd.concat([shown, mean], ignore_index=True)
     return out.to_string(index=False, float_format=lambda v: f"{v:.4f}", na_rep="-")
+
+
+def main(
+    params_path: Path,
+    transactions: Path,
+    mapping: Path | None,
+    cutoff: str | None,
+    horizon: int | None,
+    truth: Path | None,
+    out: Path | None,
+) -> str:
+    """`churn benchmark quality`: the schedule, the per-origin table and, for a dated question, the
+    verdict at the cutoff, as the text to print; the table also as CSV at `out`."""
+    from pipeline.core.io import write_csv
+    from pipeline.core.params import load_params
+
+    settings = load_params(params_path)
+    if mapping is not None:
+        settings = load_mapping(mapping, settings)
+    settings = dated(settings, cutoff, horizon)
+    table, schedule = quality_table(transactions, settings, today=dt.date.today(), truth=truth)
+    lines = [describe(schedule), render(table)]
+    if cutoff is not None:
+        lines.append(verdict(table, cutoff))
+    if out is not None:
+        write_csv(table, out)
+    return "\n".join(lines)

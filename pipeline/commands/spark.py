@@ -13,7 +13,7 @@ runs on the driver over the scored table, whose size is one row per customer.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -55,7 +55,7 @@ def score_partitions(
     # plain strings: picklable, and hashable so each executor builds the booster once
     shared = snapshot.sparkSession.sparkContext.broadcast((text, json.dumps(calibrator)))
 
-    def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    def score(batches: Iterable[pd.DataFrame]) -> Iterable[pd.DataFrame]:
         churn_model = _model(*shared.value)
         for batch in batches:
             p = churn_model.raw_probability(batch)
@@ -73,11 +73,11 @@ def score_partitions(
     if not level:
         return scored
     scored = scored.persist()
-    sums = scored.select(CUTOFF, PROBABILITY, BOOSTER).toPandas()
+    sums = pd.DataFrame(scored.select(CUTOFF, PROBABILITY, BOOSTER).toPandas())
     found = level_shifts(sums[PROBABILITY].to_numpy(), sums[BOOSTER].to_numpy(), sums[CUTOFF].to_numpy())
     shifts = snapshot.sparkSession.sparkContext.broadcast(found)
 
-    def finish(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    def finish(batches: Iterable[pd.DataFrame]) -> Iterable[pd.DataFrame]:
         for batch in batches:
             d = batch[CUTOFF].map(shifts.value).to_numpy(dtype=float)
             batch[PROBABILITY] = shifted(batch[PROBABILITY].to_numpy(), d)
@@ -95,5 +95,10 @@ def main(params_path: Path, snapshot: str, model_dir: Path, out: str, explain: b
     params = load_params(params_path)
     spark = spark_session(params.featurize)
     frame = spark.read.parquet(snapshot)
-    scored = score_partitions(frame, ChurnModel.load(model_dir), explain, params.explain.chunk_rows)
+    scored = score_partitions(
+        snapshot=frame,
+        model=ChurnModel.load(model_dir),
+        explain=explain,
+        chunk_rows=params.explain.chunk_rows,
+    )
     scored.write.mode("overwrite").parquet(out)

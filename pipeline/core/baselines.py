@@ -50,7 +50,7 @@ def lightgbm_rfm(train: pd.DataFrame, held_out: pd.DataFrame) -> np.ndarray:
         valid_sets=[lgb.Dataset(x[held], y[held])],
         callbacks=[lgb.early_stopping(50, verbose=False)],
     )
-    return model.predict(rfm_matrix(held_out), num_iteration=model.best_iteration)
+    return np.asarray(model.predict(rfm_matrix(held_out), num_iteration=model.best_iteration))
 
 
 def baseline_scores(train: pd.DataFrame, held_out: pd.DataFrame) -> dict[str, tuple[np.ndarray, bool]]:

@@ -11,6 +11,7 @@ likelihoods with L-BFGS-B fit 100k customers in well under the per-cutoff budget
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,12 +39,19 @@ class Summary:
         return cls(x=x, t_x=np.clip(t_x, 0.0, T), T=T)
 
 
-def _fit(neg_ll, start: np.ndarray, upper: float | list[float] = 12.0) -> np.ndarray:
+def _fit(
+    neg_ll: Callable[[np.ndarray], float], start: np.ndarray, upper: float | list[float] = 12.0
+) -> np.ndarray:
     """Minimise over log-parameters so every parameter stays positive. The search may visit
     extreme parameters where the likelihood overflows: those points count as infinitely bad.
     `numerics.minimize` rather than scipy's L-BFGS-B: the same fit on any CPU (see there)."""
     with np.errstate(all="ignore"):
-        result = minimize(lambda v: neg_ll(np.asarray(v)), [float(v) for v in np.log(start)], -12.0, upper)
+        result = minimize(
+            fun=lambda v: neg_ll(np.asarray(v)),
+            x0=[float(v) for v in np.log(start)],
+            lower=-12.0,
+            upper=upper,
+        )
     if not np.all(np.isfinite(result.x)):
         raise FloatingPointError(f"BTYD fit did not converge: {result.message}")
     return np.exp(np.asarray(result.x))

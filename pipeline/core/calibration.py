@@ -104,7 +104,11 @@ class Calibrator:
             if snapshot is None:
                 raise ValueError("a blended model needs the snapshot's RFM and BTYD columns")
             z = np.full(len(p), self.intercept)
-            for w, column in zip(self.coef, blend_inputs(p, snapshot, self.inputs, self.rfm).T, strict=True):
+            for w, column in zip(
+                self.coef,
+                blend_inputs(p=p, snapshot=snapshot, inputs=self.inputs, rfm=self.rfm).T,
+                strict=True,
+            ):
                 z = z + w * column
             return _sigmoid(z)
         return p
@@ -144,7 +148,12 @@ BTYD_INPUTS = ("pnbd_p_no_order", "bgnbd_p_no_order")
 
 
 def _rfm_model(rfm: dict[str, Any]) -> Logistic:
-    return Logistic(tuple(rfm["coef"]), rfm["intercept"], tuple(rfm["mean"]), tuple(rfm["scale"]))
+    return Logistic(
+        coef=tuple(rfm["coef"]),
+        intercept=rfm["intercept"],
+        mean=tuple(rfm["mean"]),
+        scale=tuple(rfm["scale"]),
+    )
 
 
 def blend_inputs(
@@ -184,11 +193,11 @@ def fit_blend(p: np.ndarray, rows: pd.DataFrame, rfm: dict[str, Any]) -> Calibra
     inputs overlap (the booster starts from a BTYD column and reads the others), and on the few
     held-out cutoffs a negative weight only plays one copy of a signal against another; that
     contrast fits those cutoffs and fails on the next (on a seasonal shop it cost 0.002 AUC)."""
-    inputs = ("model",)
+    inputs: tuple[str, ...] = ("model",)
     if all(c in rows.columns for c in RFM) and rfm:
         inputs += ("rfm",)
     inputs += tuple(c for c in BTYD_INPUTS if c in rows.columns)
-    x = blend_inputs(p, rows, inputs, rfm)
+    x = blend_inputs(p=p, snapshot=rows, inputs=inputs, rfm=rfm)
     y = rows[LABEL].to_numpy()
     kept = list(range(len(inputs)))
     model = logistic_regression(x, y, c=1e6, standardize=False)

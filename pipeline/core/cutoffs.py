@@ -112,9 +112,24 @@ def plan_schedule(
                 f"horizon needs with cutoffs every {declared_every} days and "
                 f"{max(needs.test_cutoffs, needs.origins)} test/backtest origin(s)"
             )
-        n = _fit(span, horizon, declared_every, lookback, max(spec.n_cutoffs, need), needs)
+        n = _fit(
+            span=span,
+            horizon=horizon,
+            every=declared_every,
+            history=lookback,
+            wanted=max(spec.n_cutoffs, need),
+            needs=needs,
+        )
         if n:
-            return _schedule(spec, score_date, horizon, declared_every, lookback, n, None)
+            return _schedule(
+                spec=spec,
+                score_date=score_date,
+                horizon=horizon,
+                every=declared_every,
+                lookback=lookback,
+                n=n,
+                history=None,
+            )
         if not spec.adapt_to_history:
             continue
         for every in dict.fromkeys([declared_every, min(declared_every, WEEK)]):
@@ -125,7 +140,15 @@ def plan_schedule(
             if n < cutoffs_needed(horizon, every, needs):
                 continue
             history = min(lookback, span - horizon - (n - 1) * every)
-            return _schedule(spec, score_date, horizon, every, lookback, n, history)
+            return _schedule(
+                spec=spec,
+                score_date=score_date,
+                horizon=horizon,
+                every=every,
+                lookback=lookback,
+                n=n,
+                history=history,
+            )
     horizon = horizons[-1]
     every = min(declared_every, WEEK) if spec.adapt_to_history else declared_every
     need = cutoffs_needed(horizon, every, needs)
@@ -169,8 +192,15 @@ def _schedule(
         )
         if old != new
     )
-    cutoffs = training_cutoffs(score_date, horizon, every, n)
-    return Schedule(horizon, every, lookback, cutoffs, changes, history)
+    cutoffs = training_cutoffs(score_date=score_date, horizon_days=horizon, every_days=every, n_cutoffs=n)
+    return Schedule(
+        horizon_days=horizon,
+        every_days=every,
+        lookback_days=lookback,
+        cutoffs=cutoffs,
+        changes=changes,
+        history_days=history,
+    )
 
 
 def iso_week_label(day: dt.date) -> str:

@@ -4,6 +4,11 @@ reading of the validated transactions from either.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
 import os
 import sys
 from pathlib import Path
@@ -13,7 +18,7 @@ import ibis.expr.types as ir
 
 from pipeline.core.cutoffs import ScheduleError
 from pipeline.core.io import usable_folder
-from pipeline.core.params import FeaturizeParams
+from pipeline.core.params import FeaturizeParams, ParamsError
 
 
 def connect(params: FeaturizeParams) -> ibis.BaseBackend:
@@ -27,7 +32,7 @@ def connect(params: FeaturizeParams) -> ibis.BaseBackend:
     return ibis.pyspark.connect(spark_session(params))
 
 
-def spark_session(params: FeaturizeParams):  # -> pyspark.sql.SparkSession
+def spark_session(params: FeaturizeParams) -> SparkSession:
     """The SparkSession on `featurize.spark_master` with `featurize.spark_conf`, times in UTC."""
     try:
         from pyspark.sql import SparkSession
@@ -47,5 +52,5 @@ def read_transactions(source: str | Path, params: FeaturizeParams) -> ir.Table:
     Spark reads (s3a://, hdfs://, file://; a folder of Parquet files too)."""
     source = str(source)
     if "://" in source and params.backend != "pyspark":
-        raise ValueError(f"{source}: only featurize.backend pyspark reads a URL; DuckDB reads local files")
+        raise ParamsError(f"{source}: only featurize.backend pyspark reads a URL; DuckDB reads local files")
     return connect(params).read_parquet(source)

@@ -14,6 +14,10 @@ class PipelineError(ValueError):
     the command line catches them all without importing any stage."""
 
 
+class SnapshotError(PipelineError):
+    """A snapshot does not fit the model that reads it (a missing feature column, mixed horizons)."""
+
+
 # what to do, by errno, for the failures a user can cause or fix: rights, paths, space
 ADVICE = {
     errno.EACCES: "permission denied for user {user}: give this user access to it (chmod/chown), or "

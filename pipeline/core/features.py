@@ -94,7 +94,7 @@ def build_features(lines: ir.Table, dates: list[dt.date], params: FeaturizeParam
     metrics["spend_trend_before"] = to_float(j.value.sum(where=before)).fill_null(0.0)
     metrics["last_value"] = to_float(j.value.argmax(j.order_rank))
     # the coming label window, one year earlier: seasonal buyers come back at the same time
-    h = params.horizon_days
+    h = params.horizon
     metrics["orders_same_window_last_year"] = j.count(where=(age > YEAR_DAYS - h) & (age <= YEAR_DAYS))
     metrics["n_return_lines"] = j.return_amount.count()
     metrics["return_value"] = to_float(-j.return_amount.sum()).fill_null(0.0)
@@ -145,11 +145,13 @@ def build_features(lines: ir.Table, dates: list[dt.date], params: FeaturizeParam
         "gap_sum_sq_s", "line_sum", "weekend_sum", "minute_sum", *(["items_sum"] if extra else []),
     )  # fmt: skip
 
-    feats = feats.left_join(_season(orders, cutoffs, params.horizon_days), "cutoff").drop("cutoff_right")
+    feats = feats.left_join(_season(orders, cutoffs, params.horizon), "cutoff").drop("cutoff_right")
     feats = feats.mutate(return_rate=feats.n_return_lines / feats.n_orders)
     for column, name in (("product_id", "distinct_products"), ("category", "distinct_categories")):
         if column in lines.columns:
-            feats = _left_join_counts(feats, _distinct_before(lines, column, name, cutoffs, dates))
+            feats = _left_join_counts(
+                feats, _distinct_before(lines=lines, column=column, name=name, cutoffs=cutoffs, dates=dates)
+            )
     attrs = _first_order_attributes(lines)
     if attrs is not None:
         feats = feats.left_join(attrs, "customer_id").drop("customer_id_right")
@@ -238,7 +240,9 @@ def btyd_features(
         wanted = keys.loc[keys["cutoff"] == cutoff, ["customer_id"]].merge(at, on="customer_id", how="left")
         target = Summary.from_days(wanted["n_orders"], wanted["recency_days"], wanted["tenure_days"])
         sample = fit_sample(whole, params.btyd_fit_customers, seed=int(pd.Timestamp(cutoff).value // 10**9))
-        outputs, bg, pnbd = btyd_outputs(sample, target, params.horizon_days, start)
+        outputs, bg, pnbd = btyd_outputs(
+            fit_on=sample, predict_for=target, horizon_days=params.horizon, start=start
+        )
         start = (bg, pnbd)  # neighbouring cutoffs have similar parameters: warm start
         frames.append(pd.DataFrame({"customer_id": wanted["customer_id"], "cutoff": cutoff, **outputs}))
         fitted[pd.Timestamp(cutoff).date().isoformat()] = {
@@ -308,7 +312,7 @@ def build_labels(lines: ir.Table, cutoffs: ir.Table, horizon_days: int) -> ir.Ta
 def training_snapshots(lines: ir.Table, cutoff_dates: list[dt.date], params: FeaturizeParams) -> ir.Table:
     cutoffs = cutoff_table(cutoff_dates)
     feats = build_features(lines, cutoff_dates, params)
-    labels = build_labels(lines, cutoffs, params.horizon_days)
+    labels = build_labels(lines, cutoffs, params.horizon)
     joined = feats.left_join(labels, KEYS).drop("customer_id_right", "cutoff_right")
     return joined.mutate(**{LABEL: joined.orders_in_horizon.isnull().cast("int8")}).drop("orders_in_horizon")
 
@@ -408,7 +412,7 @@ def make_snapshots(lines: ir.Table, params: FeaturizeParams, needs: SplitNeeds) 
         )
     score_date = resolve_score_date(params, pd.Timestamp(bounds["last"]))
     first_day = pd.Timestamp(bounds["first"]).date()
-    schedule = plan_schedule(first_day, score_date, params, needs)
+    schedule = plan_schedule(first_day=first_day, score_date=score_date, spec=params, needs=needs)
     for change in schedule.changes:
         log.warning("schedule adapted to the history: %s", change)
     params = params.model_copy(
@@ -427,10 +431,12 @@ def make_snapshots(lines: ir.Table, params: FeaturizeParams, needs: SplitNeeds) 
     summary = summary.sort_values(KEYS, kind="stable", ignore_index=True)
     keys = pd.concat([train[KEYS], score[KEYS]], ignore_index=True)
     btyd, fitted = btyd_features(summary, keys, params)
-    train, score = (finish(f.merge(btyd, on=KEYS, how="left"), params.horizon_days) for f in (train, score))
+    train, score = (finish(f.merge(btyd, on=KEYS, how="left"), params.horizon) for f in (train, score))
     check_finite(train, "training snapshots")
     check_finite(score, "scoring snapshot")
-    horizons, gap_quantiles, reference = horizon_report(lines, first_day, score_date, params)
+    horizons, gap_quantiles, reference = horizon_report(
+        lines=lines, first_day=first_day, score_date=score_date, params=params
+    )
     return Snapshots(
         train=train,
         score=score,

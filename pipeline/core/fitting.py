@@ -89,7 +89,8 @@ def fit_churn_model(rows: pd.DataFrame, params: TrainParams) -> Fitted:
     held = holdout_customers(rows, params.valid_share, params.seed)
     probe = fit(rows[~held], rows[held], params)
     best = probe.best_iteration or probe.current_iteration()
-    offset_mean = float(np.mean(_init(rows[~held], params))) if params.boost_from else 0.0
+    start = _init(rows[~held], params)
+    offset_mean = float(np.mean(start)) if start is not None else 0.0
     latest = sorted(rows["cutoff"].unique())[-params.calibration_cutoffs :]
     recent = rows[held & rows["cutoff"].isin(latest).to_numpy()]
     p_recent = booster_probability(probe, recent, params.boost_from)
@@ -200,7 +201,7 @@ def _init(rows: pd.DataFrame, params: TrainParams) -> np.ndarray | None:
             f"train.boost_from = {params.boost_from}, but the snapshots have no such column; set it "
             "to null or to another BTYD probability the snapshots have"
         )
-    return initial_score(rows, params.boost_from)
+    return np.asarray(initial_score(rows, params.boost_from))
 
 
 def select(snapshots: pd.DataFrame, cutoffs: list[pd.Timestamp]) -> pd.DataFrame:
@@ -216,4 +217,4 @@ def calibrate(p: np.ndarray, valid: pd.DataFrame, min_gain: float) -> tuple[Cali
         folds = valid["cutoff"].rank(method="dense").astype(int).to_numpy()
     else:
         folds = (pd.util.hash_array(valid["customer_id"].to_numpy(dtype=object)) % 2).astype(int)
-    return choose(p, valid[LABEL].to_numpy(), folds, min_gain)
+    return choose(p=p, y=valid[LABEL].to_numpy(), folds=folds, min_gain=min_gain)

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.core.calibration import Calibrator, initial_score
+from pipeline.core.errors import SnapshotError
 from pipeline.core.io import read_json
 from pipeline.core.tables import HORIZON, KEYS, LABEL
 
@@ -22,7 +23,7 @@ def label_horizon(snapshot: pd.DataFrame) -> int:
     """The label window (days) the snapshot was built with."""
     values = snapshot[HORIZON].unique()
     if len(values) != 1:
-        raise ValueError(f"a snapshot must have one label horizon, found {sorted(values)}")
+        raise SnapshotError(f"a snapshot must have one label horizon, found {sorted(values)}")
     return int(values[0])
 
 
@@ -32,7 +33,7 @@ def model_frame(snapshot: pd.DataFrame, features: list[str] | None = None) -> pd
     features = features or feature_columns(snapshot)
     missing = [c for c in features if c not in snapshot.columns]
     if missing:
-        raise ValueError(f"snapshot lacks feature column(s) {missing} the model was trained on")
+        raise SnapshotError(f"snapshot lacks feature column(s) {missing} the model was trained on")
     frame = snapshot[features].copy()
     for column in features:
         if not pd.api.types.is_numeric_dtype(frame[column]):
@@ -44,7 +45,7 @@ def booster_probability(booster: lgb.Booster, snapshot: pd.DataFrame, boost_from
     """The booster's probability: its trees' raw score plus the initial score it was boosted from
     (the log-odds of the `boost_from` column, none when empty)."""
     raw = booster.predict(model_frame(snapshot, booster.feature_name()), raw_score=True)
-    return 1.0 / (1.0 + np.exp(-(raw + initial_score(snapshot, boost_from))))
+    return 1.0 / (1.0 + np.exp(-(np.asarray(raw) + initial_score(snapshot, boost_from))))
 
 
 MODEL_FILE = "model.txt"

@@ -112,7 +112,13 @@ def minimize(
                 break
             t *= 0.5
             if t < 1e-12:
-                return Minimum(tuple(x), fx, iteration, evaluations, "no further descent (rounding noise)")
+                return Minimum(
+                    x=tuple(x),
+                    fun=fx,
+                    iterations=iteration,
+                    evaluations=evaluations,
+                    message="no further descent (rounding noise)",
+                )
         g_trial = gradient(trial, f_trial)
         s = [trial[i] - x[i] for i in range(n)]
         y = [g_trial[i] - g[i] for i in range(n)]
@@ -138,7 +144,7 @@ def minimize(
         if gain <= ftol * max(1.0, abs(fx)):
             message = "relative gain below ftol"
             break
-    return Minimum(tuple(x), fx, iteration, evaluations, message)
+    return Minimum(x=tuple(x), fun=fx, iterations=iteration, evaluations=evaluations, message=message)
 
 
 @dataclass(frozen=True)

@@ -133,6 +133,14 @@ class FeaturizeParams(_Frozen):
     backend: Literal["duckdb", "pyspark"] = "duckdb"
     spark_master: str = "local[2]"
     spark_conf: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def horizon(self) -> int:
+        """`horizon_days` once a number: the schedule resolves `auto` before features are built."""
+        if self.horizon_days == "auto":
+            raise ParamsError("featurize.horizon_days is 'auto' here; it is resolved by the cutoff schedule")
+        return self.horizon_days
+
     # DuckDB's memory limit (e.g. "2GB"; null = its default, 80% of RAM) and where it spills beyond it
     memory_limit: str | None = None
     temp_directory: str | None = None

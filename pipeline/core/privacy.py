@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
+from pipeline.core import manifest
 from pipeline.core.errors import PipelineError
 from pipeline.core.io import FORMULA_START, atomic_path, csv_bytes, write_parquet
 
@@ -94,23 +95,8 @@ def erase_from_table(path: Path, columns: list[str], ids: set[str]) -> int:
     else:  # cells are rewritten as they were read; escaping is idempotent
         with atomic_path(path) as tmp:
             tmp.write_bytes(csv_bytes(kept))
-    manifest = path.with_suffix(".manifest.json")
-    if manifest.exists():
-        _restate_manifest(manifest, path, kept)
+    manifest.restate(path, kept)
     return int(hit.sum())
-
-
-def _restate_manifest(manifest: Path, csv_path: Path, kept: pd.DataFrame) -> None:
-    from pipeline.core.io import read_json, write_json
-
-    data = read_json(manifest)
-    data.update(
-        rows=len(kept),
-        sha256=hashlib.sha256(csv_path.read_bytes()).hexdigest(),
-        outreach_rows=int((kept.get("outreach", pd.Series(dtype=str)) == "true").sum()),
-        holdout_rows=int((kept.get("holdout", pd.Series(dtype=str)) == "true").sum()),
-    )
-    write_json(data, manifest)
 
 
 def erase(root: Path, customer_ids: list[str], raw_id_column: str, key: bytes | None) -> dict[str, int]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pandera.errors
@@ -126,7 +128,7 @@ def pandera_schema(table_schema: dict) -> pa.DataFrameSchema:
     return pa.DataFrameSchema(columns, strict=True, ordered=True, name=table_schema["name"])
 
 
-def read_table(path, table_schema: dict) -> pd.DataFrame:
+def read_table(path: str | Path, table_schema: dict) -> pd.DataFrame:
     """A CSV read the way its Table Schema says: text stays text (ids keep leading zeros), empty
     cells are missing, true/false are booleans."""
     kinds = {f["name"]: f["type"] for f in table_schema["fields"]}

@@ -39,7 +39,11 @@ def origin_metrics(snapshots: pd.DataFrame, origin: pd.Timestamp, params: Params
     top = params.evaluate.top_share
     head = {"cutoff": origin.date().isoformat(), "rows": len(test), "churn_rate": float(y.mean())}
     return [
-        {**head, "scorer": name, **classification_metrics(y, score, top, probability)}
+        {
+            **head,
+            "scorer": name,
+            **classification_metrics(y=y, p=score, top_share=top, probability=probability),
+        }
         for name, (score, probability) in scores.items()
     ]
 
@@ -115,11 +119,13 @@ def main(
     auc_out: Path,
     figure_out: Path,
 ) -> None:
-    from pipeline.params import load_params
+    from pipeline.core.params import load_params
 
     params = load_params(params_path)
     table = backtest(pd.read_parquet(snapshots_path), params, params.backtest.origins)
-    result = write_outputs(table, metrics_out, table_out, auc_out, figure_out)
+    result = write_outputs(
+        table=table, metrics_out=metrics_out, table_out=table_out, auc_out=auc_out, figure_out=figure_out
+    )
     tracking.configure(params.mlflow.experiment)
     with mlflow.start_run(run_id=tracking.run_id_for(read_json(run_path))):
         mlflow.log_metrics(

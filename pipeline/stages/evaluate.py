@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -36,6 +37,7 @@ from pipeline.core.tables import LABEL
 
 log = logging.getLogger(__name__)
 CURVE_POINTS = 200
+JUDGED = ("rows", "churn_rate", "model", "baselines")  # the held-out results the promotion gate reads
 
 
 def segment_masks(held_out: pd.DataFrame, new_customer_days: int) -> dict[str, np.ndarray]:
@@ -193,7 +195,7 @@ def evaluate(
         "model": classification_metrics(y, p, params.top_share),
         "model_uncalibrated": classification_metrics(y, raw, params.top_share),
         "baselines": {
-            name: classification_metrics(y, score, params.top_share, probability)
+            name: classification_metrics(y=y, p=score, top_share=params.top_share, probability=probability)
             for name, (score, probability) in baseline_scores(train, test).items()
         },
         "segments": segment_metrics(y, p, segment_masks(test, params.new_customer_days)),
@@ -201,14 +203,14 @@ def evaluate(
     return report, p, test
 
 
-def _rounded(value):
+def _rounded(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _rounded(v) for k, v in value.items()}
     return round(value, 6) if isinstance(value, float) else value
 
 
 def _flat(report: dict, prefix: str = "") -> dict[str, float]:
-    out = {}
+    out: dict[str, float] = {}
     for key, value in report.items():
         if isinstance(value, dict):
             out |= _flat(value, f"{prefix}{key}.")
@@ -225,6 +227,7 @@ def main(
     truth_path: Path | None,
     metrics_out: Path,
     plots_dir: Path,
+    judged_out: Path,
 ) -> None:
     from pipeline.core.params import load_params
 
@@ -232,7 +235,9 @@ def main(
     summary = read_json(model_dir / SUMMARY_FILE)
     # the model trained only on what was known at the test cutoffs; the scoring model saw them
     judged = ChurnModel.load(model_dir / EVALUATION_DIR)
-    report, p, test = evaluate(pd.read_parquet(snapshots_path), judged, summary, params.evaluate)
+    report, p, test = evaluate(
+        snapshots=pd.read_parquet(snapshots_path), model=judged, summary=summary, params=params.evaluate
+    )
     y = test[LABEL].to_numpy()
     truths = oracle_metrics(test, truth_path, params.evaluate.top_share)
     if truths:
@@ -241,9 +246,13 @@ def main(
         report["roc_auc_gap_to_oracle"] = truths["oracle"]["roc_auc"] - report["model"]["roc_auc"]
     report = _rounded(report)
     write_json(report, metrics_out)
+    # what promotion judges, as an output of its own: the metrics file is for people and `dvc metrics`
+    write_json({k: report[k] for k in JUDGED}, judged_out)
     tables = curves(y, p, params.evaluate)
     masks = segment_masks(test, params.evaluate.new_customer_days)
-    tables["reliability_by_segment"] = segment_reliability(y, p, masks, params.evaluate.calibration_bins)
+    tables["reliability_by_segment"] = segment_reliability(
+        y=y, p=p, masks=masks, bins=params.evaluate.calibration_bins
+    )
     plots_dir.mkdir(parents=True, exist_ok=True)
     for name, table in tables.items():
         with atomic_path(plots_dir / f"{name}.csv") as tmp:

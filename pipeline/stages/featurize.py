@@ -42,7 +42,14 @@ def main(
         snaps = make_snapshots(
             read_transactions(transactions, params.featurize), params.featurize, SplitNeeds.of(params)
         )
-        write_outputs(snaps, train_out, score_out, fits_out, metrics_out, horizon_out)
+        write_outputs(
+            snaps=snaps,
+            train_out=train_out,
+            score_out=score_out,
+            fits_out=fits_out,
+            metrics_out=metrics_out,
+            horizon_out=horizon_out,
+        )
 
 
 def fits(snaps: Snapshots) -> dict:

@@ -138,7 +138,7 @@ def parse_expressions(params: IngestParams, schema: pa.Schema) -> dict[str, str]
     return exprs
 
 
-def quarantine_rules(params: IngestParams) -> list[Rule]:
+def quarantine_rules(params: IngestParams, today: dt.date) -> list[Rule]:
     """Checks in the order they are applied; the first that fails names the row's reason."""
     # a line break, tab or NUL inside an id or a date is a broken export, never part of a value
     rules = [
@@ -158,7 +158,7 @@ def quarantine_rules(params: IngestParams) -> list[Rule]:
             rules.append(Rule(f"non_numeric_{name}", name, f"{name} IS NULL"))
     if "unit_price" in params.columns:
         rules.append(Rule("negative_unit_price", "unit_price", "unit_price < 0"))
-    valid_until = params.valid_until or dt.date.today()
+    valid_until = params.valid_until or today  # the caller's date, never the clock read here
     rules += [
         Rule("missing_amount", "amount", "amount IS NULL"),
         Rule("non_finite_amount", "amount", "NOT isfinite(amount)"),
@@ -188,9 +188,9 @@ CROSS_ROW_RULES = (
 )
 
 
-def batch_query(params: IngestParams, schema: pa.Schema) -> str:
+def batch_query(params: IngestParams, schema: pa.Schema, today: dt.date) -> str:
     exprs = parse_expressions(params, schema)
-    rules = quarantine_rules(params)
+    rules = quarantine_rules(params, today)
     reason = "CASE " + " ".join(f"WHEN {r.failed} THEN '{r.reason}'" for r in rules) + " END"
     canonical = ["customer_id", "order_ts", "amount", *(c for c in OPTIONAL_TYPES if c in exprs)]
     derived = "amount" not in params.columns
@@ -387,11 +387,14 @@ def _with_extra(rejected: pa.Table) -> pa.Table:
     return rejected
 
 
-def ingest(path: Path, params: IngestParams, kept_out: Path, quarantine_out: Path) -> Tally:
+def ingest(
+    path: Path, params: IngestParams, kept_out: Path, quarantine_out: Path, *, today: dt.date
+) -> Tally:
     """Stream the export through the parse query, then apply the checks across rows, into the two
     output files. Both appear together, only when the whole file passed. Rows with the wrong
     number of fields are quarantined too: when the CSV has any, it is located and streamed again
-    so that every row keeps its own number."""
+    so that every row keeps its own number. `today` is the date the export is checked as of: with
+    `ingest.valid_until` null, orders after it are quarantined as future."""
     path = Path(path)
     if not path.exists():
         raise IngestError(f"{path}: file not found")
@@ -401,7 +404,16 @@ def ingest(path: Path, params: IngestParams, kept_out: Path, quarantine_out: Pat
     schema, batches = read_batches(path, params, skipped)
     check_mapping(path, params, schema)
     with atomic_path(kept_out) as kept_tmp, atomic_path(quarantine_out) as quarantine_tmp:
-        tally = _stream(path, params, schema, batches, [], kept_tmp, quarantine_tmp)
+        tally = _stream(
+            path=path,
+            params=params,
+            schema=schema,
+            batches=batches,
+            ragged=[],
+            kept_tmp=kept_tmp,
+            quarantine_tmp=quarantine_tmp,
+            today=today,
+        )
         if skipped.texts:
             ragged = locate_ragged_rows(path, params, len(schema.names))
             if len(ragged) != len(skipped.texts):
@@ -411,7 +423,16 @@ def ingest(path: Path, params: IngestParams, kept_out: Path, quarantine_out: Pat
                     f"file's quoting is ambiguous. First such row: {skipped.texts[0][:200]!r}"
                 )
             _, batches = read_batches(path, params)
-            tally = _stream(path, params, schema, batches, ragged, kept_tmp, quarantine_tmp)
+            tally = _stream(
+                path=path,
+                params=params,
+                schema=schema,
+                batches=batches,
+                ragged=ragged,
+                kept_tmp=kept_tmp,
+                quarantine_tmp=quarantine_tmp,
+                today=today,
+            )
         _check_quarantine_share(path, params, tally)
     return tally
 
@@ -439,8 +460,9 @@ def _stream(
     ragged: list[RaggedRow],
     kept_tmp: Path,
     quarantine_tmp: Path,
+    today: dt.date,
 ) -> Tally:
-    query = batch_query(params, schema)
+    query = batch_query(params, schema, today)
     raw_names = ["raw:" + c for c in schema.names]
     raw_id = "raw:" + params.columns["customer_id"]
     key = pseudonym_key(params.pseudonym_key_env) if params.pseudonymize else None
@@ -497,7 +519,7 @@ def _stream(
             quarantine_writer.write_table(odd)
         staged_writer.close()
         canonical = [c for c in staged_writer.schema.names if not c.startswith("raw:")]
-        flagged = cross_row_checks(con, staged_path, canonical, kept_tmp)
+        flagged = cross_row_checks(con=con, staged=staged_path, canonical=canonical, kept_out=kept_tmp)
         tally.kept_rows = tally.input_rows - tally.quarantined_rows - flagged.num_rows
         flagged = _with_extra(flagged.select(["source_row", "reason", *raw_names]))
         _count_reasons(tally, flagged)
@@ -576,7 +598,9 @@ def _check_quarantine_share(path: Path, params: IngestParams, tally: Tally) -> N
         f"contract, above ingest.max_quarantine_share = {params.max_quarantine_share:.1%}. "
         "Nothing was written."
     ]
-    columns = {r.reason: r.column for r in quarantine_rules(params)} | {n: c for n, c, _ in CROSS_ROW_RULES}
+    columns = {r.reason: r.column for r in quarantine_rules(params, dt.date.min)} | {
+        n: c for n, c, _ in CROSS_ROW_RULES
+    }
     for reason, count in tally.by_reason.most_common():
         if reason == "wrong_field_count":
             lines.append(
@@ -598,7 +622,13 @@ def main(params_path: Path, raw_path: Path, kept_out: Path, quarantine_out: Path
 
     params = load_params(params_path).ingest
     with permissions_of(*[p for p in [Path(raw_path)] if p.exists()]):
-        tally = ingest(raw_path, params, kept_out, quarantine_out)
+        tally = ingest(
+            path=raw_path,
+            params=params,
+            kept_out=kept_out,
+            quarantine_out=quarantine_out,
+            today=dt.date.today(),
+        )
         write_json(tally.as_metrics(), metrics_out)
     log.info(
         "%s: %d rows in, %d kept, %d quarantined %s",

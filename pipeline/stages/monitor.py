@@ -50,7 +50,7 @@ def binned(reference: pd.Series, current: pd.Series, bins: int) -> tuple[np.ndar
     if pd.api.types.is_numeric_dtype(reference):
         ref = reference.to_numpy(dtype=float)
         cur = current.to_numpy(dtype=float)
-        edges = (
+        edges: np.ndarray | list[float] = (
             np.unique(np.nanquantile(ref, np.linspace(0, 1, bins + 1)[1:-1]))
             if np.isfinite(ref).any()
             else []
@@ -97,7 +97,7 @@ def drift_report(
     params: MonitorParams,
 ) -> dict:
     features = model.booster.feature_name()
-    by_feature = feature_psi(reference, current, features, params.bins)
+    by_feature = feature_psi(reference=reference, current=current, features=features, bins=params.bins)
     p_ref, p_cur = model.probability(reference), model.probability(current)
     score_counts = binned(pd.Series(p_ref), pd.Series(p_cur), params.bins)
     sample = evenly_spaced(reference, params.shap_rows)
@@ -127,6 +127,16 @@ def drift_report(
     return summary
 
 
+def verdict(report: dict, current: pd.DataFrame, blocked: bool) -> dict:
+    """What `score` needs from the drift check: whether the scoring snapshot of this date may be
+    scored. Written before a stop is raised, so a stale pass never survives a failed check."""
+    return {
+        "score_date": pd.Timestamp(current["cutoff"].iloc[0]).date().isoformat(),
+        "status": report["status"],
+        "may_score": not blocked,
+    }
+
+
 def main(
     params_path: Path,
     snapshots_path: Path,
@@ -135,6 +145,7 @@ def main(
     shap_path: Path,
     metrics_out: Path,
     table_out: Path,
+    verdict_out: Path,
 ) -> dict:
     from pipeline.core.params import load_params
 
@@ -146,7 +157,11 @@ def main(
     contrib = pd.read_parquet(shap_path)
     model_frame(current, model.booster.feature_name())  # a missing feature column fails here, by name
     report = drift_report(
-        reference, current, model, contrib.drop(columns=[BASE], errors="ignore"), params.monitor
+        reference=reference,
+        current=current,
+        model=model,
+        current_contrib=contrib.drop(columns=[BASE], errors="ignore"),
+        params=params.monitor,
     )
     write_json(report, metrics_out)
     table = pd.DataFrame(
@@ -162,6 +177,8 @@ def main(
             | {f"psi.{k}": v for k, v in report["feature_psi"].items()}
         )  # fmt: skip
         mlflow.log_artifact(str(metrics_out), "monitor")
+    blocked = report["status"] == "stop" and params.monitor.action == "stop"
+    write_json(verdict(report, current, blocked), verdict_out)
     if report["status"] == "stop":
         worst = ", ".join(f"{k} {v:.2f}" for k, v in list(report["drifted"].items())[:8])
         message = (

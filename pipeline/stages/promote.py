@@ -52,11 +52,11 @@ def _copy_model(source: Path, target: Path) -> None:
         shutil.copyfile(source / name, target / name)
 
 
-def main(params_path: Path, metrics_path: Path, candidate_dir: Path, run_path: Path, out_dir: Path) -> None:
+def main(params_path: Path, judged_path: Path, candidate_dir: Path, run_path: Path, out_dir: Path) -> None:
     from pipeline.core.params import load_params
 
     params = load_params(params_path)
-    report, run = read_json(metrics_path), read_json(run_path)
+    report, run = read_json(judged_path), read_json(run_path)
     refusals = gate(report, params.promote)
     tracking.configure(params.mlflow.experiment)
     client = MlflowClient()

@@ -276,7 +276,7 @@ def main(
     orders = orders_of(ibis.duckdb.connect().read_parquet(str(transactions)))
     score_date = pd.Timestamp(feat["score_date"])
     cutoffs = [pd.Timestamp(c) for c in feat["cutoffs"]]
-    rates = period_rates(orders, cutoffs, horizon, lookback)
+    rates = period_rates(orders=orders, starts=cutoffs, horizon_days=horizon, lookback_days=lookback)
     cohorts = cohort_matrix(orders, score_date)
     files = sorted(Path(scores_dir).glob("churn_scores_*.csv"))
     scores = read_table(files[-1], SCORE_FILE_SCHEMA)
@@ -302,7 +302,7 @@ def main(
         "on the outreach list": f"{int(scores['outreach'].sum()):,} ("
         f"{int(scores['holdout'].sum())} held out)",
     }
-    images = figures(rates, cohorts, scores, pvr, segments)
+    images = figures(rates=rates, cohorts=cohorts, scores=scores, pvr=pvr, segments=segments)
     for name, file in (
         ("Calibration and lift (held-out cutoff)", "evaluate/evaluation.png"),
         ("What drives churn (SHAP)", "explain/shap_beeswarm.png"),
@@ -321,7 +321,9 @@ def main(
     title = f"Churn and retention report, {score_date.date().isoformat()}"
     out_dir = Path(out_dir)
     with atomic_path(out_dir / "report.html") as tmp:
-        tmp.write_text(render_html(title, summary, tables, images), encoding="utf-8")
+        tmp.write_text(
+            render_html(title=title, summary=summary, tables=tables, images=images), encoding="utf-8"
+        )
     lines = [f"**{title}**", ""] + [f"- {k}: {v}" for k, v in summary.items()]
     top = segments.head(3)
     lines += [

@@ -12,18 +12,20 @@ sha256, schema and model versions, MLflow run, input hashes, as-of date and hori
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from pipeline.core import manifest
 from pipeline.core.btyd import ParetoNBD
 from pipeline.core.contributions import contributions
 from pipeline.core.cutoffs import iso_week_label
-from pipeline.core.io import atomic_path, csv_bytes, permissions_of, read_json, write_json
+from pipeline.core.errors import PipelineError
+from pipeline.core.io import atomic_path, csv_bytes, permissions_of, read_json
 from pipeline.core.model import CHAMPION_FILE, SUMMARY_FILE, ChurnModel, label_horizon, risk_deciles
 from pipeline.core.outreach import (
     campaigns,
@@ -40,6 +42,11 @@ from pipeline.core.tables import SCHEMA_VERSION, SCORE_FILE_SCHEMA, SCORES, vali
 
 log = logging.getLogger(__name__)
 
+
+class ScoreError(PipelineError):
+    """The snapshot, the champion or the suppression list cannot make this week's file."""
+
+
 VALID_DAYS = 6  # a weekly file is acted on from its scoring date to the day before the next one
 
 
@@ -55,7 +62,7 @@ def score_table(
     pnbd: ParetoNBD,
     model_version: str,
     params: ScoreParams,
-    do_not_contact: set[str] = frozenset(),
+    do_not_contact: AbstractSet[str] = frozenset(),
 ) -> pd.DataFrame:
     """The score file's rows, in the contract's column order, sorted by customer id. `explain`
     gives the SHAP contributions of the snapshot rows it is passed (in their order); it is called
@@ -68,10 +75,17 @@ def score_table(
     at_risk = p * value
     v_tier = value_tiers(value, params)
     stage = lifecycle_stages(snapshot, tier, params)
-    campaign = campaigns(stage, v_tier, tier, params)
+    campaign = campaigns(lifecycle=stage, value_tier=v_tier, risk_tier=tier, params=params)
     ids = snapshot["customer_id"].astype(str)
     suppressed = ids.isin(do_not_contact).to_numpy()
-    outreach, holdout, rank = outreach_plan(ids, at_risk, campaign, week, params, suppressed)
+    outreach, holdout, rank = outreach_plan(
+        customer_ids=ids,
+        value_at_risk=at_risk,
+        campaign=campaign,
+        week=week,
+        params=params,
+        suppressed=suppressed,
+    )
     explained = np.flatnonzero(outreach) if params.reasons_for == "outreach" else np.arange(len(snapshot))
     rows = snapshot.iloc[explained]
     contrib = explain(rows)
@@ -79,7 +93,9 @@ def score_table(
         raise ValueError("SHAP contributions are not aligned with the rows they explain")
     reasons: list[list[Reason]] = [[] for _ in range(len(snapshot))]
     for i, said in zip(
-        explained, top_reasons(contrib, rows, params.n_reasons, params.min_reason_points), strict=True
+        explained,
+        top_reasons(contrib=contrib, snapshot=rows, n=params.n_reasons, min_points=params.min_reason_points),
+        strict=True,
     ):
         reasons[i] = said
     table = pd.DataFrame(
@@ -120,11 +136,6 @@ def to_csv_bytes(table: pd.DataFrame) -> bytes:
     return csv_bytes(out)
 
 
-def sha256(path_or_bytes: Path | bytes) -> str:
-    data = path_or_bytes if isinstance(path_or_bytes, bytes) else Path(path_or_bytes).read_bytes()
-    return hashlib.sha256(data).hexdigest()
-
-
 def publish(table: pd.DataFrame, out_dir: Path, manifest_extra: dict) -> Path:
     """Write `churn_scores_<ISO week>.csv` and then its manifest, each by one atomic rename: a
     reader sees the previous complete file or the new complete file, never a partial one, and
@@ -134,20 +145,14 @@ def publish(table: pd.DataFrame, out_dir: Path, manifest_extra: dict) -> Path:
     data = to_csv_bytes(table)
     with atomic_path(out) as tmp:
         tmp.write_bytes(data)
-    manifest = {
-        "file": out.name,
-        "rows": len(table),
-        "sha256": sha256(data),
+    about = {
         "schema_version": SCHEMA_VERSION,
         "as_of": table["score_date"].iloc[0],
         "valid_until": table["valid_until"].iloc[0],
         "horizon_days": int(table["horizon_days"].iloc[0]),
-        "outreach_rows": int(table["outreach"].sum()),
-        "holdout_rows": int(table["holdout"].sum()),
-        "do_not_contact_rows": int(table["do_not_contact"].sum()),
         **manifest_extra,
     }
-    write_json(manifest, out.with_suffix(".manifest.json"))
+    manifest.write(out, rows=table, data=data, about=about)
     return out
 
 
@@ -156,13 +161,30 @@ def read_suppression(path: Path, params: Params) -> set[str]:
     pseudonyms with the same key when ingest pseudonymizes)."""
     frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
     if "customer_id" not in frame.columns:
-        raise ValueError(
+        raise ScoreError(
             f"{path}: the suppression list needs a customer_id column; it has {list(frame.columns)}"
         )
     ids = [i.strip() for i in frame["customer_id"] if i.strip()]
     if params.ingest.pseudonymize:
         ids = pseudonyms(pseudonym_key(params.ingest.pseudonym_key_env), ids)
     return set(ids)
+
+
+def check_verdict(path: Path | None, snapshot: pd.DataFrame) -> None:
+    """Refuse to score a snapshot the drift check stopped, or one it did not see."""
+    if path is None:
+        return
+    found = read_json(path)
+    score_date = pd.Timestamp(snapshot["cutoff"].iloc[0]).date().isoformat()
+    if found["score_date"] != score_date:
+        raise ScoreError(
+            f"{path}: the drift check was for the snapshot of {found['score_date']}, not {score_date}; "
+            "run monitor on this snapshot first"
+        )
+    if not found["may_score"]:
+        raise ScoreError(
+            f"{path}: the drift check stopped scoring of {score_date} (status {found['status']})"
+        )
 
 
 def main(
@@ -172,18 +194,20 @@ def main(
     fits: Path,
     suppression: Path,
     scores_dir: Path,
+    verdict: Path | None = None,
 ) -> Path:
     from pipeline.core.params import load_params
 
     params = load_params(params_path)
     snapshot = pd.read_parquet(snapshot_path)
     if snapshot.empty:
-        raise ValueError(f"{snapshot_path}: no eligible customers to score")
+        raise ScoreError(f"{snapshot_path}: no eligible customers to score")
+    check_verdict(verdict, snapshot)
     model_dir = Path(model_dir)
     champion = read_json(model_dir / CHAMPION_FILE)
     trained_for = read_json(model_dir / SUMMARY_FILE).get("horizon_days")
     if trained_for is not None and trained_for != label_horizon(snapshot):
-        raise ValueError(
+        raise ScoreError(
             f"the champion predicts churn over {trained_for} days but the scoring snapshot is built for "
             f"{label_horizon(snapshot)} days: retrain (dvc repro) before scoring"
         )
@@ -197,7 +221,15 @@ def main(
     def explain(rows: pd.DataFrame) -> pd.DataFrame:
         return contributions(model, rows, params.explain.chunk_rows)
 
-    table = score_table(snapshot, p, explain, ParetoNBD(**fitted), version, params.score, do_not_contact)
+    table = score_table(
+        snapshot=snapshot,
+        p=p,
+        explain=explain,
+        pnbd=ParetoNBD(**fitted),
+        model_version=version,
+        params=params.score,
+        do_not_contact=do_not_contact,
+    )
     table = validate(table, SCORES, "weekly score file")
     with permissions_of(snapshot_path):
         out = publish(
@@ -206,7 +238,7 @@ def main(
             {
                 "model_version": version,
                 "model_sha256": champion["model_sha256"],
-                "inputs_sha256": {"scoring_snapshot": sha256(Path(snapshot_path))},
+                "inputs_sha256": {"scoring_snapshot": manifest.sha256(Path(snapshot_path))},
                 "table_schema": SCORE_FILE_SCHEMA["name"],
             },
         )

@@ -27,7 +27,7 @@ import pyarrow.csv as pacsv
 
 from pipeline.core.cutoffs import training_cutoffs
 from pipeline.core.io import atomic_path, write_parquet
-from pipeline.core.params import FeaturizeParams, SimulateParams
+from pipeline.core.params import FeaturizeParams, ParamsError, SimulateParams
 from pipeline.core.quadrature import gamma_nodes
 
 log = logging.getLogger(__name__)
@@ -114,18 +114,18 @@ def seasonality(days: np.ndarray, start: dt.date, amplitude: float = 0.2) -> np.
     """Relative purchase intensity of each day since `start`: yearly swell, a pre-Christmas peak,
     busier weekends. Shared by all customers."""
     dates = pd.to_datetime(start) + pd.to_timedelta(days, unit="D")
-    doy = dates.dayofyear.to_numpy()
+    doy = dates.day_of_year.to_numpy()
     yearly = 1.0 + amplitude * np.sin(2 * np.pi * (doy - 80) / 365.25)
     xmas = np.where(
         (dates.month == 11) & (dates.day >= 15) | (dates.month == 12) & (dates.day <= 20), 1.6, 1.0
     )
-    weekend = np.where(dates.dayofweek.to_numpy() >= 5, 1.25, 0.9)
+    weekend = np.where(dates.day_of_week.to_numpy() >= 5, 1.25, 0.9)
     return yearly * xmas * weekend
 
 
 def dropout_seasonality(days: np.ndarray, start: dt.date, amplitude: float) -> np.ndarray:
     """Relative dropout hazard of each day since `start`: a yearly swing peaking in mid-January."""
-    doy = (pd.to_datetime(start) + pd.to_timedelta(days, unit="D")).dayofyear.to_numpy()
+    doy = (pd.to_datetime(start) + pd.to_timedelta(days, unit="D")).day_of_year.to_numpy()
     return 1.0 + amplitude * np.sin(2 * np.pi * (doy + 76) / 365.25)
 
 
@@ -208,9 +208,9 @@ def true_no_order_probability(
 ) -> np.ndarray:
     """Bayes P(no order in [cutoff, cutoff + horizon)) given the true rates and the last order time."""
     c = np.full_like(last_order, cutoff)
-    alive_and_quiet, dead_quiet = _no_purchase_then_death(cal, dcal, last_order, c, rates)
+    alive_and_quiet, dead_quiet = _no_purchase_then_death(cal=cal, dcal=dcal, a=last_order, b=c, rates=rates)
     p_alive = alive_and_quiet / (alive_and_quiet + dead_quiet)
-    quiet_alive, quiet_dead = _no_purchase_then_death(cal, dcal, c, c + horizon, rates)
+    quiet_alive, quiet_dead = _no_purchase_then_death(cal=cal, dcal=dcal, a=c, b=c + horizon, rates=rates)
     return 1.0 - p_alive * (1.0 - (quiet_alive + quiet_dead))
 
 
@@ -360,7 +360,7 @@ class Population:
 
     @property
     def rates(self) -> Rates:
-        return Rates(self.lam, self.mu, self.drift, self.birth)
+        return Rates(lam=self.lam, mu=self.mu, drift=self.drift, birth=self.birth)
 
 
 def draw_population(
@@ -446,7 +446,7 @@ def _repeat_orders(
 def draw_orders(rng: np.random.Generator, pop: Population, cal: Calendar, n_days: int) -> pd.DataFrame:
     """One row per order: the acquisition order, then the repeat orders while alive."""
     end_alive = np.minimum(pop.death, n_days)
-    t_repeat, owner = _repeat_orders(rng, pop, cal, end_alive)
+    t_repeat, owner = _repeat_orders(rng=rng, pop=pop, cal=cal, end_alive=end_alive)
     t = np.concatenate([pop.birth, t_repeat])
     owner = np.concatenate([np.arange(pop.birth.size), owner])
     keep = t < n_days
@@ -550,19 +550,19 @@ def corrupt(rng: np.random.Generator, table: pa.Table, share: float) -> pa.Table
 def simulate(p: SimulateParams, fp: FeaturizeParams) -> tuple[pa.Table, pd.DataFrame, pd.DataFrame]:
     """Raw export table, per-customer latent truth, and per-cutoff true churn probabilities."""
     if fp.horizon_days == "auto":
-        raise ValueError(
+        raise ParamsError(
             "simulate computes the true churn probability over featurize.horizon_days: set a number"
         )
     rng = np.random.default_rng(p.seed)
     n_days = (p.end_date - p.start_date).days
     scenario = SCENARIOS[p.scenario]
-    calendar_days = n_days + fp.horizon_days + 2
+    calendar_days = n_days + fp.horizon + 2
     cal = Calendar.build(p.start_date, calendar_days, scenario.purchase_season)
     dropout = dropout_seasonality(np.arange(calendar_days), p.start_date, scenario.dropout_season)
     dcal = Calendar.of(p.start_date, dropout)
-    pop = draw_population(rng, p, cal, dcal, n_days)
-    orders = draw_orders(rng, pop, cal, n_days)
-    lines, return_minute, extra_lines = draw_lines(rng, p, pop, orders, n_days)
+    pop = draw_population(rng=rng, p=p, cal=cal, dcal=dcal, n_days=n_days)
+    orders = draw_orders(rng=rng, pop=pop, cal=cal, n_days=n_days)
+    lines, return_minute, extra_lines = draw_lines(rng=rng, p=p, pop=pop, orders=orders, n_days=n_days)
     orders = orders.assign(return_minute=return_minute, extra_lines=extra_lines)
     raw = corrupt(rng, to_raw_table(lines, pop, p.start_date), p.malformed_share)
     customers = pd.DataFrame(
@@ -574,7 +574,7 @@ def simulate(p: SimulateParams, fp: FeaturizeParams) -> tuple[pa.Table, pd.DataF
             "dropout_rate_per_day": pop.mu,
         }
     ).sort_values("customer_id", ignore_index=True)
-    truth = truth_at_cutoffs(p, fp, cal, dcal, pop, orders)
+    truth = truth_at_cutoffs(p=p, fp=fp, cal=cal, dcal=dcal, pop=pop, orders=orders)
     return raw, customers, truth
 
 
@@ -629,7 +629,12 @@ def truth_at_cutoffs(
     grid = (nodes if scenario.drifts else 1) * nodes * 2 * nodes * nodes * len(scenario.basket_shares)
     score_date = fp.score_date or p.end_date
     n_days = (p.end_date - p.start_date).days
-    cutoffs = training_cutoffs(score_date, fp.horizon_days, fp.cutoff_every_days, fp.n_cutoffs)
+    cutoffs = training_cutoffs(
+        score_date=score_date,
+        horizon_days=fp.horizon,
+        every_days=fp.cutoff_every_days,
+        n_cutoffs=fp.n_cutoffs,
+    )
     # the cutoffs a model is judged at (the evaluation cutoff and the backtest origins), and the
     # scoring date: the oracle's quadrature is two thirds of the stage's time
     cutoffs = [*cutoffs[-p.truth_cutoffs :], score_date]
@@ -645,33 +650,38 @@ def truth_at_cutoffs(
         eligible = np.flatnonzero(last >= c - fp.eligibility_lookback_days)
         rates = pop.rates
         prob = true_no_order_probability(
-            cal,
-            dcal,
-            last[eligible],
-            c,
-            fp.horizon_days,
-            Rates(rates.lam[eligible], rates.mu[eligible], rates.drift[eligible], rates.birth[eligible]),
+            cal=cal,
+            dcal=dcal,
+            last_order=last[eligible],
+            cutoff=c,
+            horizon=fp.horizon,
+            rates=Rates(
+                lam=rates.lam[eligible],
+                mu=rates.mu[eligible],
+                drift=rates.drift[eligible],
+                birth=rates.birth[eligible],
+            ),
         )
-        history, open_orders = observed_history(orders[before], pop, eligible, c)
+        history, open_orders = observed_history(before=orders[before], pop=pop, eligible=eligible, c=c)
         bayes = np.empty(eligible.size)
         for chunk in np.array_split(np.arange(eligible.size), max(1, eligible.size * grid // 4_096_000)):
             rows = open_orders[open_orders["row"].isin(chunk)]
             rows = rows.assign(row=rows["row"] - chunk[0])
             bayes[chunk] = bayes_no_order_probability(
-                cal,
-                dcal,
-                history.iloc[chunk],
-                rows,
-                c,
-                fp.horizon_days,
-                p.return_share,
-                scenario,
+                cal=cal,
+                dcal=dcal,
+                history=history.iloc[chunk],
+                open_orders=rows,
+                cutoff=c,
+                horizon=fp.horizon,
+                return_share=p.return_share,
+                scenario=scenario,
                 extra_lines=p.mean_lines_per_order - 1.0,
                 nodes=nodes,
             )
-        in_window = (order_t >= c) & (order_t < c + fp.horizon_days)
+        in_window = (order_t >= c) & (order_t < c + fp.horizon)
         ordered = np.bincount(owner[in_window], minlength=pop.birth.size)[eligible] > 0
-        observed = c + fp.horizon_days <= n_days
+        observed = c + fp.horizon <= n_days
         frames.append(
             pd.DataFrame(
                 {

@@ -102,7 +102,17 @@ def main(params_path: Path, snapshots_path: Path, out_dir: Path, run_out: Path) 
         len(snapshots),
         scoring.calibrator.method,
     )
-    write_json(record_run(params, scoring.booster, snapshots, snapshots_path, out_dir, summary), run_out)
+    write_json(
+        record_run(
+            params=params,
+            booster=scoring.booster,
+            train=snapshots,
+            snapshots_path=snapshots_path,
+            model_dir=out_dir,
+            summary=summary,
+        ),
+        run_out,
+    )
 
 
 def snapshot_dataset(train: pd.DataFrame, snapshots_path: Path) -> MetaDataset:
