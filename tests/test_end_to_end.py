@@ -1,16 +1,13 @@
 """The whole pipeline through `dvc repro` on a small simulation, in a fresh git + DVC project with
-its own MLflow store; then a no-op rerun, and a train param change that reruns train and after."""
+its own MLflow store: the outputs, a no-op rerun, byte-identical reruns, no id in MLflow. The runs
+that change the project are in test_end_to_end_changes.py, so the two files run on two workers."""
 
 import json
-import os
 import pwd
 import re
 import shutil
 import sqlite3
 import stat
-import tempfile
-import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,52 +16,11 @@ import pytest
 import yaml
 
 from pipeline.core.tables import pandera_schema, read_table, validate
-from tests.conftest import UserRunner
+from tests.conftest import every_customer, outputs_of, stage_cmd
 from tests.content import ids_in, plant
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def run(as_user: UserRunner) -> Callable[[list[str], Path], str]:
-    """Runs a command in the project as an ordinary user (as `nobody` when the tests run as root):
-    most people who run `dvc repro` are not root, and root ignores the permission bits."""
-
-    def run_(args: list[str], cwd: Path) -> str:
-        done = as_user.run(args, cwd)
-        assert done.returncode == 0, f"{args} failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
-        return done.stdout + done.stderr
-
-    return run_
-
-
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory, as_user: UserRunner, run) -> Path:
-    # a folder every user can reach, handed to the user who runs the pipeline
-    work = Path(tempfile.mkdtemp(prefix="churn-project-"))
-    shutil.copytree(ROOT / "pipeline", work / "pipeline", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(ROOT / "dvc.yaml", work / "dvc.yaml")
-    (work / "data").mkdir()
-    shutil.copy(ROOT / "data" / "suppression.csv", work / "data" / "suppression.csv")
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["simulate"]["n_customers"] = 2500
-    params["train"]["num_threads"] = 1
-    params["explain"]["sample_rows"] = 300
-    params["backtest"]["origins"] = 1  # the wiring is under test here; docs/quality.md has the model
-    # a 2,500-customer shop is too small to promise beating the BTYD models; recency it must beat
-    params["promote"] = {"max_ece": 0.1, "must_beat": ["recency"]}
-    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    as_user.own(work)
-    run(["git", "init", "-q"], work)
-    run(["dvc", "init", "-q"], work)
-    yield work
-    shutil.rmtree(work, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def first_run(project: Path, run) -> str:
-    return run(["dvc", "repro"], project)
 
 
 def test_repro_writes_a_valid_score_file_and_registers_the_model(project, first_run):
@@ -110,54 +66,6 @@ def test_second_repro_runs_nothing(project, first_run, run):
     assert "Running stage" not in out
 
 
-@pytest.fixture
-def set_train(project: Path) -> Iterator[Callable[..., None]]:
-    """Changes params.yaml's train section for one test and puts the file back after it, so no
-    test runs on params another test left behind."""
-    shipped = (project / "params.yaml").read_text()
-
-    def set_(**changes: object) -> None:
-        params = yaml.safe_load(shipped)
-        params["train"].update(changes)
-        (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-
-    yield set_
-    (project / "params.yaml").write_text(shipped)
-
-
-def _stages_run(out: str) -> set[str]:
-    return {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
-
-
-def test_a_train_param_change_reruns_train_and_what_follows_and_a_refused_model_keeps_the_champion(
-    project, first_run, run, set_train
-):
-    champion_before = json.loads((project / "models/champion/champion.json").read_text())
-    # one split from the training churn rate, with no BTYD start and no blend: worse than recency
-    set_train(max_rounds=1, num_leaves=2, blend=False, boost_from=None)
-    out = run(["dvc", "repro"], project)
-    assert _stages_run(out) == {
-        "train",
-        "evaluate",
-        "backtest",
-        "tune",
-        "promote",
-        "explain",
-        "monitor",
-        "score",
-        "report",
-    }
-    champion = json.loads((project / "models/champion/champion.json").read_text())
-    assert champion["model_version"] == champion_before["model_version"]
-    assert int(champion["candidate_version"]) == int(champion_before["model_version"]) + 1
-    assert any("does not beat baseline recency" in r for r in champion["refusals"])
-    scores = pd.read_csv(project / "data/scores/churn_scores_2026-W47.csv", keep_default_na=False)
-    assert (scores["model_version"] == f"churn-model/{champion_before['model_version']}").all()
-    with sqlite3.connect(project / "mlflow.db") as db:
-        alias = db.execute("select version from registered_model_aliases where alias = 'champion'").fetchall()
-    assert alias == [(int(champion_before["model_version"]),)]
-
-
 def test_measure_recovers_the_outreach_effect_injected_in_the_next_horizon(project, first_run, run):
     scores = project / "data/scores/churn_scores_2026-W47.csv"
     followup = project / "followup"  # the user's own folder
@@ -177,91 +85,11 @@ def test_measure_recovers_the_outreach_effect_injected_in_the_next_horizon(proje
     assert lift["contacted"] == truth["contacted"]
 
 
-def _stage_cmd(project: Path, stage: str) -> list[str]:
-    return yaml.safe_load((project / "dvc.yaml").read_text())["stages"][stage]["cmd"].split()
-
-
-def _outputs(project: Path, stage: str) -> list[Path]:
-    spec = yaml.safe_load((project / "dvc.yaml").read_text())["stages"][stage]
-    names = [
-        next(iter(o)) if isinstance(o, dict) else o
-        for kind in ("outs", "metrics", "plots")
-        for o in spec.get(kind, [])
-    ]
-    files = []
-    for name in names:
-        path = project / name
-        files += sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    return files
-
-
-# each stage's output a reader or a CRM import picks up; the score file's manifest is written after it
-PUBLISHED = [
-    ("ingest", "data/validated/transactions.parquet"),
-    ("featurize", "data/features/train.parquet"),
-    ("score", "data/scores/churn_scores_2026-W47.csv"),
-    ("score", "data/scores/churn_scores_2026-W47.manifest.json"),
-]
-
-
-def _held(
-    as_user: UserRunner, project: Path, stage: str, moment: str, path: Path, signals: Path
-) -> list[Path]:
-    """Runs `stage` until the writer of `path` holds `moment` its rename (the crash-test hook in
-    `pipeline.core.io.atomic_path`), then kills it with SIGKILL. Returns the temporary files of `path`
-    that existed at the moment of the kill."""
-    marker, log = signals / f"held-{moment}", signals / f"{stage}-{moment}.log"
-    env = as_user.env(CHURN_HOLD_WRITE=f"{moment}:{path.name}", CHURN_HOLD_SIGNAL=str(marker))
-    with log.open("w") as out:
-        proc = as_user.popen(_stage_cmd(project, stage), project, env=env, stdout=out, stderr=out)
-    try:
-        for _ in range(6000):
-            if marker.exists() or proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        assert marker.exists(), f"{stage} never reached the write of {path.name}:\n{log.read_text()[-3000:]}"
-        temps = sorted(path.parent.glob(f".{path.name}.tmp-*"))
-    finally:
-        proc.kill()
-        proc.wait()
-    marker.unlink()
-    return temps
-
-
-@pytest.mark.parametrize(("stage", "output"), PUBLISHED)
-def test_a_kill_inside_a_write_keeps_the_published_file_and_a_kill_after_it_leaves_the_new_one_whole(
-    project, first_run, as_user, stage, output
-):
-    path = project / output
-    new = path.read_bytes()  # what the stage writes: its reruns give the same bytes
-    old = b"an earlier week's file: " + new[: len(new) // 2]
-    path.write_bytes(old)
-    signal_dir = Path(tempfile.mkdtemp(prefix="churn-hold-"))
-    signal_dir.chmod(0o777)
-    try:
-        temps = _held(
-            as_user=as_user, project=project, stage=stage, moment="before", path=path, signals=signal_dir
-        )
-        # killed inside the write: the new version was complete in its temporary sibling, and the
-        # published file is still the earlier one, whole
-        assert [t.read_bytes() for t in temps] == [new]
-        assert path.read_bytes() == old
-        temps = _held(
-            as_user=as_user, project=project, stage=stage, moment="after", path=path, signals=signal_dir
-        )
-        # killed right after the rename: the new version is published whole, and the temporary
-        # file the first kill left was cleared by this writer
-        assert temps == [] and path.read_bytes() == new
-        assert sorted(path.parent.glob(f".{path.name}.*")) == []
-    finally:
-        shutil.rmtree(signal_dir, ignore_errors=True)
-
-
 def test_features_and_score_file_are_byte_identical_on_a_rerun(project, first_run, run, tmp_path):
     env_copy = {}
     for stage in ("featurize", "score"):
-        cmd = _stage_cmd(project, stage)
-        outputs = [p for p in _outputs(project, stage) if p.name != "mlflow_run.json"]
+        cmd = stage_cmd(project, stage)
+        outputs = [p for p in outputs_of(project, stage) if p.name != "mlflow_run.json"]
         before = {p: p.read_bytes() for p in outputs}
         run(cmd, project)
         after = {p: p.read_bytes() for p in outputs}
@@ -275,8 +103,8 @@ def test_the_shipped_model_is_byte_identical_on_a_rerun(project, first_run, run,
     """The train params as params.yaml ships them, on one and on two threads: two runs of
     `churn train` write the same bytes."""
     set_train(**{**yaml.safe_load((ROOT / "params.yaml").read_text())["train"], "num_threads": threads})
-    cmd = _stage_cmd(project, "train")
-    outputs = [p for p in _outputs(project, "train") if p.name != "mlflow_run.json"]
+    cmd = stage_cmd(project, "train")
+    outputs = [p for p in outputs_of(project, "train") if p.name != "mlflow_run.json"]
     run(cmd, project)
     first = {p: p.read_bytes() for p in outputs}
     summary = json.loads((project / "models/candidate/train.json").read_text())
@@ -288,13 +116,8 @@ def test_the_shipped_model_is_byte_identical_on_a_rerun(project, first_run, run,
     )
 
 
-def _every_customer(project: Path) -> set[str]:
-    raw = pd.read_csv(project / "data/raw/transactions.csv", dtype=str, keep_default_na=False)
-    return set(raw["Customer ID"]) - {""}
-
-
 def test_no_customer_id_reaches_mlflow(project, first_run, tmp_path):
-    ids = _every_customer(project)
+    ids = every_customer(project)
     assert len(ids) > 2000
     stored = [project / "mlflow.db", *sorted(p for p in (project / "mlartifacts").rglob("*") if p.is_file())]
     assert len(stored) > 10
@@ -316,31 +139,6 @@ def test_no_customer_id_reaches_mlflow(project, first_run, tmp_path):
     }
 
 
-def test_an_erased_customer_appears_nowhere_afterwards(project, first_run, run, tmp_path):
-    scores = pd.read_csv(project / "data/scores/churn_scores_2026-W47.csv", dtype=str, keep_default_na=False)
-    victim = scores["customer_id"].iloc[len(scores) // 2]
-    # the control on real files: before the erasure the search finds the customer in the Parquet
-    # tables and the score file
-    data = [p for p in (project / "data").rglob("*") if p.is_file()]
-    before = {str(p.relative_to(project)) for p in data if ids_in(p, {victim})}
-    assert {"data/validated/transactions.parquet", "data/features/train.parquet",
-            "data/scores/churn_scores_2026-W47.csv"} <= before  # fmt: skip
-    # the sample's raw export is made by the simulator: freeze it, as a real export is an input
-    run(["dvc", "freeze", "simulate"], project)
-    out = run(["churn", "erase", "--customer", victim], project)
-    assert "data/raw/transactions.csv: " in out and "data/validated/transactions.parquet: " in out
-    run(["dvc", "repro"], project)
-    run(["dvc", "gc", "--workspace", "--force"], project)
-    everywhere = [p for p in project.rglob("*") if p.is_file() and ".git" not in p.parts]
-    assert len(everywhere) > 50
-    found = [str(p.relative_to(project)) for p in everywhere if ids_in(p, {victim})]
-    assert found == []
-    # and the search is not blind to any kind of file the project holds
-    files = plant(tmp_path / "planted", victim, sorted(_every_customer(project)))
-    found = {kind: ids_in(path, {victim}) for kind, path in files.items()}
-    assert found == {kind: {victim} for kind in files}
-
-
 def test_the_pipeline_ran_as_an_ordinary_user_and_every_folder_it_made_can_be_entered(
     project, first_run, as_user
 ):
@@ -356,48 +154,3 @@ def test_the_pipeline_ran_as_an_ordinary_user_and_every_folder_it_made_can_be_en
     assert shut == {}
     listed = as_user.run(["ls", "-A", str(scores)], cwd=project)
     assert listed.returncode == 0 and "churn_scores_2026-W47.csv" in listed.stdout
-
-
-def _user_name(as_user: UserRunner) -> str:
-    return as_user.user or pwd.getpwuid(os.geteuid()).pw_name
-
-
-def test_a_read_only_scores_folder_stops_score_with_one_line_and_keeps_the_published_files(
-    project, first_run, as_user
-):
-    scores = project / "data/scores"
-    before = {p.name: p.read_bytes() for p in scores.iterdir()}
-    scores.chmod(0o555)
-    try:
-        done = as_user.run(_stage_cmd(project, "score"), project)
-    finally:
-        scores.chmod(0o755)
-    assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert done.stderr.splitlines()[-1] == (
-        "error: data/scores/churn_scores_2026-W47.csv (written in data/scores): permission denied for user "
-        f"{_user_name(as_user)}: give this user access to it (chmod/chown), or run the stage on a copy the "
-        "user owns"
-    )
-    assert {p.name: p.read_bytes() for p in scores.iterdir()} == before
-
-
-def test_an_unwritable_temp_folder_stops_featurize_with_one_line_and_keeps_the_snapshots(
-    project, first_run, as_user
-):
-    spill = project / "spill"
-    spill.mkdir()
-    as_user.own(spill)
-    spill.chmod(0o555)
-    settings = yaml.safe_load((project / "params.yaml").read_text())
-    settings["featurize"]["temp_directory"] = str(spill)
-    (project / "params-spill.yaml").write_text(yaml.safe_dump(settings, sort_keys=False))
-    as_user.own(project / "params-spill.yaml")
-    outputs = _outputs(project, "featurize")
-    before = {p: p.read_bytes() for p in outputs}
-    done = as_user.run([*_stage_cmd(project, "featurize"), "--params", "params-spill.yaml"], project)
-    assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert done.stderr.splitlines()[-1] == (
-        f"error: {spill}: permission denied for user {_user_name(as_user)}: give this user access to it "
-        "(chmod/chown), or run the stage on a copy the user owns"
-    )
-    assert {p: p.read_bytes() for p in outputs} == before

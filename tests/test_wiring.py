@@ -108,21 +108,24 @@ def test_every_module_is_in_a_layer_and_the_layers_import_downwards_only():
 
 
 def test_no_module_imports_itself_back():
-    def cycle_from(start: str) -> list[str] | None:
-        path, todo = [start], [iter(sorted(_imports(start)))]
-        while todo:
-            nxt = next(todo[-1], None)
-            if nxt is None:
-                todo.pop()
-                path.pop()
-            elif nxt == start:
-                return [*path, nxt]
-            elif nxt not in path:
-                path.append(nxt)
-                todo.append(iter(sorted(_imports(nxt))))
-        return None
+    """Depth-first search over the import graph: a module met again while still on the path closes
+    a cycle."""
+    graph = {m: sorted(_imports(m)) for m in _modules()}
+    done: set[str] = set()
+    cycles = []
 
-    assert [c for m in _modules() if (c := cycle_from(m))] == []
+    def visit(module: str, path: list[str]) -> None:
+        for target in graph.get(module, []):
+            if target in path:
+                cycles.append([*path[path.index(target) :], target])
+            elif target not in done:
+                visit(target, [*path, target])
+        done.add(module)
+
+    for module in graph:
+        if module not in done:
+            visit(module, [module])
+    assert cycles == []
 
 
 @pytest.mark.parametrize("name", sorted(STAGES))
