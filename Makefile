@@ -18,7 +18,7 @@ install: $(BIN)/churn
 run: install
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 
-# two workers, a test file each at a time: the end-to-end file runs beside all the others
+# two workers, a test file each at a time: the two end-to-end files run on both workers beside the others
 test: install
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -n 2 --dist loadfile
 
