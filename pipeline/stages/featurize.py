@@ -1,12 +1,6 @@
-"""Stage featurize: validated transactions -> labelled training snapshots at each cutoff and the
-scoring snapshot at the scoring date.
-
-Features see only orders strictly before the cutoff; the label is 1 (churned) when the customer places
-no order in [cutoff, cutoff + horizon). A customer is in a snapshot when their last order falls in
-the eligibility lookback before the cutoff. Definitions are Ibis expressions, executed on DuckDB
-here and unchanged on any other Ibis backend. Lines are aggregated to orders first and orders are
-range-joined to the cutoffs, so the cost grows with orders x cutoffs, never lines x cutoffs.
-"""
+"""Stage featurize: validated transactions -> labelled training snapshots at each cutoff, the scoring
+snapshot at the scoring date, and fits.json for the stages after it. The definitions are in
+`core/features.py`; this stage reads, calls `make_snapshots` and writes."""
 
 from __future__ import annotations
 
@@ -15,10 +9,7 @@ from pathlib import Path
 
 from pipeline.core.cutoffs import SplitNeeds
 from pipeline.core.engine import read_transactions
-from pipeline.core.features import (
-    Snapshots,
-    make_snapshots,
-)
+from pipeline.core.features import Snapshots, make_snapshots
 from pipeline.core.io import permissions_of, write_csv, write_json, write_parquet
 from pipeline.core.tables import LABEL
 
@@ -72,16 +63,13 @@ def write_outputs(
     per_cutoff = snaps.train.groupby("cutoff")[LABEL].agg(["size", "mean"])
     write_json(
         {
-            "score_date": snaps.score_date.isoformat(),
-            "schedule": snaps.schedule.as_dict(),
-            "cutoffs": [c.isoformat() for c in snaps.schedule.cutoffs],
+            **fits(snaps),
             "training_rows": len(snaps.train),
             "scoring_rows": len(snaps.score),
             "churn_rate": round(float(snaps.train[LABEL].mean()), 6),
             "churn_rate_by_cutoff": {
                 k.date().isoformat(): round(float(v), 6) for k, v in per_cutoff["mean"].items()
             },
-            "btyd_params_by_cutoff": snaps.btyd_params,
             "horizon_report": {
                 "reference_cutoff": snaps.horizon_reference.isoformat(),
                 "inter_purchase_gap_days": {k: round(v, 3) for k, v in snaps.gap_quantiles.items()},

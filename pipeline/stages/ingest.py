@@ -433,7 +433,7 @@ def ingest(
                 quarantine_tmp=quarantine_tmp,
                 today=today,
             )
-        _check_quarantine_share(path, params, tally)
+        _check_quarantine_share(path, params, tally, today)
     return tally
 
 
@@ -589,7 +589,7 @@ def _count_reasons(tally: Tally, rejected: pa.Table) -> None:
             shown.append((int(row["source_row"]), text))
 
 
-def _check_quarantine_share(path: Path, params: IngestParams, tally: Tally) -> None:
+def _check_quarantine_share(path: Path, params: IngestParams, tally: Tally, today: dt.date) -> None:
     share = tally.quarantined_rows / tally.input_rows
     if share <= params.max_quarantine_share:
         return
@@ -598,7 +598,7 @@ def _check_quarantine_share(path: Path, params: IngestParams, tally: Tally) -> N
         f"contract, above ingest.max_quarantine_share = {params.max_quarantine_share:.1%}. "
         "Nothing was written."
     ]
-    columns = {r.reason: r.column for r in quarantine_rules(params, dt.date.min)} | {
+    columns = {r.reason: r.column for r in quarantine_rules(params, today)} | {
         n: c for n, c, _ in CROSS_ROW_RULES
     }
     for reason, count in tally.by_reason.most_common():

@@ -21,13 +21,7 @@ from mlflow.data.meta_dataset import MetaDataset
 from mlflow.models import infer_signature
 
 from pipeline.core import tracking
-from pipeline.core.fitting import (
-    Fitted,
-    fit_churn_model,
-    preflight,
-    select,
-    split_snapshots,
-)
+from pipeline.core.fitting import Fitted, fit_churn_model, preflight, select, split_snapshots
 from pipeline.core.io import atomic_path, write_json
 from pipeline.core.model import (
     CALIBRATOR_FILE,
