@@ -433,7 +433,7 @@ def ingest(
                 quarantine_tmp=quarantine_tmp,
                 today=today,
             )
-        _check_quarantine_share(path, params, tally, today)
+        _check_quarantine_share(path=path, params=params, tally=tally, today=today)
     return tally
 
 
