@@ -24,7 +24,7 @@ test: install
 
 # unit and property tests: no `dvc repro`, no Spark (about 2.5 minutes on 2 cores)
 test-fast: install
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -n 2 -m "not slow and not spark"
+	CHURN_TEST_TIER=fast PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -n 2 -m "not slow and not spark"
 
 # the same checks as .pre-commit-config.yaml; CI runs them before the tests
 lint: install

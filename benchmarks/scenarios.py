@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from pipeline.commands import quality  # noqa: E402
 from pipeline.core.params import validate_params  # noqa: E402
+from pipeline.core.shop import read_shop  # noqa: E402
 from pipeline.stages import simulate  # noqa: E402
 
 # the shop each scenario plays: its own horizon and cutoff spacing where the sample's do not fit
@@ -47,7 +48,7 @@ def scenario_params(name: str, customers: int) -> dict:
     raw = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
     extra = SETTINGS[name]
     raw["simulate"] |= {"scenario": name, "n_customers": customers, **extra.get("simulate", {})}
-    # the truth is computed at the cutoffs before the export's end: score there
+    # score at the export's end
     raw["featurize"] |= {**extra.get("featurize", {}), "score_date": raw["simulate"]["end_date"]}
     return raw
 
@@ -62,12 +63,11 @@ def run_scenario(name: str, customers: int) -> tuple[pd.DataFrame, str, float]:
         simulate.main(
             params_path=work / "params.yaml",
             raw_path=work / "raw.csv",
-            truth_path=work / "truth.parquet",
             customers_path=work / "customers.parquet",
+            orders_path=work / "orders.parquet",
         )
-        table, schedule = quality.quality_table(
-            work / "raw.csv", params, today=dt.date.today(), truth=work / "truth.parquet"
-        )
+        shop = read_shop(params.simulate, work / "customers.parquet", work / "orders.parquet")
+        table, schedule = quality.quality_table(work / "raw.csv", params, today=dt.date.today(), shop=shop)
         seconds = time.perf_counter() - start
     assert params.featurize.horizon_days == schedule.horizon_days
     return table, quality.describe(schedule), seconds

@@ -57,14 +57,35 @@ def _run(fn: Callable[..., object], **kwargs: object) -> None:
 @app.command()
 def simulate(
     raw: Annotated[Path, _opt("Raw transactions CSV to write.")],
-    truth: Annotated[Path, _opt("Per-customer, per-cutoff true churn probabilities (Parquet).")],
-    customers: Annotated[Path, _opt("Per-customer latent rates (Parquet).")],
+    customers: Annotated[Path, _opt("Per-customer latent rates and dropout times (Parquet).")],
+    orders: Annotated[Path, _opt("The clean order stream with each order's return (Parquet).")],
     params: ParamsOpt = PARAMS,
 ) -> None:
-    """Simulate a retail transaction export and its ground truth (the bundled sample)."""
+    """Simulate a retail transaction export and the latent state behind it (the bundled sample)."""
     from pipeline.stages import simulate as stage
 
-    _run(stage.main, params_path=params, raw_path=raw, truth_path=truth, customers_path=customers)
+    _run(stage.main, params_path=params, raw_path=raw, customers_path=customers, orders_path=orders)
+
+
+@app.command()
+def truth(
+    customers: Annotated[Path, _opt("simulate's per-customer latent state (Parquet).")],
+    orders: Annotated[Path, _opt("simulate's clean order stream (Parquet).")],
+    fits: Annotated[Path, _opt("featurize's fits (JSON): the schedule and the scoring date.")],
+    out: Annotated[Path, _opt("Per-customer, per-cutoff oracle and true churn probabilities (Parquet).")],
+    params: ParamsOpt = PARAMS,
+) -> None:
+    """The simulated shop's Bayes oracle at the cutoffs featurize used."""
+    from pipeline.stages import truth as stage
+
+    _run(
+        stage.main,
+        params_path=params,
+        customers_path=customers,
+        orders_path=orders,
+        fits_path=fits,
+        truth_path=out,
+    )
 
 
 @app.command()
@@ -242,9 +263,12 @@ def benchmark_quality(
         ),
     ] = None,
     horizon: Annotated[int | None, typer.Option(help="Churn = no order within this many days.")] = None,
-    truth: Annotated[
+    simulated: Annotated[
         Path | None,
-        typer.Option(help="The simulator's truth (Parquet) for a simulated export: adds the Bayes oracle."),
+        typer.Option(
+            help="For an export `churn simulate` wrote: the folder with its customers.parquet and "
+            "orders.parquet (the simulate params must be those it ran with). Adds the Bayes oracle."
+        ),
     ] = None,
     params: ParamsOpt = PARAMS,
 ) -> None:
@@ -260,7 +284,7 @@ def benchmark_quality(
         mapping=mapping,
         cutoff=cutoff,
         horizon=horizon,
-        truth=truth,
+        simulated=simulated,
         out=out,
     )
 

@@ -58,6 +58,16 @@ settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
 
+# `make test-fast` (CHURN_TEST_TIER=fast) runs every property test on a quarter of its examples;
+# the full suite, and CI, on all of them
+FAST_TIER = os.environ.get("CHURN_TEST_TIER") == "fast"
+
+
+def examples(n: int) -> int:
+    """The number of examples a property test runs: `n`, or a quarter of it (at least 5) in the
+    fast tier."""
+    return max(5, n // 4) if FAST_TIER else n
+
 
 @pytest.fixture(scope="session")
 def params() -> Params:
@@ -102,9 +112,7 @@ def small_shop(tmp_path_factory) -> pd.DataFrame:
     from pipeline.stages.simulate import simulate
 
     tmp = tmp_path_factory.mktemp("shop")
-    raw, _, _ = simulate(
-        SMALL_SHOP.model_copy(update={"n_customers": 300}), featurize_params(horizon_days=60, n_cutoffs=3)
-    )
+    raw, _ = simulate(SMALL_SHOP.model_copy(update={"n_customers": 300}))
     pacsv.write_csv(raw, tmp / "raw.csv")
     ingest(
         path=tmp / "raw.csv",
@@ -280,6 +288,14 @@ def train_snapshots(n: int = 600, seed: int = 0, horizon_days: int = 30) -> pd.D
     # a BTYD-like probability the booster starts from: right in level, blurred in rank
     frame["bgnbd_p_no_order"] = np.clip(recency / 300 + rng.normal(0, 0.25, n), 0.02, 0.98)
     return frame
+
+
+@pytest.fixture(scope="session")
+def booster():
+    """A booster fitted on two draws of `train_snapshots`, shared by the tests that read one."""
+    from pipeline.core.fitting import fit
+
+    return fit(train_snapshots(seed=1), train_snapshots(seed=2), TRAIN_PARAMS)
 
 
 FEATURE_PARAMS = featurize_params(windows_days=[30, 90])

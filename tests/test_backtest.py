@@ -36,7 +36,7 @@ def test_summary_means_and_wins():
 def test_benchmark_quality_on_an_export_with_its_own_mapping(tmp_path):
     params = load_params(ROOT / "params.yaml")
     sim = params.simulate.model_copy(update={"n_customers": 2000})
-    raw, _, _ = simulate(sim, params.featurize)
+    raw, _ = simulate(sim)
     # the same export with renamed columns and an amount column, as another shop would send it
     frame = raw.to_pandas().rename(columns={"Customer ID": "client", "InvoiceDate": "when", "Invoice": "doc"})
     frame["revenue"] = pd.to_numeric(frame["Quantity"], errors="coerce") * pd.to_numeric(

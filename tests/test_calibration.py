@@ -5,6 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.core.calibration import Calibrator, choose, expected_calibration_error, fit_isotonic, fit_platt
+from tests.conftest import examples
 
 
 def test_ece_on_hand_made_bins():
@@ -127,7 +128,7 @@ def test_a_blend_input_that_would_get_a_negative_weight_gets_none_and_the_rest_a
     assert blend.intercept == alone.intercept
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25), deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), weight=st.floats(-3.0, 3.0))
 def test_blend_weights_are_never_negative(seed, weight):
     from pipeline.core.calibration import fit_blend
@@ -164,7 +165,7 @@ def test_leveling_gives_each_cutoff_the_boosters_mean_and_keeps_the_calibrators_
         sharper.apply(booster)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(
     st.lists(st.floats(0.001, 0.999), min_size=1, max_size=40),
     st.floats(0.001, 0.999),

@@ -16,7 +16,7 @@ from pipeline.core.cutoffs import (
 )
 from pipeline.core.fitting import TrainError, temporal_split
 from tests.conftest import TRAIN_PARAMS as TRAIN
-from tests.conftest import featurize_params
+from tests.conftest import examples, featurize_params
 
 SPEC = featurize_params(
     n_cutoffs=24, trend_days=90, horizon_candidates=[14, 30, 60, 90, 180], adapt_to_history=True
@@ -119,7 +119,7 @@ def test_too_few_declared_cutoffs_for_the_split_is_refused_without_adapting():
 PLANNED = {"fits": 0, "refused": 0}
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(
     span=st.integers(30, 1500),
     horizon=st.sampled_from([14, 30, 60, 90, 180]),

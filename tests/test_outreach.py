@@ -15,7 +15,7 @@ from pipeline.core.outreach import (
     value_tiers,
 )
 from pipeline.core.params import load_params
-from tests.conftest import ROOT
+from tests.conftest import ROOT, examples
 
 PARAMS = load_params(ROOT / "params.yaml").score  # new <= 90 days, lapsed > 180 days
 
@@ -85,7 +85,7 @@ def test_holdout_draw_is_a_stable_keyed_hash_of_customer_and_week():
     assert ((a >= 0) & (a < 1)).all()
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30), deadline=None)
 @given(
     n=st.integers(0, 3000), share=st.floats(0.0, 0.5), budget=st.integers(0, 3000), seed=st.integers(0, 100)
 )

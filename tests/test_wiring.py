@@ -154,3 +154,25 @@ def test_no_stage_reads_a_metrics_file():
     assert metrics, "dvc.yaml declares no metrics"
     readers = {name: sorted(metrics & set(stage.get("deps", []))) for name, stage in STAGES.items()}
     assert {name: found for name, found in readers.items() if found} == {}
+
+
+def test_the_export_depends_on_the_shops_params_only():
+    """simulate reruns on a change of anything that shapes the export, and on nothing else: not on
+    featurize's schedule (the calendars do not depend on it) nor on the truth's cutoffs."""
+    from pipeline.core.params import SimulateParams
+
+    shaping = {f"simulate.{field}" for field in SimulateParams.model_fields} - {"simulate.truth_cutoffs"}
+    assert set(STAGES["simulate"]["params"]) == shaping
+    assert STAGES["truth"]["params"] == ["simulate"]
+    assert "data/features/fits.json" in STAGES["truth"]["deps"]
+
+
+@pytest.mark.parametrize(
+    "module", sorted(p.stem for p in (ROOT / "pipeline" / "core").glob("*.py") if p.stem != "__init__")
+)
+def test_every_core_module_has_its_own_test_file(module):
+    """`tests/test_<module>.py` exists and imports the module it is named after."""
+    path = ROOT / "tests" / f"test_{module}.py"
+    assert path.exists(), f"no tests/test_{module}.py"
+    text = path.read_text(encoding="utf-8")
+    assert f"pipeline.core.{module} import" in text or f"from pipeline.core import {module}" in text, path

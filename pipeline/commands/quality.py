@@ -16,7 +16,9 @@ from pipeline.core.cutoffs import Schedule, SplitNeeds
 from pipeline.core.errors import PipelineError
 from pipeline.core.features import make_snapshots
 from pipeline.core.metrics import classification_metrics
+from pipeline.core.oracle import truth_at
 from pipeline.core.params import Params, ParamsError, validate_params
+from pipeline.core.shop import SimulatedShop, read_shop
 from pipeline.core.tables import LABEL
 from pipeline.stages.backtest import backtest
 from pipeline.stages.ingest import ingest
@@ -96,7 +98,8 @@ def oracle_rows(
     snapshots: pd.DataFrame, truth: pd.DataFrame, origins: list[str], top_share: float
 ) -> list[dict]:
     """The simulator's Bayes oracle scored on each origin's rows, as scorer `oracle`: what no
-    model of the history can beat on average. Needs the truth of every row."""
+    model of the history can beat on average. Needs the truth of every row (`oracle.truth_at` at
+    the origins, on the snapshots' schedule)."""
     rows = []
     for origin in origins:
         at = snapshots[snapshots["cutoff"] == pd.Timestamp(origin)][["customer_id", "cutoff", LABEL]]
@@ -106,7 +109,7 @@ def oracle_rows(
         if missing:
             raise QualityError(
                 f"the truth has no oracle for {missing} of the {len(at)} customers at {origin}: "
-                "was it simulated with the same featurize params (horizon, cutoffs, lookback)?"
+                "is the simulated shop the one that wrote this export (same simulate params)?"
             )
         y, p = joined[LABEL].to_numpy(), joined["bayes_p_no_order"].to_numpy()
         head = {"cutoff": origin, "rows": len(at), "churn_rate": float(y.mean())}
@@ -121,10 +124,11 @@ def oracle_rows(
 
 
 def quality_table(
-    transactions: Path, params: Params, today: dt.date, truth: Path | None = None
+    transactions: Path, params: Params, today: dt.date, shop: SimulatedShop | None = None
 ) -> tuple[pd.DataFrame, Schedule]:
     """The backtest table on any export, checked as of `today` (orders after it are quarantined
-    unless `ingest.valid_until` says otherwise); with the simulator's truth, the oracle's rows too."""
+    unless `ingest.valid_until` says otherwise); for an export of a simulated `shop`, the Bayes
+    oracle's rows too, at the same origins on the same schedule."""
     with tempfile.TemporaryDirectory() as tmp:
         kept = Path(tmp) / "transactions.parquet"
         tally = ingest(
@@ -138,11 +142,17 @@ def quality_table(
         lines = ibis.duckdb.connect().read_parquet(kept)
         snaps = make_snapshots(lines, params.featurize, SplitNeeds.of(params))
         table = backtest(snaps.train, params, params.backtest.origins)
-        if truth is not None:
+        if shop is not None:
             origins = sorted(table["cutoff"].unique())
+            truth = truth_at(
+                shop,
+                cutoffs=[dt.date.fromisoformat(o) for o in origins],
+                horizon=snaps.schedule.horizon_days,
+                lookback=snaps.schedule.lookback_days,
+            )
             oracle = oracle_rows(
                 snapshots=snaps.train,
-                truth=pd.read_parquet(truth),
+                truth=truth,
                 origins=origins,
                 top_share=params.evaluate.top_share,
             )
@@ -177,7 +187,7 @@ def main(
     mapping: Path | None,
     cutoff: str | None,
     horizon: int | None,
-    truth: Path | None,
+    simulated: Path | None,
     out: Path | None,
 ) -> str:
     """`churn benchmark quality`: the schedule, the per-origin table and, for a dated question, the
@@ -189,7 +199,10 @@ def main(
     if mapping is not None:
         settings = load_mapping(mapping, settings)
     settings = dated(settings, cutoff, horizon)
-    table, schedule = quality_table(transactions, settings, today=dt.date.today(), truth=truth)
+    shop = None
+    if simulated is not None:
+        shop = read_shop(settings.simulate, simulated / "customers.parquet", simulated / "orders.parquet")
+    table, schedule = quality_table(transactions, settings, today=dt.date.today(), shop=shop)
     lines = [describe(schedule), render(table)]
     if cutoff is not None:
         lines.append(verdict(table, cutoff))

@@ -11,6 +11,7 @@ from pipeline.core.cutoffs import SplitNeeds
 from pipeline.core.engine import read_transactions
 from pipeline.core.features import Snapshots, make_snapshots
 from pipeline.core.io import permissions_of, write_csv, write_json, write_parquet
+from pipeline.core.records import Fits, ScheduleRecord
 from pipeline.core.tables import LABEL
 
 log = logging.getLogger(__name__)
@@ -44,14 +45,16 @@ def main(
 
 
 def fits(snaps: Snapshots) -> dict:
-    """What later stages need from this one besides the snapshots: the scoring date, the schedule
-    that was used (after any adaptation to the history) and the BTYD parameters at every cutoff."""
-    return {
-        "score_date": snaps.score_date.isoformat(),
-        "schedule": snaps.schedule.as_dict(),
-        "cutoffs": [c.isoformat() for c in snaps.schedule.cutoffs],
-        "btyd_params_by_cutoff": snaps.btyd_params,
-    }
+    """What later stages need from this one besides the snapshots (`records.Fits`): the scoring
+    date, the schedule that was used (after any adaptation to the history) and the BTYD parameters
+    at every cutoff."""
+    record = Fits(
+        score_date=snaps.score_date,
+        schedule=ScheduleRecord(**snaps.schedule.as_dict()),
+        cutoffs=snaps.schedule.cutoffs,
+        btyd_params_by_cutoff=snaps.btyd_params,
+    )
+    return record.model_dump(mode="json")
 
 
 def write_outputs(

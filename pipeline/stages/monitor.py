@@ -22,6 +22,7 @@ from pipeline.core.errors import PipelineError
 from pipeline.core.io import write_csv, write_json
 from pipeline.core.model import ChurnModel, model_frame
 from pipeline.core.params import MonitorParams
+from pipeline.core.records import Verdict
 
 log = logging.getLogger(__name__)
 EPS = 1e-4  # an empty bin counts as this share, so a bin seen on one side only adds a finite penalty
@@ -130,11 +131,12 @@ def drift_report(
 def verdict(report: dict, current: pd.DataFrame, blocked: bool) -> dict:
     """What `score` needs from the drift check: whether the scoring snapshot of this date may be
     scored. Written before a stop is raised, so a stale pass never survives a failed check."""
-    return {
-        "score_date": pd.Timestamp(current["cutoff"].iloc[0]).date().isoformat(),
-        "status": report["status"],
-        "may_score": not blocked,
-    }
+    record = Verdict(
+        score_date=pd.Timestamp(current["cutoff"].iloc[0]).date(),
+        status=report["status"],
+        may_score=not blocked,
+    )
+    return record.model_dump(mode="json")
 
 
 def main(

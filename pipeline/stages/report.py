@@ -35,6 +35,7 @@ from pipeline.core import tracking
 from pipeline.core.io import atomic_path, read_json, write_csv, write_json
 from pipeline.core.model import SUMMARY_FILE, ChurnModel
 from pipeline.core.orders import orders_from_lines
+from pipeline.core.records import Fits, read_record
 from pipeline.core.tables import LABEL, SCORE_FILE_SCHEMA, read_table
 
 log = logging.getLogger(__name__)
@@ -270,12 +271,11 @@ def main(
     from pipeline.core.params import load_params
 
     params = load_params(params_path)
-    feat = read_json(fits)
-    schedule = feat["schedule"]
-    horizon, lookback = schedule["horizon_days"], schedule["eligibility_lookback_days"]
+    feat = read_record(fits, Fits)
+    horizon, lookback = feat.schedule.horizon_days, feat.schedule.eligibility_lookback_days
     orders = orders_of(ibis.duckdb.connect().read_parquet(str(transactions)))
-    score_date = pd.Timestamp(feat["score_date"])
-    cutoffs = [pd.Timestamp(c) for c in feat["cutoffs"]]
+    score_date = pd.Timestamp(feat.score_date)
+    cutoffs = [pd.Timestamp(c) for c in feat.cutoffs]
     rates = period_rates(orders=orders, starts=cutoffs, horizon_days=horizon, lookback_days=lookback)
     cohorts = cohort_matrix(orders, score_date)
     files = sorted(Path(scores_dir).glob("churn_scores_*.csv"))

@@ -38,6 +38,7 @@ from pipeline.core.outreach import (
 from pipeline.core.params import Params, ScoreParams
 from pipeline.core.privacy import pseudonym_key, pseudonyms
 from pipeline.core.reasons import Reason, top_reasons
+from pipeline.core.records import Fits, Verdict, read_record
 from pipeline.core.tables import SCHEMA_VERSION, SCORE_FILE_SCHEMA, SCORES, validate
 
 log = logging.getLogger(__name__)
@@ -174,17 +175,15 @@ def check_verdict(path: Path | None, snapshot: pd.DataFrame) -> None:
     """Refuse to score a snapshot the drift check stopped, or one it did not see."""
     if path is None:
         return
-    found = read_json(path)
-    score_date = pd.Timestamp(snapshot["cutoff"].iloc[0]).date().isoformat()
-    if found["score_date"] != score_date:
+    found = read_record(path, Verdict)
+    score_date = pd.Timestamp(snapshot["cutoff"].iloc[0]).date()
+    if found.score_date != score_date:
         raise ScoreError(
-            f"{path}: the drift check was for the snapshot of {found['score_date']}, not {score_date}; "
+            f"{path}: the drift check was for the snapshot of {found.score_date}, not {score_date}; "
             "run monitor on this snapshot first"
         )
-    if not found["may_score"]:
-        raise ScoreError(
-            f"{path}: the drift check stopped scoring of {score_date} (status {found['status']})"
-        )
+    if not found.may_score:
+        raise ScoreError(f"{path}: the drift check stopped scoring of {score_date} (status {found.status})")
 
 
 def main(
@@ -213,8 +212,8 @@ def main(
         )
     model = ChurnModel.load(model_dir)
     p = model.probability(snapshot)
-    score_date = pd.Timestamp(snapshot["cutoff"].iloc[0]).date().isoformat()
-    fitted = read_json(fits)["btyd_params_by_cutoff"][score_date]["pareto_nbd"]
+    score_date = pd.Timestamp(snapshot["cutoff"].iloc[0]).date()
+    fitted = read_record(fits, Fits).btyd_at(score_date, "pareto_nbd")
     version = f"{champion['registered_model']}/{champion['model_version']}"
     do_not_contact = read_suppression(suppression, params)
 

@@ -3,7 +3,6 @@ import pandas as pd
 import pytest
 
 from pipeline.core.calibration import Calibrator
-from pipeline.core.contributions import BASE, contributions
 from pipeline.core.fitting import (
     TrainError,
     fit,
@@ -12,7 +11,7 @@ from pipeline.core.fitting import (
     preflight,
     temporal_split,
 )
-from pipeline.core.model import ChurnModel, booster_probability, model_frame
+from pipeline.core.model import booster_probability
 from tests.conftest import TRAIN_PARAMS as PARAMS
 from tests.conftest import train_snapshots as _snapshots
 
@@ -60,33 +59,9 @@ def test_the_recipe_refits_on_every_row_with_the_rounds_early_stopping_found():
     assert set(fitted.valid_scores) == {"valid_binary_logloss", "valid_auc"}
 
 
-@pytest.fixture(scope="module")
-def booster():
-    return fit(_snapshots(seed=1), _snapshots(seed=2), PARAMS)
-
-
 def test_training_is_deterministic(booster):
     again = fit(_snapshots(seed=1), _snapshots(seed=2), PARAMS)
     assert booster.model_to_string() == again.model_to_string()
-
-
-def test_shap_contributions_plus_base_value_equal_the_boosters_log_odds(booster):
-    snap = _snapshots(seed=5)
-    contrib = contributions(ChurnModel(booster, START), snap)
-    trees = booster.predict(model_frame(snap, booster.feature_name()), raw_score=True)
-    offset = np.log(snap["bgnbd_p_no_order"] / (1 - snap["bgnbd_p_no_order"])).to_numpy()
-    features = booster.feature_name()
-    np.testing.assert_allclose(contrib[features].sum(axis=1) + contrib[BASE], trees + offset, atol=1e-9)
-    assert contrib["customer_id"].tolist() == snap["customer_id"].tolist()
-    # the initial score's Shapley value, its deviation from its training mean, is its column's
-    plain = contributions(ChurnModel(booster, Calibrator("identity")), snap)
-    moved = contrib["bgnbd_p_no_order"] - plain["bgnbd_p_no_order"]
-    np.testing.assert_allclose(moved, offset - 0.25, atol=1e-12)
-    np.testing.assert_allclose(contrib[BASE] - plain[BASE], 0.25, atol=1e-12)
-    other = [f for f in features if f != "bgnbd_p_no_order"]
-    np.testing.assert_array_equal(contrib[other].to_numpy(), plain[other].to_numpy())
-    # recency drives churn in this data beyond what the blurred BTYD column says
-    assert contrib[other].abs().mean().idxmax() == "recency_days"
 
 
 @pytest.mark.parametrize("boost_from", ["bgnbd_p_no_order", None])

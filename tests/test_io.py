@@ -1,0 +1,68 @@
+import json
+import os
+import stat
+
+import pandas as pd
+import pytest
+
+from pipeline.core.io import (
+    atomic_path,
+    csv_bytes,
+    directory_mode,
+    permissions_of,
+    unescape_formulas,
+    write_csv,
+    write_json,
+)
+
+
+def test_a_failed_write_leaves_the_previous_output_and_no_temporary_file(tmp_path):
+    out = tmp_path / "scores.csv"
+    out.write_text("old\n")
+    with pytest.raises(RuntimeError), atomic_path(out) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("killed mid-write")
+    assert out.read_text() == "old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.csv"]
+
+
+def test_a_temporary_file_left_by_a_killed_writer_is_removed_by_the_next_one(tmp_path):
+    stale = tmp_path / ".scores.csv.tmp-99999"
+    stale.write_text("half")
+    write_csv(pd.DataFrame({"a": [1]}), tmp_path / "scores.csv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.csv"]
+
+
+def test_outputs_get_no_permission_bit_their_inputs_lack(tmp_path):
+    source = tmp_path / "export.csv"
+    source.write_text("x\n")
+    source.chmod(0o640)
+    old = os.umask(0o022)
+    try:
+        with permissions_of(source):
+            write_csv(pd.DataFrame({"a": [1]}), tmp_path / "out" / "derived.csv")
+        write_csv(pd.DataFrame({"a": [1]}), tmp_path / "free.csv")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "out" / "derived.csv").stat().st_mode) == 0o640
+    assert stat.S_IMODE((tmp_path / "out").stat().st_mode) == 0o750
+    assert stat.S_IMODE((tmp_path / "free.csv").stat().st_mode) == 0o644  # the ceiling is restored
+
+
+def test_a_folders_mode_lets_its_owner_in_and_others_only_where_they_may_read():
+    assert directory_mode(0o600) == 0o700
+    assert directory_mode(0o640) == 0o750
+    assert directory_mode(0o666) == 0o777
+
+
+def test_csv_bytes_escape_formulas_and_keep_full_precision():
+    frame = pd.DataFrame({"id": ["=1+1", "x", "-3"], "p": [0.1 + 0.2, None, 2.0]})
+    assert csv_bytes(frame) == b"id,p\n'=1+1,0.30000000000000004\nx,\n'-3,2.0\n"
+    back = pd.Series(["'=1+1", "x", "'-3", "'plain"])
+    assert unescape_formulas(back).tolist() == ["=1+1", "x", "-3", "'plain"]
+
+
+def test_json_is_written_sorted_and_indented(tmp_path):
+    write_json({"b": 1, "a": {"d": 2, "c": [1, 2]}}, tmp_path / "m.json")
+    text = (tmp_path / "m.json").read_text()
+    assert text == json.dumps({"a": {"c": [1, 2], "d": 2}, "b": 1}, indent=2) + "\n"
