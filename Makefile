@@ -22,7 +22,8 @@ run: install
 test: install
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -n 2 --dist loadfile
 
-# unit and property tests: no `dvc repro`, no Spark (about 2.5 minutes on 2 cores)
+# unit and property tests, each property test on a quarter of its examples: no `dvc repro`, no
+# Spark (about 70 s on 2 cores)
 test-fast: install
 	CHURN_TEST_TIER=fast PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -n 2 -m "not slow and not spark"
 

@@ -117,9 +117,10 @@ def test_too_few_declared_cutoffs_for_the_split_is_refused_without_adapting():
 
 
 PLANNED = {"fits": 0, "refused": 0}
+PLAN_EXAMPLES = examples(300)
 
 
-@settings(max_examples=examples(300))
+@settings(max_examples=PLAN_EXAMPLES)
 @given(
     span=st.integers(30, 1500),
     horizon=st.sampled_from([14, 30, 60, 90, 180]),
@@ -180,7 +181,9 @@ def test_the_property_test_reaches_both_outcomes():
     """Hypothesis explored both schedules that fit and refusals (run after the property test)."""
     if PLANNED["fits"] + PLANNED["refused"] == 0:
         pytest.skip("run together with the property test")
-    assert PLANNED["fits"] >= 50 and PLANNED["refused"] >= 20, PLANNED
+    # at least a tenth of the examples fit and a fifteenth are refused (30 and 20 of 300; a fifth
+    # to a third fit in practice)
+    assert PLANNED["fits"] >= PLAN_EXAMPLES // 10 and PLANNED["refused"] >= PLAN_EXAMPLES // 15, PLANNED
 
 
 def test_iso_week_label():
