@@ -365,12 +365,28 @@ def score(
     fits: Annotated[Path, _opt("featurize's fits (JSON): the BTYD fits at the scoring date, for value.")],
     suppression: Annotated[Path, _opt("Do-not-contact list: a CSV with a customer_id column.")],
     out_dir: Annotated[Path, typer.Option("--out-dir", help="Folder of the weekly score files.")],
+    preview_dir: Annotated[
+        Path,
+        typer.Option(
+            "--preview-dir",
+            help="What this run wrote, and where (summary.json); an experiment's would-be file in preview/.",
+        ),
+    ],
     verdict: Annotated[
         Path | None, typer.Option(help="monitor's verdict (JSON): score only a snapshot it let through.")
     ] = None,
+    republish: Annotated[
+        bool,
+        typer.Option(
+            "--republish",
+            envvar="CHURN_REPUBLISH",
+            help="Replace a week's file published by another model (the earlier one is kept in superseded/).",
+        ),
+    ] = False,
     params: ParamsOpt = PARAMS,
 ) -> None:
-    """Write the weekly churn-risk file for CRM import, and its manifest."""
+    """Write the weekly churn-risk file for CRM import, and its manifest. Only a production run
+    publishes; an experiment (dvc exp run, or CHURN_SANDBOX=1) writes a preview."""
     from pipeline.stages import score as stage
 
     _run(
@@ -381,7 +397,9 @@ def score(
         fits=fits,
         suppression=suppression,
         scores_dir=out_dir,
+        preview_dir=preview_dir,
         verdict=verdict,
+        republish=republish,
     )
 
 

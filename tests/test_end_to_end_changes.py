@@ -50,6 +50,52 @@ def test_a_train_param_change_reruns_train_and_what_follows_and_a_refused_model_
     assert alias == [(int(champion_before["model_version"]),)]
 
 
+def _registry(project: Path) -> tuple[list, list]:
+    with sqlite3.connect(project / "mlflow.db") as db:
+        alias = db.execute("select version from registered_model_aliases where alias = 'champion'").fetchall()
+        tags = db.execute(
+            "select version, key, value from model_version_tags order by version, key"
+        ).fetchall()
+    return alias, tags
+
+
+def test_an_experiment_registers_and_judges_its_model_but_publishes_nothing(project, first_run, run):
+    """`dvc exp run` after a production run: the experiment's model passes the gate (set wide open
+    for it), is registered with the verdict on its version, and is still not promoted; the weekly
+    files and their manifests keep their bytes; the file it would publish is its preview."""
+    published = {str(p.relative_to(project)): p.read_bytes() for p in (project / "data/scores").rglob("*")}
+    alias_before, tags_before = _registry(project)
+    run(["git", "add", "-A"], project)
+    run(
+        ["git", "-c", "user.name=ci", "-c", "user.email=ci@example.com", "commit", "-qm", "production"],
+        project,
+    )
+    try:
+        run(
+            ["dvc", "exp", "run", "-n", "faster", "-S", "train.learning_rate=0.1",
+             "-S", "promote.champion_tolerance=0.5", "-S", "promote.max_ece=0.5"],
+            project,
+        )  # fmt: skip
+        after = {str(p.relative_to(project)): p.read_bytes() for p in (project / "data/scores").rglob("*")}
+        assert after == published
+        alias, tags = _registry(project)
+        assert alias == alias_before
+        version = max(v for v, _, _ in tags)
+        mine = {key: value for v, key, value in tags if v == version}
+        assert version > max(v for v, _, _ in tags_before)
+        assert (mine["run"], mine["gate"], mine["promoted"]) == ("faster", "passed", "false")
+        summary = json.loads((project / "models/score/summary.json").read_text())
+        assert (summary["run"], summary["published"]) == ("faster", False)
+        preview = project / "models/score/preview/churn_scores_2026-W47.csv"
+        assert summary["file"] == "models/score/preview/churn_scores_2026-W47.csv" and preview.exists()
+        champion = json.loads((project / "models/champion/champion.json").read_text())
+        assert champion["model_version"] == str(alias_before[0][0]) and champion["refusals"] == []
+    finally:
+        # back to the production run's workspace for the tests after this one
+        run(["git", "reset", "-q", "--hard"], project)
+        run(["dvc", "checkout", "-q", "--force"], project)
+
+
 def _held(
     as_user: UserRunner, project: Path, stage: str, moment: str, path: Path, signals: Path
 ) -> list[Path]:
@@ -112,7 +158,7 @@ def test_a_kill_inside_a_write_keeps_the_published_file_and_a_kill_after_it_leav
         shutil.rmtree(signal_dir, ignore_errors=True)
 
 
-def test_an_erased_customer_appears_nowhere_afterwards(project, first_run, run, tmp_path):
+def test_an_erased_customer_appears_nowhere_afterwards(project, first_run, run, as_user, tmp_path):
     scores = pd.read_csv(project / "data/scores/churn_scores_2026-W47.csv", dtype=str, keep_default_na=False)
     victim = scores["customer_id"].iloc[len(scores) // 2]
     # the control on real files: before the erasure the search finds the customer in the Parquet
@@ -125,7 +171,9 @@ def test_an_erased_customer_appears_nowhere_afterwards(project, first_run, run, 
     run(["dvc", "freeze", "simulate"], project)
     out = run(["churn", "erase", "--customer", victim], project)
     assert "data/raw/transactions.csv: " in out and "data/validated/transactions.parquet: " in out
-    run(["dvc", "repro"], project)
+    # the data changed, so a new model may score this week: replacing its file is on purpose here
+    done = as_user.run(["dvc", "repro"], project, CHURN_REPUBLISH="1")
+    assert done.returncode == 0, done.stderr[-4000:]
     run(["dvc", "gc", "--workspace", "--force"], project)
     everywhere = [p for p in project.rglob("*") if p.is_file() and ".git" not in p.parts]
     assert len(everywhere) > 50
@@ -145,7 +193,7 @@ def test_a_read_only_scores_folder_stops_score_with_one_line_and_keeps_the_publi
     project, first_run, as_user
 ):
     scores = project / "data/scores"
-    before = {p.name: p.read_bytes() for p in scores.iterdir()}
+    before = {p.name: p.read_bytes() for p in scores.iterdir() if p.is_file()}
     scores.chmod(0o555)
     try:
         done = as_user.run(stage_cmd(project, "score"), project)
@@ -157,7 +205,7 @@ def test_a_read_only_scores_folder_stops_score_with_one_line_and_keeps_the_publi
         f"{_user_name(as_user)}: give this user access to it (chmod/chown), or run the stage on a copy the "
         "user owns"
     )
-    assert {p.name: p.read_bytes() for p in scores.iterdir()} == before
+    assert {p.name: p.read_bytes() for p in scores.iterdir() if p.is_file()} == before
 
 
 def test_an_unwritable_temp_folder_stops_featurize_with_one_line_and_keeps_the_snapshots(

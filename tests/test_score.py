@@ -16,7 +16,7 @@ from pipeline.core.tables import (
     read_table,
     validate,
 )
-from pipeline.stages.score import publish, risk_tiers, score_table
+from pipeline.stages.score import ScoreError, publish, risk_tiers, score_table
 from tests.conftest import ROOT, examples
 from tests.conftest import explainer as _explainer
 from tests.conftest import score_table_example as _table
@@ -149,7 +149,7 @@ def test_an_interrupted_publish_leaves_the_previous_file_and_no_partial_one(tmp_
     monkeypatch.setattr("pipeline.core.io.os.replace", killed)
     with pytest.raises(KeyboardInterrupt):
         publish(changed, tmp_path, {})
-    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
     assert out.exists()
 
 
@@ -205,3 +205,57 @@ def test_the_score_file_always_meets_its_contract(n, seed, budget, share, extrem
     validate(table, SCORES, "weekly score file")
     assert table["outreach"].sum() == min(budget, int((table["recommended_campaign"] != "none").sum()))
     assert table["holdout"].sum() == round(share * table["outreach"].sum())
+
+
+def _week_files(folder):
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+def test_a_week_published_by_another_model_is_replaced_only_on_purpose_and_kept(tmp_path):
+    table = _table()
+    first = publish(table, tmp_path, {"model_version": "churn-model/3"})
+    earlier = first.read_bytes(), first.with_suffix(".manifest.json").read_bytes()
+    other = table.assign(model_version="churn-model/4", churn_probability=table["churn_probability"] / 2)
+    with pytest.raises(ScoreError) as err:
+        publish(other, tmp_path, {"model_version": "churn-model/4"})
+    assert str(err.value) == (
+        f"{first}: this week was published by churn-model/3; this run scores with churn-model/4. A "
+        "published week is replaced only on purpose: rerun with CHURN_REPUBLISH=1 (for example "
+        f"`CHURN_REPUBLISH=1 dvc repro`), which keeps the earlier file in {tmp_path / 'superseded'}/"
+    )
+    assert (first.read_bytes(), first.with_suffix(".manifest.json").read_bytes()) == earlier
+    assert _week_files(tmp_path) == ["churn_scores_2026-W47.csv", "churn_scores_2026-W47.manifest.json"]
+    publish(other, tmp_path, {"model_version": "churn-model/4"}, republish=True)
+    digest = hashlib.sha256(earlier[0]).hexdigest()[:12]
+    kept = tmp_path / "superseded" / f"churn_scores_2026-W47.{digest}.csv"
+    assert (kept.read_bytes(), kept.with_suffix(".manifest.json").read_bytes()) == earlier
+    assert json.loads(first.with_suffix(".manifest.json").read_text())["model_version"] == "churn-model/4"
+
+
+def test_the_same_model_on_new_data_replaces_the_week_and_keeps_the_earlier_file(tmp_path):
+    table = _table()
+    first = publish(table, tmp_path, {"model_version": "churn-model/3"})
+    earlier = first.read_bytes()
+    publish(table.iloc[:-1], tmp_path, {"model_version": "churn-model/3"})
+    assert len(first.read_bytes()) < len(earlier)
+    digest = hashlib.sha256(earlier).hexdigest()[:12]
+    assert _week_files(tmp_path) == [
+        "churn_scores_2026-W47.csv",
+        "churn_scores_2026-W47.manifest.json",
+        f"superseded/churn_scores_2026-W47.{digest}.csv",
+        f"superseded/churn_scores_2026-W47.{digest}.manifest.json",
+    ]
+    # a rerun that gives the same bytes keeps nothing more
+    publish(table.iloc[:-1], tmp_path, {"model_version": "churn-model/3"})
+    assert len(_week_files(tmp_path)) == 4
+
+
+def test_a_file_its_manifest_does_not_describe_is_kept_and_replaced_whatever_the_model(tmp_path):
+    table = _table()
+    first = publish(table, tmp_path, {"model_version": "churn-model/3"})
+    first.write_bytes(b"edited by hand\n")
+    publish(table.assign(model_version="churn-model/4"), tmp_path, {"model_version": "churn-model/4"})
+    digest = hashlib.sha256(b"edited by hand\n").hexdigest()[:12]
+    assert (
+        tmp_path / "superseded" / f"churn_scores_2026-W47.{digest}.csv"
+    ).read_bytes() == b"edited by hand\n"

@@ -199,6 +199,9 @@ class PromoteParams(_Frozen):
 
     max_ece: Annotated[float, Field(gt=0.0, lt=1.0)]
     must_beat: list[str] = Field(min_length=1)
+    # how far below the current champion's ROC AUC and PR AUC, on the same held-out rows, a
+    # candidate may fall and still be promoted
+    champion_tolerance: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.002
 
 
 class ExplainParams(_Frozen):

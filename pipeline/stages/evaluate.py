@@ -20,6 +20,8 @@ import matplotlib.pyplot as plt
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
 from sklearn.metrics import (
     brier_score_loss,
     precision_recall_curve,
@@ -27,9 +29,10 @@ from sklearn.metrics import (
     roc_curve,
 )
 
-from pipeline.core import tracking
+from pipeline.core import registry, tracking
 from pipeline.core.baselines import baseline_scores
 from pipeline.core.calibration import expected_calibration_error, reliability_table
+from pipeline.core.errors import SnapshotError
 from pipeline.core.io import atomic_path, csv_bytes, read_json, write_json
 from pipeline.core.model import EVALUATION_DIR, SUMMARY_FILE, ChurnModel, risk_deciles
 from pipeline.core.params import EvaluateParams
@@ -37,7 +40,8 @@ from pipeline.core.tables import LABEL
 
 log = logging.getLogger(__name__)
 CURVE_POINTS = 200
-JUDGED = ("rows", "churn_rate", "model", "baselines")  # the held-out results the promotion gate reads
+# the held-out results the promotion gate reads (and `champion`, when there is one)
+JUDGED = ("rows", "churn_rate", "model", "baselines", "champion")
 
 
 def segment_masks(held_out: pd.DataFrame, new_customer_days: int) -> dict[str, np.ndarray]:
@@ -203,6 +207,33 @@ def evaluate(
     return report, p, test
 
 
+def champion_metrics(test: pd.DataFrame, name: str, horizon_days: int, top_share: float) -> dict | None:
+    """The current champion on the candidate's held-out rows, judged as the candidate is: by the
+    model its training run judged (`evaluation/`, trained only on labels that closed by its own
+    test cutoffs, never on these rows' labels when the data has moved on). None before the first
+    promotion; `compared: false` with the reason when the two cannot be set side by side."""
+    current = registry.champion(MlflowClient(), name)
+    if current is None:
+        return None
+    head = {"version": str(current.version)}
+    try:
+        folder = registry.model_folder(current, EVALUATION_DIR)
+        model = ChurnModel.load(folder)
+    except (MlflowException, OSError):
+        return head | {"compared": False, "why": "its training run logged no judged model"}
+    answers = read_json(folder / SUMMARY_FILE).get("horizon_days")
+    if answers != horizon_days:
+        return head | {
+            "compared": False,
+            "why": f"it predicts churn over {answers} days, the candidate over {horizon_days}",
+        }
+    try:
+        p = model.probability(test)
+    except SnapshotError as exc:
+        return head | {"compared": False, "why": str(exc)}
+    return head | {"compared": True, **classification_metrics(test[LABEL].to_numpy(), p, top_share)}
+
+
 def _rounded(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _rounded(v) for k, v in value.items()}
@@ -239,6 +270,15 @@ def main(
         snapshots=pd.read_parquet(snapshots_path), model=judged, summary=summary, params=params.evaluate
     )
     y = test[LABEL].to_numpy()
+    tracking.configure(params.mlflow.experiment)
+    held_by_champion = champion_metrics(
+        test,
+        name=params.mlflow.registered_model,
+        horizon_days=summary["horizon_days"],
+        top_share=params.evaluate.top_share,
+    )
+    if held_by_champion is not None:
+        report["champion"] = held_by_champion
     truths = oracle_metrics(test, truth_path, params.evaluate.top_share)
     if truths:
         report |= truths
@@ -247,7 +287,7 @@ def main(
     report = _rounded(report)
     write_json(report, metrics_out)
     # what promotion judges, as an output of its own: the metrics file is for people and `dvc metrics`
-    write_json({k: report[k] for k in JUDGED}, judged_out)
+    write_json({k: report[k] for k in JUDGED if k in report}, judged_out)
     tables = curves(y, p, params.evaluate)
     masks = segment_masks(test, params.evaluate.new_customer_days)
     tables["reliability_by_segment"] = segment_reliability(
@@ -262,7 +302,6 @@ def main(
     for name, figure_ in (("evaluation", fig), ("reliability_by_segment", seg_fig)):
         with atomic_path(plots_dir / f"{name}.png") as tmp:
             figure_.savefig(tmp, format="png", dpi=90, metadata={"Software": None})
-    tracking.configure(params.mlflow.experiment)
     with mlflow.start_run(run_id=tracking.run_id_for(read_json(run_path))):
         mlflow.log_metrics({f"test.{k}": v for k, v in _flat(report).items()})
         mlflow.log_dict(report, "evaluation/metrics.json")

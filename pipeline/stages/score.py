@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 from pathlib import Path
@@ -25,7 +26,7 @@ from pipeline.core.btyd import ParetoNBD
 from pipeline.core.contributions import contributions
 from pipeline.core.cutoffs import iso_week_label
 from pipeline.core.errors import PipelineError
-from pipeline.core.io import atomic_path, csv_bytes, permissions_of, read_json
+from pipeline.core.io import atomic_path, csv_bytes, permissions_of, read_json, write_json
 from pipeline.core.model import CHAMPION_FILE, SUMMARY_FILE, ChurnModel, label_horizon, risk_deciles
 from pipeline.core.outreach import (
     campaigns,
@@ -39,6 +40,7 @@ from pipeline.core.params import Params, ScoreParams
 from pipeline.core.privacy import pseudonym_key, pseudonyms
 from pipeline.core.reasons import Reason, top_reasons
 from pipeline.core.records import Fits, Verdict, read_record
+from pipeline.core.runs import run_kind
 from pipeline.core.tables import SCHEMA_VERSION, SCORE_FILE_SCHEMA, SCORES, validate
 
 log = logging.getLogger(__name__)
@@ -137,13 +139,57 @@ def to_csv_bytes(table: pd.DataFrame) -> bytes:
     return csv_bytes(out)
 
 
-def publish(table: pd.DataFrame, out_dir: Path, manifest_extra: dict) -> Path:
+SUPERSEDED_DIR = "superseded"  # in the scores folder: earlier versions of a week's file
+PREVIEW_DIR = "preview"  # under the preview folder: the file an experiment would publish
+SUMMARY_NAME = "summary.json"
+
+
+def _describing_manifest(csv_path: Path, data: bytes) -> dict | None:
+    """The manifest beside `csv_path` when it is readable and describes `data`, else None."""
+    path = manifest.path_of(csv_path)
+    try:
+        about = read_json(path)
+    except (OSError, ValueError):
+        return None
+    return about if isinstance(about, dict) and about.get("sha256") == manifest.sha256(data) else None
+
+
+def keep_earlier(out: Path, model_version: str | None, republish: bool) -> Path:
+    """Before `out` is replaced by other bytes: refuse when it was published by another model
+    (unless `republish`), else copy it and its manifest into `superseded/`, named by the earlier
+    file's content hash. A file whose manifest does not describe it (damaged, or written by hand)
+    is kept the same way and replaced."""
+    earlier = out.read_bytes()
+    about = _describing_manifest(out, earlier)
+    folder = out.parent / SUPERSEDED_DIR
+    if about is not None and about.get("model_version") != model_version and not republish:
+        raise ScoreError(
+            f"{out}: this week was published by {about.get('model_version')}; this run scores with "
+            f"{model_version}. A published week is replaced only on purpose: rerun with CHURN_REPUBLISH=1 "
+            f"(for example `CHURN_REPUBLISH=1 dvc repro`), which keeps the earlier file in {folder}/"
+        )
+    kept = folder / f"{out.stem}.{manifest.sha256(earlier)[:12]}.csv"
+    with atomic_path(kept) as tmp:
+        tmp.write_bytes(earlier)
+    if manifest.path_of(out).exists():
+        with atomic_path(manifest.path_of(kept)) as tmp:
+            tmp.write_bytes(manifest.path_of(out).read_bytes())
+    log.warning("%s: replaced; the earlier file is kept as %s", out, kept)
+    return kept
+
+
+def publish(
+    table: pd.DataFrame, out_dir: Path, manifest_extra: dict, *, guard: bool = True, republish: bool = False
+) -> Path:
     """Write `churn_scores_<ISO week>.csv` and then its manifest, each by one atomic rename: a
     reader sees the previous complete file or the new complete file, never a partial one, and
-    other weeks' files are never touched. A manifest always describes the CSV beside it."""
+    other weeks' files are never touched. A manifest always describes the CSV beside it. With
+    `guard`, a week's file is never replaced silently (`keep_earlier`)."""
     week = iso_week_label(dt.date.fromisoformat(table["score_date"].iloc[0]))
     out = Path(out_dir) / f"churn_scores_{week}.csv"
     data = to_csv_bytes(table)
+    if guard and out.exists() and out.read_bytes() != data:
+        keep_earlier(out, manifest_extra.get("model_version"), republish)
     with atomic_path(out) as tmp:
         tmp.write_bytes(data)
     about = {
@@ -193,11 +239,17 @@ def main(
     fits: Path,
     suppression: Path,
     scores_dir: Path,
+    preview_dir: Path,
     verdict: Path | None = None,
+    republish: bool = False,
 ) -> Path:
+    """Score the snapshot; a production run publishes into `scores_dir`, an experiment
+    (`core/runs.py`) writes the file it would publish under `preview_dir` and touches nothing
+    else. Either way `preview_dir/summary.json` says what was written where."""
     from pipeline.core.params import load_params
 
     params = load_params(params_path)
+    kind = run_kind(os.environ)
     snapshot = pd.read_parquet(snapshot_path)
     if snapshot.empty:
         raise ScoreError(f"{snapshot_path}: no eligible customers to score")
@@ -230,19 +282,33 @@ def main(
         do_not_contact=do_not_contact,
     )
     table = validate(table, SCORES, "weekly score file")
+    extra = {
+        "model_version": version,
+        "model_sha256": champion["model_sha256"],
+        "inputs_sha256": {"scoring_snapshot": manifest.sha256(Path(snapshot_path))},
+        "table_schema": SCORE_FILE_SCHEMA["name"],
+    }
     with permissions_of(snapshot_path):
-        out = publish(
-            table,
-            scores_dir,
+        if kind.publishes:
+            out = publish(table, scores_dir, extra, republish=republish)
+        else:
+            out = publish(table, Path(preview_dir) / PREVIEW_DIR, extra, guard=False)
+        write_json(
             {
+                "run": kind.label,
+                "published": kind.publishes,
+                "file": str(out),
                 "model_version": version,
-                "model_sha256": champion["model_sha256"],
-                "inputs_sha256": {"scoring_snapshot": manifest.sha256(Path(snapshot_path))},
-                "table_schema": SCORE_FILE_SCHEMA["name"],
+                "rows": len(table),
+                "outreach_rows": int(table["outreach"].sum()),
+                "holdout_rows": int(table["holdout"].sum()),
+                "risk_tiers": {k: int(v) for k, v in table["risk_tier"].value_counts().sort_index().items()},
             },
+            Path(preview_dir) / SUMMARY_NAME,
         )
     log.info(
-        "%s: %d customers, tiers %s, %d on the outreach list (%d held out)",
+        "%s%s: %d customers, tiers %s, %d on the outreach list (%d held out)",
+        "" if kind.publishes else f"experiment {kind.label}, not published: ",
         out,
         len(table),
         table["risk_tier"].value_counts().to_dict(),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,9 @@ import pandas as pd
 from mlflow.data.dataset_source_registry import resolve_dataset_source
 from mlflow.data.meta_dataset import MetaDataset
 from mlflow.models import infer_signature
+from mlflow.tracking import MlflowClient
 
-from pipeline.core import tracking
+from pipeline.core import registry, tracking
 from pipeline.core.fitting import Fitted, fit_churn_model, preflight, select, split_snapshots
 from pipeline.core.io import atomic_path, write_json
 from pipeline.core.model import (
@@ -34,6 +36,7 @@ from pipeline.core.model import (
     model_frame,
 )
 from pipeline.core.params import Params
+from pipeline.core.runs import params_digest, run_kind
 from pipeline.core.tables import LABEL
 
 log = logging.getLogger(__name__)
@@ -96,6 +99,10 @@ def main(params_path: Path, snapshots_path: Path, out_dir: Path, run_out: Path) 
         len(snapshots),
         scoring.calibrator.method,
     )
+    identity = {
+        "run": run_kind(os.environ).label,
+        "params_sha256": params_digest(params_path),
+    }
     write_json(
         record_run(
             params=params,
@@ -104,6 +111,7 @@ def main(params_path: Path, snapshots_path: Path, out_dir: Path, run_out: Path) 
             snapshots_path=snapshots_path,
             model_dir=out_dir,
             summary=summary,
+            identity=identity,
         ),
         run_out,
     )
@@ -129,12 +137,18 @@ def record_run(
     snapshots_path: Path,
     model_dir: Path,
     summary: dict[str, Any],
+    identity: dict[str, str],
 ) -> dict[str, str]:
     """One MLflow run per training: params, metrics, lineage, the dataset, the model folder as
-    artifacts (booster, calibrator, summary) and the booster registered with its signature."""
+    artifacts (booster, calibrator, summary) and the booster registered with its signature. The
+    run's name and tags tell runs apart: production or the experiment's name, the params digest,
+    and the champion the candidate would replace."""
     tracking.configure(params.mlflow.experiment)
-    with mlflow.start_run(run_name=f"train-{summary['test_cutoffs'][-1]}"):
-        mlflow.set_tags(tracking.lineage_tags())
+    current = registry.champion(MlflowClient(), params.mlflow.registered_model)
+    parent = str(current.version) if current is not None else "none"
+    name = f"train-{summary['test_cutoffs'][-1]}-{identity['run']}-{identity['params_sha256'][:8]}"
+    with mlflow.start_run(run_name=name):
+        mlflow.set_tags({**tracking.lineage_tags(), **identity, "parent_champion": parent})
         mlflow.log_params({f"train.{k}": v for k, v in params.train.model_dump().items()})
         mlflow.log_params({f"featurize.{k}": v for k, v in params.featurize.model_dump().items()})
         mlflow.log_params(
