@@ -38,6 +38,7 @@ def main() -> None:
             fits=ROOT / "data/features/fits.json",
             suppression=ROOT / "data/suppression.csv",
             scores_dir=Path(tmp) / "scores",
+            preview_dir=Path(tmp) / "preview",
         )
         table = pd.read_csv(out, dtype={"customer_id": str}, keep_default_na=False)
     best = table.sort_values("value_at_risk", ascending=False, kind="stable")

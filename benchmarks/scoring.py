@@ -70,8 +70,10 @@ p = model.probability(snapshot)
 fitted = read_json(FEATURIZE)["btyd_params_by_cutoff"]
 pnbd = ParetoNBD(**fitted[max(fitted)]["pareto_nbd"])
 score = params.score.model_copy(update={"contact_budget": BUDGET})
-table = score_table(snapshot, p, lambda rows: contributions(model.booster, rows, params.explain.chunk_rows),
-                    pnbd, "m/1", score)
+def explain(rows):
+    return contributions(model, rows, params.explain.chunk_rows)
+table = score_table(snapshot=snapshot, p=p, explain=explain, pnbd=pnbd, model_version="m/1", params=score,
+                    do_not_contact=set())
 ROWS = int((table["reason_1"] != "").sum())
 """,
     "reasons top N": """
@@ -86,12 +88,14 @@ p = model.probability(snapshot)
 fitted = read_json(FEATURIZE)["btyd_params_by_cutoff"]
 value = predicted_value(snapshot, ParetoNBD(**fitted[max(fitted)]["pareto_nbd"]), 365)["value"].to_numpy()
 top = snapshot.iloc[np.argsort(-(p * value), kind="stable")[:BUDGET]]
-ROWS = len(top_reasons(contributions(model.booster, top), top, 3, 0.5))
+from pipeline.core.params import load_params
+causes = load_params("params.yaml").score.reason_causes
+ROWS = len(top_reasons(contributions(model, top), top, 3, eligible=causes, min_points=0.5))
 """,
     "exact SHAP all": """
 from pipeline.core.contributions import contributions
 snapshot = pd.read_parquet(PATH)
-ROWS = len(contributions(model.booster, snapshot))
+ROWS = len(contributions(model, snapshot))
 """,
     "spark probabilities": """
 import sys

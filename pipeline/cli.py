@@ -94,6 +94,9 @@ def ingest(
     out: Annotated[Path, _opt("Validated transactions (Parquet).")],
     quarantine: Annotated[Path, _opt("Rejected rows with their reasons (Parquet).")],
     metrics: Annotated[Path, _opt("Row counts (JSON).")],
+    headline: Annotated[
+        Path | None, typer.Option(help="Headline metrics for dvc metrics show (JSON): a few numbers.")
+    ] = None,
     params: ParamsOpt = PARAMS,
 ) -> None:
     """Map a raw export onto the transactions contract; quarantine what breaks it."""
@@ -106,6 +109,7 @@ def ingest(
         kept_out=out,
         quarantine_out=quarantine,
         metrics_out=metrics,
+        headline_out=headline,
     )
 
 
@@ -122,6 +126,9 @@ def featurize(
     fits: Annotated[Path, _opt("For later stages: scoring date, schedule used, BTYD fits (JSON).")],
     metrics: Annotated[Path, _opt("Snapshot counts, churn rates, BTYD fits, horizon report (JSON).")],
     horizons: Annotated[Path, _opt("Churn rate and false-churn share per candidate horizon (CSV).")],
+    headline: Annotated[
+        Path | None, typer.Option(help="Headline metrics for dvc metrics show (JSON): a few numbers.")
+    ] = None,
     params: ParamsOpt = PARAMS,
 ) -> None:
     """Point-in-time features and churn labels at each cutoff, and the scoring snapshot."""
@@ -136,6 +143,7 @@ def featurize(
         fits_out=fits,
         metrics_out=metrics,
         horizon_out=horizons,
+        headline_out=headline,
     )
 
 
@@ -162,6 +170,9 @@ def evaluate(
     plots: Annotated[Path, _opt("Folder for curves (CSV) and figures (PNG).")],
     judged: Annotated[Path, _opt("The model's and the baselines' held-out metrics, for promote (JSON).")],
     truth: Annotated[Path | None, typer.Option(help="Simulator truth, for the oracle AUC.")] = None,
+    headline: Annotated[
+        Path | None, typer.Option(help="Headline metrics for dvc metrics show (JSON): a few numbers.")
+    ] = None,
     params: ParamsOpt = PARAMS,
 ) -> None:
     """Held-out metrics of the model and of every baseline, per segment, with curves and figures."""
@@ -177,6 +188,7 @@ def evaluate(
         metrics_out=metrics,
         plots_dir=plots,
         judged_out=judged,
+        headline_out=headline,
     )
 
 
@@ -211,6 +223,9 @@ def backtest(
         Path, typer.Option("--auc-plot", help="ROC AUC by origin, a column per scorer (CSV).")
     ],
     figure: Annotated[Path, _opt("Metrics by origin (PNG).")],
+    headline: Annotated[
+        Path | None, typer.Option(help="Headline metrics for dvc metrics show (JSON): a few numbers.")
+    ] = None,
     params: ParamsOpt = PARAMS,
 ) -> None:
     """Rolling-origin backtest of the model and the baselines over the last cutoffs."""
@@ -225,6 +240,7 @@ def backtest(
         table_out=table,
         auc_out=auc_plot,
         figure_out=figure,
+        headline_out=headline,
     )
 
 
@@ -339,6 +355,9 @@ def monitor(
     metrics: Annotated[Path, _opt("Drift report (JSON).")],
     table: Annotated[Path, _opt("PSI per feature (CSV).")],
     verdict: Annotated[Path, _opt("Whether the scoring snapshot may be scored, for score (JSON).")],
+    headline: Annotated[
+        Path | None, typer.Option(help="Headline metrics for dvc metrics show (JSON): a few numbers.")
+    ] = None,
     params: ParamsOpt = PARAMS,
 ) -> None:
     """PSI of every feature, of the churn probabilities and of the SHAP shares, training vs scoring;
@@ -355,6 +374,7 @@ def monitor(
         metrics_out=metrics,
         table_out=table,
         verdict_out=verdict,
+        headline_out=headline,
     )
 
 
@@ -383,6 +403,9 @@ def score(
             help="Replace a week's file published by another model (the earlier one is kept in superseded/).",
         ),
     ] = False,
+    headline: Annotated[
+        Path | None, typer.Option(help="Headline metrics for dvc metrics show (JSON): a few numbers.")
+    ] = None,
     params: ParamsOpt = PARAMS,
 ) -> None:
     """Write the weekly churn-risk file for CRM import, and its manifest. Only a production run
@@ -400,6 +423,7 @@ def score(
         preview_dir=preview_dir,
         verdict=verdict,
         republish=republish,
+        headline_out=headline,
     )
 
 
@@ -434,6 +458,9 @@ def report(
     run: RunOpt,
     out_dir: Annotated[Path, typer.Option("--out-dir", help="Folder for report.html, summary.md, CSVs.")],
     metrics: Annotated[Path, _opt("Headline figures (JSON).")],
+    headline: Annotated[
+        Path | None, typer.Option(help="Headline metrics for dvc metrics show (JSON): a few numbers.")
+    ] = None,
     params: ParamsOpt = PARAMS,
 ) -> None:
     """Churn and retention rates, cohorts, CLV and value at risk by segment, predicted vs realized
@@ -453,6 +480,7 @@ def report(
         run_path=run,
         out_dir=out_dir,
         metrics_out=metrics,
+        headline_out=headline,
     )
 
 
@@ -509,6 +537,17 @@ def erase(
     from pipeline.commands import erase as command
 
     _run(_echo(command.main), params_path=params, root=root, customer_ids=customer)
+
+
+@app.command("plots-page")
+def plots_page(
+    out: Annotated[Path, typer.Option(help="The page to write.")] = Path(".dvc/plots/offline.html"),
+) -> None:
+    """Write the page `dvc plots show` fills, with Vega inlined so plots render offline (needs the
+    vl-convert-python package)."""
+    from pipeline.commands import plots as command
+
+    _run(_echo(command.main), out=out)
 
 
 if __name__ == "__main__":

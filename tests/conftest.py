@@ -423,11 +423,15 @@ def project(tmp_path_factory: pytest.TempPathFactory, as_user: UserRunner, run) 
     params["explain"]["sample_rows"] = 300
     params["backtest"]["origins"] = 1  # the wiring is under test here; docs/quality.md has the model
     # a 2,500-customer shop is too small to promise beating the BTYD models; recency it must beat
-    params["promote"] = {"max_ece": 0.1, "must_beat": ["recency"]}
+    params["promote"] |= {"max_ece": 0.1, "must_beat": ["recency"]}
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     as_user.own(work)
     run(["git", "init", "-q"], work)
     run(["dvc", "init", "-q"], work)
+    # the project's DVC settings: no analytics, the plot templates and the offline plots page
+    shutil.copy(ROOT / ".dvc" / "config", work / ".dvc" / "config")
+    shutil.copytree(ROOT / ".dvc" / "plots", work / ".dvc" / "plots")
+    as_user.own(work / ".dvc")
     yield work
     shutil.rmtree(work, ignore_errors=True)
 

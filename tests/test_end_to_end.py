@@ -154,3 +154,40 @@ def test_the_pipeline_ran_as_an_ordinary_user_and_every_folder_it_made_can_be_en
     assert shut == {}
     listed = as_user.run(["ls", "-A", str(scores)], cwd=project)
     assert listed.returncode == 0 and "churn_scores_2026-W47.csv" in listed.stdout
+
+
+def test_dvc_metrics_show_fits_a_terminal(project, first_run, run):
+    out = run(["dvc", "metrics", "show"], project)
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert lines[0].split()[:3] == ["Path", "auc", "churn_rate"]
+    assert {line.split()[0] for line in lines[1:]} == {
+        f"metrics/{stage}.json"
+        for stage in ("ingest", "featurize", "evaluate", "backtest", "monitor", "score", "report")
+    }
+    assert max(len(line) for line in lines) <= 120, out
+
+
+def test_every_plot_has_data_dates_as_time_and_the_page_needs_no_network(project, first_run, run):
+    plots = json.loads(run(["dvc", "plots", "show", "--json"], project))["data"]
+    vega = {name: items[0]["content"] for name, items in plots.items() if items[0]["type"] == "vega"}
+    assert len(vega) == 12
+    for name, spec in vega.items():
+        assert len(spec["data"]["values"]) > 0, name
+    dated = ["backtest_roc_auc", "churn_and_retention", "predicted_vs_realized_churn",
+             "models/report/rates.csv", "models/report/predicted_vs_realized.csv"]  # fmt: skip
+    assert [vega[name]["encoding"]["x"]["type"] for name in dated] == ["temporal"] * 5
+    lift = vega["models/plots/evaluate/lift.csv"]
+    # deciles as numbers on an ordered axis (as text, 10 would come after 1), lift upwards
+    assert lift["transform"] == [{"calculate": "toNumber(datum['decile'])", "as": "_x"}]
+    assert (lift["encoding"]["x"]["type"], lift["encoding"]["y"]["field"], lift["mark"]["type"]) == (
+        "ordinal",
+        "lift",
+        "bar",
+    )
+    by_segment = vega["models/plots/evaluate/reliability_by_segment.csv"]["encoding"]
+    assert by_segment["color"]["field"] == "segment"
+    out = project / "dvc_plots"
+    run(["dvc", "plots", "show", "-o", str(out)], project)
+    page = (out / "index.html").read_text()
+    assert page.count("vegaEmbed('#") == 12 and "window.__churnPlots" in page
+    assert re.findall(r"<script[^>]+src=", page) == []  # no library fetched from anywhere

@@ -67,13 +67,41 @@ def test_outreach_takes_the_highest_value_at_risk_within_budget_and_skips_no_cam
     ids = pd.Series(["a", "b", "c", "d", "e"])
     var = np.array([10.0, 50.0, 30.0, 40.0, 30.0])
     campaign = np.array(["win_back", "none", "onboarding", "churn_prevention", "loyalty_care"])
+    tier = np.array(["high", "high", "medium", "high", "medium"])
     outreach, holdout, rank = outreach_plan(
-        customer_ids=ids, value_at_risk=var, campaign=campaign, week="2026-W47", params=params
+        customer_ids=ids, value_at_risk=var, campaign=campaign, risk_tier=tier, week="2026-W47", params=params
     )
     # b has the most at risk but no campaign; c and e tie at 30: the id breaks the tie
     assert rank.tolist() == [0, 0, 2, 1, 3]
     assert outreach.tolist() == [False, False, True, True, True]
     assert not holdout.any()
+
+
+def test_the_list_takes_only_the_risk_tiers_asked_for_then_ranks_by_value_at_risk():
+    """A valuable customer at low risk (d: the most value at risk) is not called about risk."""
+    params = PARAMS.model_copy(update={"contact_budget": 3, "holdout_share": 0.0})
+    assert params.outreach_tiers == ["high", "medium"]
+    ids = pd.Series(["a", "b", "c", "d", "e"])
+    var = np.array([10.0, 20.0, 30.0, 90.0, 5.0])
+    campaign = np.array(
+        ["win_back", "churn_prevention", "churn_prevention", "loyalty_care", "churn_prevention"]
+    )
+    tier = np.array(["high", "medium", "high", "low", "medium"])
+    kwargs = {
+        "customer_ids": ids,
+        "value_at_risk": var,
+        "campaign": campaign,
+        "risk_tier": tier,
+        "week": "2026-W47",
+    }
+    _, _, rank = outreach_plan(**kwargs, params=params)
+    assert rank.tolist() == [3, 2, 1, 0, 0]
+    _, _, rank = outreach_plan(**kwargs, params=params.model_copy(update={"outreach_tiers": ["high"]}))
+    assert rank.tolist() == [2, 0, 1, 0, 0]
+    _, _, rank = outreach_plan(
+        **kwargs, params=params.model_copy(update={"outreach_tiers": ["high", "medium", "low"]})
+    )
+    assert rank.tolist() == [0, 3, 2, 1, 0]
 
 
 def test_holdout_draw_is_a_stable_keyed_hash_of_customer_and_week():
@@ -95,11 +123,12 @@ def test_holdout_share_is_exact_and_does_not_depend_on_row_order(n, share, budge
     ids = pd.Series([f"c{i:05d}" for i in range(n)])
     var = rng.gamma(1.0, 10.0, n)
     campaign = np.where(rng.random(n) < 0.8, "churn_prevention", "none")
+    tier = np.where(rng.random(n) < 0.7, "high", "low")
     outreach, holdout, rank = outreach_plan(
-        customer_ids=ids, value_at_risk=var, campaign=campaign, week="2026-W47", params=params
+        customer_ids=ids, value_at_risk=var, campaign=campaign, risk_tier=tier, week="2026-W47", params=params
     )
     listed = int(outreach.sum())
-    assert listed == min(budget, int((campaign != "none").sum()))
+    assert listed == min(budget, int(((campaign != "none") & (tier == "high")).sum()))
     assert int(holdout.sum()) == round(share * listed)
     assert not (holdout & ~outreach).any()
     if listed:
@@ -109,6 +138,7 @@ def test_holdout_share_is_exact_and_does_not_depend_on_row_order(n, share, budge
         customer_ids=ids.iloc[perm].reset_index(drop=True),
         value_at_risk=var[perm],
         campaign=campaign[perm],
+        risk_tier=tier[perm],
         week="2026-W47",
         params=params,
     )

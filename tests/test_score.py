@@ -99,13 +99,14 @@ def test_reasons_are_computed_for_the_outreach_list_or_for_everyone(reasons_for)
     assert asked == [50 if reasons_for == "outreach" else 300]
     # a listed customer's reasons do not depend on who else is explained
     pd.testing.assert_frame_equal(table.loc[listed, columns], everyone.loc[listed, columns])
-    assert (table.loc[listed, "reason_1"] != "").sum() >= 40  # some made-up rows have no cause pushing up
+    # some made-up rows have no cause pushing up, or none with a true sentence that may be said
+    assert (table.loc[listed, "reason_1"] != "").sum() >= 35
     if reasons_for == "outreach":
         assert (table.loc[~listed, "reason_1"] == "").all() and table.loc[
             ~listed, "reason_1_points"
         ].isna().all()
     else:
-        assert (table.loc[~listed, "reason_1"] != "").sum() > 200
+        assert (table.loc[~listed, "reason_1"] != "").sum() >= 175  # of 250
 
 
 def test_published_file_escapes_formulas_and_reads_back_valid_against_the_published_schema(tmp_path):
@@ -203,7 +204,9 @@ def test_the_score_file_always_meets_its_contract(n, seed, budget, share, extrem
         params=params,
     )
     validate(table, SCORES, "weekly score file")
-    assert table["outreach"].sum() == min(budget, int((table["recommended_campaign"] != "none").sum()))
+    may_be_listed = (table["recommended_campaign"] != "none") & table["risk_tier"].isin(params.outreach_tiers)
+    assert table["outreach"].sum() == min(budget, int(may_be_listed.sum()))
+    assert (table.loc[table["outreach"], "risk_tier"] != "low").all()
     assert table["holdout"].sum() == round(share * table["outreach"].sum())
 
 

@@ -2,6 +2,7 @@
 that module in its deps, passes only options the command takes, and names params that exist."""
 
 import ast
+import json
 import re
 import shlex
 from pathlib import Path
@@ -176,3 +177,19 @@ def test_every_core_module_has_its_own_test_file(module):
     assert path.exists(), f"no tests/test_{module}.py"
     text = path.read_text(encoding="utf-8")
     assert f"pipeline.core.{module} import" in text or f"from pipeline.core import {module}" in text, path
+
+
+HEADLINE_KEYS = {"rows", "churn_rate", "auc", "pr_auc", "ece", "gap", "psi", "outreach", "quarantined"}
+
+
+def test_the_declared_metrics_are_one_small_headline_file_per_stage():
+    """`dvc metrics show` reads only metrics/<stage>.json; each stage's details are a plain output.
+    The committed files use the shared keys, at most five each, so the table stays narrow."""
+    for name, stage in STAGES.items():
+        declared = [next(iter(m)) if isinstance(m, dict) else m for m in stage.get("metrics", [])]
+        assert declared in ([], [f"metrics/{name}.json"]), (name, declared)
+        if declared:
+            assert f"--headline metrics/{name}.json" in stage["cmd"], name
+            values = json.loads((ROOT / declared[0]).read_text())
+            assert set(values) <= HEADLINE_KEYS and len(values) <= 5, (name, values)
+            assert all(isinstance(v, int | float) for v in values.values()), (name, values)

@@ -143,5 +143,14 @@ def write_json(payload: dict[str, Any], path: Path) -> None:
         tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
+def write_headline(values: dict[str, float | int], path: Path | None) -> None:
+    """A stage's headline metrics for `dvc metrics show` and `dvc exp show`: a few numbers, floats
+    to 4 decimals, under the keys every stage shares (rows, churn_rate, auc, pr_auc, ece, gap,
+    psi, outreach, quarantined), so the table stays narrow. The details are in the stage's own
+    JSON output. Nothing is written when `path` is None."""
+    if path is not None:
+        write_json({k: round(v, 4) if isinstance(v, float) else v for k, v in values.items()}, path)
+
+
 def read_json(path: Path) -> dict[str, Any]:
     return json.loads(Path(path).read_text(encoding="utf-8"))

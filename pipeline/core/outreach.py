@@ -109,17 +109,19 @@ def outreach_plan(
     customer_ids: pd.Series,
     value_at_risk: np.ndarray,
     campaign: np.ndarray,
+    risk_tier: np.ndarray,
     week: str,
     params: ScoreParams,
     suppressed: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The outreach list: the `contact_budget` customers with a campaign and the highest value at
-    risk (rank 1 = first to call). Of the list, exactly round(holdout_share x size) customers, those
-    with the lowest holdout draws, are held out: on the list, never contacted, so that the list's
-    realized retention can be compared with theirs. Suppressed (do-not-contact) customers are never
-    on the list."""
+    """The outreach list: of the customers with a campaign and a risk tier in `outreach_tiers`,
+    the `contact_budget` with the highest value at risk (rank 1 = first to call). A valuable
+    customer at low risk is not on it, so no one is called "at risk" below the tiers asked for.
+    Of the list, exactly round(holdout_share x size) customers, those with the lowest holdout
+    draws, are held out: on the list, never contacted, so that the list's realized retention can
+    be compared with theirs. Suppressed (do-not-contact) customers are never on the list."""
     n = len(customer_ids)
-    eligible = campaign != params.no_campaign
+    eligible = (campaign != params.no_campaign) & np.isin(risk_tier, params.outreach_tiers)
     if suppressed is not None:
         eligible &= ~suppressed
     # highest value at risk first; ties by customer id, so the list does not depend on row order

@@ -279,6 +279,17 @@ class ScoreParams(_Frozen):
     holdout_key: Annotated[str, Field(min_length=1)]
     # who gets reasons: the outreach list (ranked rows, holdout included) or every scored customer
     reasons_for: Literal["outreach", "all"]
+    # the causes that may be given as reasons (core/reasons.py); the others still move the
+    # probability. By default not tenure, time of day (habits) or country: nothing to act on, and
+    # a country may be sensitive to say
+    reason_causes: list[str] = Field(
+        default=["lapse", "order_rate", "spend", "returns", "breadth", "basket", "season", "channel"],
+        min_length=1,
+    )
+    # the outreach list takes only customers in these risk tiers, then ranks them by value at risk
+    outreach_tiers: list[Literal["high", "medium", "low"]] = Field(default=["high", "medium"], min_length=1)
+    # the currency of the amounts, for money in reasons and the report
+    currency: Annotated[str, Field(min_length=1, max_length=8)] = "GBP"
 
     @model_validator(mode="after")
     def _catch_all(self) -> ScoreParams:

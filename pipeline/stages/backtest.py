@@ -18,7 +18,7 @@ import pandas as pd
 from pipeline.core import tracking
 from pipeline.core.baselines import baseline_scores
 from pipeline.core.fitting import TrainError, fit_churn_model, select, split_snapshots
-from pipeline.core.io import atomic_path, csv_bytes, read_json, write_json
+from pipeline.core.io import atomic_path, csv_bytes, read_json, write_headline, write_json
 from pipeline.core.metrics import classification_metrics
 from pipeline.core.params import Params
 from pipeline.core.tables import LABEL
@@ -118,6 +118,7 @@ def main(
     table_out: Path,
     auc_out: Path,
     figure_out: Path,
+    headline_out: Path | None = None,
 ) -> None:
     from pipeline.core.params import load_params
 
@@ -125,6 +126,17 @@ def main(
     table = backtest(pd.read_parquet(snapshots_path), params, params.backtest.origins)
     result = write_outputs(
         table=table, metrics_out=metrics_out, table_out=table_out, auc_out=auc_out, figure_out=figure_out
+    )
+    model = result[MODEL]
+    best = max(v["roc_auc"] for k, v in result.items() if k != MODEL)
+    write_headline(
+        {
+            "auc": model["roc_auc"],
+            "pr_auc": model["pr_auc"],
+            "ece": model["ece"],
+            "gap": model["roc_auc"] - best,
+        },
+        headline_out,
     )
     tracking.configure(params.mlflow.experiment)
     with mlflow.start_run(run_id=tracking.run_id_for(read_json(run_path))):

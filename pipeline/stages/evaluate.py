@@ -33,7 +33,7 @@ from pipeline.core import registry, tracking
 from pipeline.core.baselines import baseline_scores
 from pipeline.core.calibration import expected_calibration_error, reliability_table
 from pipeline.core.errors import SnapshotError
-from pipeline.core.io import atomic_path, csv_bytes, read_json, write_json
+from pipeline.core.io import atomic_path, csv_bytes, read_json, write_headline, write_json
 from pipeline.core.model import EVALUATION_DIR, SUMMARY_FILE, ChurnModel, risk_deciles
 from pipeline.core.params import EvaluateParams
 from pipeline.core.tables import LABEL
@@ -234,6 +234,19 @@ def champion_metrics(test: pd.DataFrame, name: str, horizon_days: int, top_share
     return head | {"compared": True, **classification_metrics(test[LABEL].to_numpy(), p, top_share)}
 
 
+def headline(report: dict) -> dict[str, float | int]:
+    """The held-out figures an analyst compares between runs: the model's ROC AUC, PR AUC and ECE,
+    its ROC AUC gap to the best baseline, and the rows."""
+    model, baselines = report["model"], report["baselines"]
+    return {
+        "auc": model["roc_auc"],
+        "pr_auc": model["pr_auc"],
+        "ece": model["ece"],
+        "gap": model["roc_auc"] - max(b["roc_auc"] for b in baselines.values()),
+        "rows": report["rows"],
+    }
+
+
 def _rounded(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _rounded(v) for k, v in value.items()}
@@ -259,6 +272,7 @@ def main(
     metrics_out: Path,
     plots_dir: Path,
     judged_out: Path,
+    headline_out: Path | None = None,
 ) -> None:
     from pipeline.core.params import load_params
 
@@ -286,6 +300,7 @@ def main(
         report["roc_auc_gap_to_oracle"] = truths["oracle"]["roc_auc"] - report["model"]["roc_auc"]
     report = _rounded(report)
     write_json(report, metrics_out)
+    write_headline(headline(report), headline_out)
     # what promotion judges, as an output of its own: the metrics file is for people and `dvc metrics`
     write_json({k: report[k] for k in JUDGED if k in report}, judged_out)
     tables = curves(y, p, params.evaluate)

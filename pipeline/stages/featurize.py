@@ -10,7 +10,7 @@ from pathlib import Path
 from pipeline.core.cutoffs import SplitNeeds
 from pipeline.core.engine import read_transactions
 from pipeline.core.features import Snapshots, make_snapshots
-from pipeline.core.io import permissions_of, write_csv, write_json, write_parquet
+from pipeline.core.io import permissions_of, write_csv, write_headline, write_json, write_parquet
 from pipeline.core.records import Fits, ScheduleRecord
 from pipeline.core.tables import LABEL
 
@@ -25,6 +25,7 @@ def main(
     fits_out: Path,
     metrics_out: Path,
     horizon_out: Path,
+    headline_out: Path | None = None,
 ) -> None:
     from pipeline.core.params import load_params
 
@@ -41,6 +42,9 @@ def main(
             fits_out=fits_out,
             metrics_out=metrics_out,
             horizon_out=horizon_out,
+        )
+        write_headline(
+            {"rows": len(snaps.train), "churn_rate": float(snaps.train[LABEL].mean())}, headline_out
         )
 
 

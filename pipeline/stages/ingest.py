@@ -25,7 +25,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from pipeline.core.errors import PipelineError
-from pipeline.core.io import atomic_path, permissions_of, write_json
+from pipeline.core.io import atomic_path, permissions_of, write_headline, write_json
 from pipeline.core.params import IngestParams
 from pipeline.core.privacy import pseudonym_key, pseudonyms
 from pipeline.core.tables import OPTIONAL_TYPES, TRANSACTIONS, validate
@@ -617,7 +617,14 @@ def _check_quarantine_share(path: Path, params: IngestParams, tally: Tally, toda
     raise IngestError("\n".join(lines))
 
 
-def main(params_path: Path, raw_path: Path, kept_out: Path, quarantine_out: Path, metrics_out: Path) -> None:
+def main(
+    params_path: Path,
+    raw_path: Path,
+    kept_out: Path,
+    quarantine_out: Path,
+    metrics_out: Path,
+    headline_out: Path | None = None,
+) -> None:
     from pipeline.core.params import load_params
 
     params = load_params(params_path).ingest
@@ -630,6 +637,10 @@ def main(params_path: Path, raw_path: Path, kept_out: Path, quarantine_out: Path
             today=dt.date.today(),
         )
         write_json(tally.as_metrics(), metrics_out)
+        write_headline(
+            {"rows": tally.kept_rows, "quarantined": tally.quarantined_rows / max(tally.input_rows, 1)},
+            headline_out,
+        )
     log.info(
         "%s: %d rows in, %d kept, %d quarantined %s",
         raw_path,

@@ -19,7 +19,7 @@ import pandas as pd
 from pipeline.core import tracking
 from pipeline.core.contributions import BASE, contributions, evenly_spaced
 from pipeline.core.errors import PipelineError
-from pipeline.core.io import write_csv, write_json
+from pipeline.core.io import write_csv, write_headline, write_json
 from pipeline.core.model import ChurnModel, model_frame
 from pipeline.core.params import MonitorParams
 from pipeline.core.records import Verdict
@@ -148,6 +148,7 @@ def main(
     metrics_out: Path,
     table_out: Path,
     verdict_out: Path,
+    headline_out: Path | None = None,
 ) -> dict:
     from pipeline.core.params import load_params
 
@@ -166,6 +167,7 @@ def main(
         params=params.monitor,
     )
     write_json(report, metrics_out)
+    write_headline({"psi": report["score_psi"]}, headline_out)
     table = pd.DataFrame(
         {"feature": list(report["feature_psi"]), "psi": list(report["feature_psi"].values())}
     )

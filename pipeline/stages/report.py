@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.core import tracking
-from pipeline.core.io import atomic_path, read_json, write_csv, write_json
+from pipeline.core.io import atomic_path, read_json, write_csv, write_headline, write_json
 from pipeline.core.model import SUMMARY_FILE, ChurnModel
 from pipeline.core.orders import orders_from_lines
 from pipeline.core.records import Fits, read_record
@@ -267,6 +267,7 @@ def main(
     run_path: Path,
     out_dir: Path,
     metrics_out: Path,
+    headline_out: Path | None = None,
 ) -> dict:
     from pipeline.core.params import load_params
 
@@ -345,6 +346,7 @@ def main(
         "segments": {k: int(v) for k, v in segments["customers"].items()},
     }
     write_json(metrics, metrics_out)
+    write_headline({"churn_rate": float(rates["churn_rate"].iloc[-1])}, headline_out)
     tracking.configure(params.mlflow.experiment)
     with mlflow.start_run(run_id=tracking.run_id_for(read_json(run_path))):
         mlflow.log_artifact(str(out_dir / "report.html"), "report")

@@ -26,7 +26,7 @@ from pipeline.core.btyd import ParetoNBD
 from pipeline.core.contributions import contributions
 from pipeline.core.cutoffs import iso_week_label
 from pipeline.core.errors import PipelineError
-from pipeline.core.io import atomic_path, csv_bytes, permissions_of, read_json, write_json
+from pipeline.core.io import atomic_path, csv_bytes, permissions_of, read_json, write_headline, write_json
 from pipeline.core.model import CHAMPION_FILE, SUMMARY_FILE, ChurnModel, label_horizon, risk_deciles
 from pipeline.core.outreach import (
     campaigns,
@@ -85,6 +85,7 @@ def score_table(
         customer_ids=ids,
         value_at_risk=at_risk,
         campaign=campaign,
+        risk_tier=tier,
         week=week,
         params=params,
         suppressed=suppressed,
@@ -97,7 +98,14 @@ def score_table(
     reasons: list[list[Reason]] = [[] for _ in range(len(snapshot))]
     for i, said in zip(
         explained,
-        top_reasons(contrib=contrib, snapshot=rows, n=params.n_reasons, min_points=params.min_reason_points),
+        top_reasons(
+            contrib=contrib,
+            snapshot=rows,
+            n=params.n_reasons,
+            eligible=params.reason_causes,
+            min_points=params.min_reason_points,
+            currency=params.currency,
+        ),
         strict=True,
     ):
         reasons[i] = said
@@ -242,6 +250,7 @@ def main(
     preview_dir: Path,
     verdict: Path | None = None,
     republish: bool = False,
+    headline_out: Path | None = None,
 ) -> Path:
     """Score the snapshot; a production run publishes into `scores_dir`, an experiment
     (`core/runs.py`) writes the file it would publish under `preview_dir` and touches nothing
@@ -306,6 +315,7 @@ def main(
             },
             Path(preview_dir) / SUMMARY_NAME,
         )
+        write_headline({"rows": len(table), "outreach": int(table["outreach"].sum())}, headline_out)
     log.info(
         "%s%s: %d customers, tiers %s, %d on the outreach list (%d held out)",
         "" if kind.publishes else f"experiment {kind.label}, not published: ",
