@@ -36,12 +36,21 @@ def _echo(fn: Callable[..., str]) -> Callable[..., None]:
     return run
 
 
-def _run(fn: Callable[..., object], **kwargs: object) -> None:
-    """Run a stage main; expected failures (bad input, bad params) print one clear message."""
+def _run(fn: Callable[..., object], inputs: tuple[str, ...] = (), **kwargs: object) -> None:
+    """Run a stage main; expected failures (bad input, bad params) print one clear message. The
+    arguments named in `inputs` ("name" or "name:format") are checked first (`io.check_input`): a
+    missing, unreadable or wrongly formatted input is one line naming it, never a traceback from
+    deep inside."""
     from pipeline.core.errors import PipelineError, os_error_message
+    from pipeline.core.io import check_input
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        for entry in inputs:
+            name, _, kind = entry.partition(":")
+            value = kwargs[name]
+            if value is not None and "://" not in str(value):
+                check_input(Path(str(value)), kind)
         fn(**kwargs)
     except PipelineError as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -64,7 +73,14 @@ def simulate(
     """Simulate a retail transaction export and the latent state behind it (the bundled sample)."""
     from pipeline.stages import simulate as stage
 
-    _run(stage.main, params_path=params, raw_path=raw, customers_path=customers, orders_path=orders)
+    _run(
+        stage.main,
+        inputs=("params_path",),
+        params_path=params,
+        raw_path=raw,
+        customers_path=customers,
+        orders_path=orders,
+    )
 
 
 @app.command()
@@ -80,6 +96,7 @@ def truth(
 
     _run(
         stage.main,
+        inputs=("params_path", "customers_path:parquet", "orders_path:parquet", "fits_path:json"),
         params_path=params,
         customers_path=customers,
         orders_path=orders,
@@ -104,6 +121,7 @@ def ingest(
 
     _run(
         stage.main,
+        inputs=("params_path", "raw_path"),
         params_path=params,
         raw_path=raw,
         kept_out=out,
@@ -136,6 +154,7 @@ def featurize(
 
     _run(
         stage.main,
+        inputs=("params_path", "transactions:parquet"),
         params_path=params,
         transactions=transactions,
         train_out=train,
@@ -158,7 +177,14 @@ def train(
     validation cutoffs, log and register it in MLflow."""
     from pipeline.stages import train as stage
 
-    _run(stage.main, params_path=params, snapshots_path=snapshots, out_dir=out_dir, run_out=run)
+    _run(
+        stage.main,
+        inputs=("params_path", "snapshots_path:parquet"),
+        params_path=params,
+        snapshots_path=snapshots,
+        out_dir=out_dir,
+        run_out=run,
+    )
 
 
 @app.command()
@@ -180,6 +206,7 @@ def evaluate(
 
     _run(
         stage.main,
+        inputs=("params_path", "snapshots_path:parquet", "model_dir", "run_path:json", "truth_path:parquet"),
         params_path=params,
         snapshots_path=snapshots,
         model_dir=model_dir,
@@ -205,6 +232,7 @@ def promote(
 
     _run(
         stage.main,
+        inputs=("params_path", "judged_path:json", "candidate_dir", "run_path:json"),
         params_path=params,
         judged_path=judged,
         candidate_dir=model_dir,
@@ -233,6 +261,7 @@ def backtest(
 
     _run(
         stage.main,
+        inputs=("params_path", "snapshots_path:parquet", "run_path:json"),
         params_path=params,
         snapshots_path=snapshots,
         run_path=run,
@@ -253,7 +282,13 @@ def tune(
     """Optuna search over the LightGBM parameters (tune.trials; 0 = off)."""
     from pipeline.stages import tune as stage
 
-    _run(stage.main, params_path=params, snapshots_path=snapshots, out=out)
+    _run(
+        stage.main,
+        inputs=("params_path", "snapshots_path:parquet"),
+        params_path=params,
+        snapshots_path=snapshots,
+        out=out,
+    )
 
 
 benchmark = typer.Typer(help="Measurements on any data.", no_args_is_help=True)
@@ -295,6 +330,7 @@ def benchmark_quality(
 
     _run(
         _echo(quality.main),
+        inputs=("params_path", "transactions", "mapping", "simulated"),
         params_path=params,
         transactions=transactions,
         mapping=mapping,
@@ -335,6 +371,7 @@ def explain(
 
     _run(
         stage.main,
+        inputs=("params_path", "snapshot_path:parquet", "model_dir", "run_path:json"),
         params_path=params,
         snapshot_path=snapshot,
         model_dir=model_dir,
@@ -366,6 +403,13 @@ def monitor(
 
     _run(
         stage.main,
+        inputs=(
+            "params_path",
+            "snapshots_path:parquet",
+            "snapshot_path:parquet",
+            "model_dir",
+            "shap_path:parquet",
+        ),
         params_path=params,
         snapshots_path=snapshots,
         snapshot_path=snapshot,
@@ -414,6 +458,14 @@ def score(
 
     _run(
         stage.main,
+        inputs=(
+            "params_path",
+            "snapshot_path:parquet",
+            "model_dir",
+            "fits:json",
+            "suppression",
+            "verdict:json",
+        ),
         params_path=params,
         snapshot_path=snapshot,
         model_dir=model_dir,
@@ -443,7 +495,15 @@ def spark_score(
     names: the scoring path past one machine."""
     from pipeline.commands import spark as stage
 
-    _run(stage.main, params_path=params, snapshot=snapshot, model_dir=model_dir, out=out, explain=explain)
+    _run(
+        stage.main,
+        inputs=("params_path", "model_dir"),
+        params_path=params,
+        snapshot=snapshot,
+        model_dir=model_dir,
+        out=out,
+        explain=explain,
+    )
 
 
 @app.command()
@@ -469,6 +529,16 @@ def report(
 
     _run(
         stage.main,
+        inputs=(
+            "params_path",
+            "transactions:parquet",
+            "snapshots_path:parquet",
+            "snapshot_path:parquet",
+            "scores_dir",
+            "model_dir",
+            "fits:json",
+            "run_path:json",
+        ),
         params_path=params,
         transactions=transactions,
         snapshots_path=snapshots,
@@ -495,7 +565,14 @@ def measure(
     randomized holdout with a 95% interval; logged to MLflow."""
     from pipeline.commands import measure as stage
 
-    _run(stage.main, params_path=params, scores_path=scores, transactions=transactions, out_dir=out_dir)
+    _run(
+        stage.main,
+        inputs=("params_path", "scores_path", "transactions:parquet"),
+        params_path=params,
+        scores_path=scores,
+        transactions=transactions,
+        out_dir=out_dir,
+    )
 
 
 @app.command("simulate-followup")
@@ -515,6 +592,7 @@ def simulate_followup(
 
     _run(
         followup.main,
+        inputs=("customers_path:parquet", "scores_path"),
         customers_path=customers,
         scores_path=scores,
         effect=effect,
@@ -536,7 +614,13 @@ def erase(
 
     from pipeline.commands import erase as command
 
-    _run(_echo(command.main), params_path=params, root=root, customer_ids=customer)
+    _run(
+        _echo(command.main),
+        inputs=("params_path", "root"),
+        params_path=params,
+        root=root,
+        customer_ids=customer,
+    )
 
 
 @app.command("plots-page")

@@ -91,6 +91,7 @@ def test_benchmark_quality_on_an_export_with_its_own_mapping(tmp_path):
 def test_benchmark_quality_refuses_a_bad_mapping(tmp_path):
     mapping = tmp_path / "mapping.yaml"
     mapping.write_text("columns: {client: x}\n")
+    (tmp_path / "x.csv").write_text("client\n1\n")
     result = CliRunner().invoke(
         app, ["benchmark", "quality", "--transactions", str(tmp_path / "x.csv"), "--mapping", str(mapping)]
     )

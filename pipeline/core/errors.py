@@ -14,6 +14,10 @@ class PipelineError(ValueError):
     the command line catches them all without importing any stage."""
 
 
+class InputError(PipelineError):
+    """An input of a command is missing, unreadable or not in the format the command reads."""
+
+
 class SnapshotError(PipelineError):
     """A snapshot does not fit the model that reads it (a missing feature column, mixed horizons)."""
 
@@ -43,7 +47,7 @@ _DUCKDB_OS_WORDS = {
 }
 
 
-def _user() -> str:
+def user_name() -> str:
     try:
         return getpass.getuser()
     except (KeyError, OSError):  # no name for this uid (a container's arbitrary user)
@@ -64,12 +68,12 @@ def os_error_message(exc: BaseException) -> str | None:
     if isinstance(exc, OSError) and exc.errno in ADVICE:
         path = _published(exc.filename) if exc.filename is not None else "(path not reported)"
         second = f" -> {exc.filename2}" if exc.filename2 else ""
-        return f"{path}{second}: {ADVICE[exc.errno].format(user=_user())}"
+        return f"{path}{second}: {ADVICE[exc.errno].format(user=user_name())}"
     if type(exc).__name__ == "IOException" and "duckdb" in type(exc).__module__:
         text = str(exc)
         for words, code in _DUCKDB_OS_WORDS.items():
             if words in text:
                 quoted = re.search(r'"([^"]+)"', text) or re.search(r"'([^']+)'", text)
                 path = quoted.group(1) if quoted else "(path not reported)"
-                return f"{path}: {ADVICE[code].format(user=_user())}"
+                return f"{path}: {ADVICE[code].format(user=user_name())}"
     return None

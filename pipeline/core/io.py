@@ -152,5 +152,43 @@ def write_headline(values: dict[str, float | int], path: Path | None) -> None:
         write_json({k: round(v, 4) if isinstance(v, float) else v for k, v in values.items()}, path)
 
 
+PARQUET_MAGIC = b"PAR1"
+
+
+def check_input(path: Path, kind: str = "") -> None:
+    """Stop with one line naming `path` and the fix when it is missing, unreadable, or not in the
+    format `kind` ("parquet" or "json"; by default the file's suffix decides): checked before a
+    command starts, so a wrong path never ends in a library's traceback halfway through a stage.
+    A folder passes for a Parquet input (a partitioned dataset)."""
+    from pipeline.core.errors import ADVICE, InputError, user_name
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: {ADVICE[errno.ENOENT]}")
+    if not os.access(path, os.R_OK) or (path.is_dir() and not os.access(path, os.X_OK)):
+        raise InputError(f"{path}: {ADVICE[errno.EACCES].format(user=user_name())}")
+    if path.is_dir():
+        return
+    kind = kind or path.suffix.lstrip(".")
+    if kind == "parquet":
+        size = path.stat().st_size
+        with path.open("rb") as f:
+            head = f.read(4)
+            f.seek(max(size - 4, 0))
+            tail = f.read(4)
+        if size < 12 or head != PARQUET_MAGIC or tail != PARQUET_MAGIC:
+            raise InputError(
+                f"{path}: not a Parquet file (it does not start and end with PAR1): pass the Parquet file "
+                "the stage before this one writes, or rerun that stage (dvc repro)"
+            )
+    elif kind == "json":
+        try:
+            json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputError(
+                f"{path}: not valid JSON ({exc}): rerun the stage that writes it (dvc repro)"
+            ) from exc
+
+
 def read_json(path: Path) -> dict[str, Any]:
     return json.loads(Path(path).read_text(encoding="utf-8"))

@@ -1,0 +1,56 @@
+"""Every stage command stops with one line naming the input and the fix, and exit code 2, when an
+input is missing or not in its format: checked before the stage starts (`io.check_input`)."""
+
+import shlex
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from pipeline.cli import app
+from tests.conftest import ROOT
+
+STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+CASES = [
+    (name, dep)
+    for name, stage in STAGES.items()
+    for dep in stage.get("deps", [])
+    if not dep.startswith("pipeline/") and dep in shlex.split(stage["cmd"])
+]
+
+
+def _invoke(stage: str, dep: str, replacement: str):
+    args = [replacement if a == dep else a for a in shlex.split(STAGES[stage]["cmd"])[1:]]
+    return CliRunner().invoke(app, args)
+
+
+def test_every_stage_is_covered():
+    assert {name for name, _ in CASES} == set(STAGES) - {"simulate"}  # simulate reads params only
+
+
+@pytest.mark.parametrize(("stage", "dep"), CASES)
+def test_a_missing_input_is_one_line_naming_it(stage, dep, tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    missing = tmp_path / "misspelt" / dep.rsplit("/", 1)[-1]
+    result = _invoke(stage, dep, str(missing))
+    assert result.exit_code == 2, result.output
+    advice = "no such file or folder: check the path, or run the stage that writes it (dvc repro)"
+    assert result.stderr.splitlines() == [f"error: {missing}: {advice}"]
+
+
+FORMATS = [(name, dep) for name, dep in CASES if dep.endswith((".parquet", ".json"))]
+
+
+@pytest.mark.parametrize(("stage", "dep"), FORMATS)
+def test_an_input_in_the_wrong_format_is_one_line_naming_it(stage, dep, tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    # the raw CSV export where a stage's own output is expected
+    wrong = tmp_path / "transactions.csv"
+    wrong.write_text("Invoice,StockCode\\n489434,85048\\n")
+    result = _invoke(stage, dep, str(wrong))
+    assert result.exit_code == 2, result.output
+    (line,) = result.stderr.splitlines()
+    if dep.endswith(".parquet"):
+        assert line.startswith(f"error: {wrong}: not a Parquet file (it does not start and end with PAR1)")
+    else:
+        assert line.startswith(f"error: {wrong}: not valid JSON (")
