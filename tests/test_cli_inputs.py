@@ -1,8 +1,12 @@
 """Every stage command stops with one line naming the input and the fix, and exit code 2, when an
-input is missing or not in its format: checked before the stage starts (`io.check_input`)."""
+input is missing or not in its format: checked before the stage starts (`io.check_input`). Each
+case runs in a folder of its own where every other input of the stage exists in its format."""
 
 import shlex
+import shutil
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -24,14 +28,38 @@ def _invoke(stage: str, dep: str, replacement: str):
     return CliRunner().invoke(app, args)
 
 
+@pytest.fixture
+def inputs(tmp_path, monkeypatch):
+    """A folder holding params.yaml and, for the stage asked, every data input in its format."""
+
+    def make(stage: str):
+        shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+        for dep in STAGES[stage]["deps"]:
+            path = tmp_path / dep
+            if dep.startswith("pipeline/"):
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if dep.endswith(".parquet"):
+                pq.write_table(pa.table({"customer_id": ["a"]}), path)
+            elif dep.endswith(".json"):
+                path.write_text("{}")
+            elif dep.endswith(".csv"):
+                path.write_text("customer_id\n")
+            else:
+                path.mkdir()
+        monkeypatch.chdir(tmp_path)
+        return tmp_path
+
+    return make
+
+
 def test_every_stage_is_covered():
     assert {name for name, _ in CASES} == set(STAGES) - {"simulate"}  # simulate reads params only
 
 
 @pytest.mark.parametrize(("stage", "dep"), CASES)
-def test_a_missing_input_is_one_line_naming_it(stage, dep, tmp_path, monkeypatch):
-    monkeypatch.chdir(ROOT)
-    missing = tmp_path / "misspelt" / dep.rsplit("/", 1)[-1]
+def test_a_missing_input_is_one_line_naming_it(stage, dep, inputs):
+    missing = inputs(stage) / "misspelt" / dep.rsplit("/", 1)[-1]
     result = _invoke(stage, dep, str(missing))
     assert result.exit_code == 2, result.output
     advice = "no such file or folder: check the path, or run the stage that writes it (dvc repro)"
@@ -42,10 +70,9 @@ FORMATS = [(name, dep) for name, dep in CASES if dep.endswith((".parquet", ".jso
 
 
 @pytest.mark.parametrize(("stage", "dep"), FORMATS)
-def test_an_input_in_the_wrong_format_is_one_line_naming_it(stage, dep, tmp_path, monkeypatch):
-    monkeypatch.chdir(ROOT)
+def test_an_input_in_the_wrong_format_is_one_line_naming_it(stage, dep, inputs):
     # the raw CSV export where a stage's own output is expected
-    wrong = tmp_path / "transactions.csv"
+    wrong = inputs(stage) / "export.csv"
     wrong.write_text("Invoice,StockCode\\n489434,85048\\n")
     result = _invoke(stage, dep, str(wrong))
     assert result.exit_code == 2, result.output
