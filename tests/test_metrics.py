@@ -18,3 +18,12 @@ def test_classification_metrics_on_a_perfect_ranking():
     assert m["roc_auc"] == 1.0 and m["pr_auc"] == 1.0
     assert m["brier"] == pytest.approx((0.01 + 0.04 + 0.04 + 0.01) / 4)
     assert m["lift_top50"] == 2.0 and m["capture_top50"] == 1.0
+
+
+def test_the_best_baseline_is_the_highest_on_the_metric_and_ties_go_to_the_first():
+    from pipeline.core.metrics import best_baseline
+
+    scores = {"recency": {"roc_auc": 0.85, "pr_auc": 0.95}, "bg_nbd": {"roc_auc": 0.88, "pr_auc": 0.94}}
+    assert best_baseline(scores) == ("bg_nbd", 0.88)
+    assert best_baseline(scores, "pr_auc") == ("recency", 0.95)
+    assert best_baseline({"a": {"roc_auc": 0.9}, "b": {"roc_auc": 0.9}}) == ("a", 0.9)

@@ -4,6 +4,8 @@ that judge a scorer share these."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
@@ -38,3 +40,9 @@ def classification_metrics(
             "ece": expected_calibration_error(y, p),
         }
     return metrics
+
+
+def best_baseline(baselines: Mapping[str, Mapping[str, float]], metric: str = "roc_auc") -> tuple[str, float]:
+    """The baseline with the highest `metric`, and that value (ties: the first listed)."""
+    name = max(baselines, key=lambda b: baselines[b][metric])
+    return name, baselines[name][metric]

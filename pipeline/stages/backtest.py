@@ -19,7 +19,7 @@ from pipeline.core import tracking
 from pipeline.core.baselines import baseline_scores
 from pipeline.core.fitting import TrainError, fit_churn_model, select, split_snapshots
 from pipeline.core.io import atomic_path, csv_bytes, read_json, write_headline, write_json
-from pipeline.core.metrics import classification_metrics
+from pipeline.core.metrics import best_baseline, classification_metrics
 from pipeline.core.params import Params
 from pipeline.core.tables import LABEL
 
@@ -128,7 +128,7 @@ def main(
         table=table, metrics_out=metrics_out, table_out=table_out, auc_out=auc_out, figure_out=figure_out
     )
     model = result[MODEL]
-    best = max(v["roc_auc"] for k, v in result.items() if k != MODEL)
+    _, best = best_baseline({k: v for k, v in result.items() if k != MODEL})
     write_headline(
         {
             "auc": model["roc_auc"],

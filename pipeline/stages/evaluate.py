@@ -13,7 +13,7 @@ from typing import Any
 
 import matplotlib
 
-from pipeline.core.metrics import classification_metrics
+from pipeline.core.metrics import best_baseline, classification_metrics
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -242,7 +242,7 @@ def headline(report: dict) -> dict[str, float | int]:
         "auc": model["roc_auc"],
         "pr_auc": model["pr_auc"],
         "ece": model["ece"],
-        "gap": model["roc_auc"] - max(b["roc_auc"] for b in baselines.values()),
+        "gap": model["roc_auc"] - best_baseline(baselines)[1],
         "rows": report["rows"],
     }
 

@@ -20,6 +20,7 @@ from mlflow.tracking import MlflowClient
 from pipeline.core import registry, tracking
 from pipeline.core.errors import PipelineError
 from pipeline.core.io import read_json, write_json
+from pipeline.core.metrics import best_baseline
 from pipeline.core.model import CHAMPION_FILE, MODEL_FILES
 from pipeline.core.params import PromoteParams
 from pipeline.core.runs import RunKind, run_kind
@@ -60,8 +61,8 @@ def gate(report: dict[str, Any], params: PromoteParams) -> list[str]:
 def verdict(report: dict[str, Any], refusals: list[str], kind: RunKind, promoted: bool) -> tuple[str, dict]:
     """The gate's verdict as the model version's description and tags."""
     model, baselines = report["model"], report["baselines"]
-    best = max(baselines, key=lambda name: baselines[name]["roc_auc"])
-    gap = model["roc_auc"] - baselines[best]["roc_auc"]
+    best, best_auc = best_baseline(baselines)
+    gap = model["roc_auc"] - best_auc
     tags = {
         "gate": "refused" if refusals else "passed",
         "promoted": str(promoted).lower(),
@@ -74,7 +75,7 @@ def verdict(report: dict[str, Any], refusals: list[str], kind: RunKind, promoted
     lines = [
         f"Held out: {report['rows']} customers, churn rate {report['churn_rate']:.3f}. ROC AUC "
         f"{model['roc_auc']:.4f}, PR AUC {model['pr_auc']:.4f}, ECE {model['ece']:.4f}; best baseline "
-        f"{best} {baselines[best]['roc_auc']:.4f} ({gap:+.4f})."
+        f"{best} {best_auc:.4f} ({gap:+.4f})."
     ]
     champion = report.get("champion")
     if champion is not None:

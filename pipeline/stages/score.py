@@ -162,12 +162,11 @@ def _describing_manifest(csv_path: Path, data: bytes) -> dict | None:
     return about if isinstance(about, dict) and about.get("sha256") == manifest.sha256(data) else None
 
 
-def keep_earlier(out: Path, model_version: str | None, republish: bool) -> Path:
-    """Before `out` is replaced by other bytes: refuse when it was published by another model
-    (unless `republish`), else copy it and its manifest into `superseded/`, named by the earlier
-    file's content hash. A file whose manifest does not describe it (damaged, or written by hand)
-    is kept the same way and replaced."""
-    earlier = out.read_bytes()
+def keep_earlier(out: Path, earlier: bytes, model_version: str | None, republish: bool) -> Path:
+    """Before `out`, whose bytes are `earlier`, is replaced by other bytes: refuse when it was
+    published by another model (unless `republish`), else copy it and its manifest into
+    `superseded/`, named by the earlier file's content hash. A file whose manifest does not
+    describe it (damaged, or written by hand) is kept the same way and replaced."""
     about = _describing_manifest(out, earlier)
     folder = out.parent / SUPERSEDED_DIR
     if about is not None and about.get("model_version") != model_version and not republish:
@@ -196,8 +195,9 @@ def publish(
     week = iso_week_label(dt.date.fromisoformat(table["score_date"].iloc[0]))
     out = Path(out_dir) / f"churn_scores_{week}.csv"
     data = to_csv_bytes(table)
-    if guard and out.exists() and out.read_bytes() != data:
-        keep_earlier(out, manifest_extra.get("model_version"), republish)
+    earlier = out.read_bytes() if guard and out.exists() else data
+    if earlier != data:
+        keep_earlier(out, earlier, model_version=manifest_extra.get("model_version"), republish=republish)
     with atomic_path(out) as tmp:
         tmp.write_bytes(data)
     about = {
