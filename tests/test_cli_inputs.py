@@ -81,3 +81,17 @@ def test_an_input_in_the_wrong_format_is_one_line_naming_it(stage, dep, inputs):
         assert line.startswith(f"error: {wrong}: not a Parquet file (it does not start and end with PAR1)")
     else:
         assert line.startswith(f"error: {wrong}: not valid JSON (")
+
+
+def test_a_simulated_folder_without_the_latent_state_is_one_line(tmp_path):
+    export = tmp_path / "export.csv"
+    export.write_text("Invoice,StockCode\n489434,85048\n")
+    (tmp_path / "sim").mkdir()
+    result = CliRunner().invoke(
+        app,
+        ["benchmark", "quality", "--params", str(ROOT / "params.yaml"), "--transactions", str(export),
+         "--simulated", str(tmp_path / "sim")],
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    advice = "no such file or folder: check the path, or run the stage that writes it (dvc repro)"
+    assert result.stderr.splitlines() == [f"error: {tmp_path / 'sim' / 'customers.parquet'}: {advice}"]

@@ -192,7 +192,7 @@ def main(
 ) -> str:
     """`churn benchmark quality`: the schedule, the per-origin table and, for a dated question, the
     verdict at the cutoff, as the text to print; the table also as CSV at `out`."""
-    from pipeline.core.io import write_csv
+    from pipeline.core.io import check_input, write_csv
     from pipeline.core.params import load_params
 
     settings = load_params(params_path)
@@ -201,7 +201,10 @@ def main(
     settings = dated(settings, cutoff, horizon)
     shop = None
     if simulated is not None:
-        shop = read_shop(settings.simulate, simulated / "customers.parquet", simulated / "orders.parquet")
+        latent = (simulated / "customers.parquet", simulated / "orders.parquet")
+        for path in latent:
+            check_input(path, "parquet")
+        shop = read_shop(settings.simulate, *latent)
     table, schedule = quality_table(transactions, settings, today=dt.date.today(), shop=shop)
     lines = [describe(schedule), render(table)]
     if cutoff is not None:
