@@ -521,10 +521,17 @@ def report(
     headline: Annotated[
         Path | None, typer.Option(help="Headline metrics for dvc metrics show (JSON): a few numbers.")
     ] = None,
+    evaluation: Annotated[
+        Path | None, typer.Option(help="evaluate's metrics (JSON), for the model-vs-baselines table.")
+    ] = None,
+    backtest: Annotated[
+        Path | None, typer.Option(help="backtest's metrics (JSON): mean ROC AUC per scorer beside it.")
+    ] = None,
     params: ParamsOpt = PARAMS,
 ) -> None:
     """Churn and retention rates, cohorts, CLV and value at risk by segment, predicted vs realized
-    churn: one self-contained HTML report and a Markdown summary, logged to MLflow."""
+    churn, the model against its baselines: one self-contained HTML report and a Markdown summary,
+    logged to MLflow."""
     from pipeline.stages import report as stage
 
     _run(
@@ -538,6 +545,8 @@ def report(
             "model_dir",
             "fits:json",
             "run_path:json",
+            "evaluation_path:json",
+            "backtest_path:json",
         ),
         params_path=params,
         transactions=transactions,
@@ -551,6 +560,8 @@ def report(
         out_dir=out_dir,
         metrics_out=metrics,
         headline_out=headline,
+        evaluation_path=evaluation,
+        backtest_path=backtest,
     )
 
 

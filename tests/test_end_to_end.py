@@ -186,6 +186,10 @@ def test_every_plot_has_data_dates_as_time_and_the_page_needs_no_network(project
     )
     by_segment = vega["models/plots/evaluate/reliability_by_segment.csv"]["encoding"]
     assert by_segment["color"]["field"] == "segment"
+    for curve in ("roc", "pr"):  # the model beside every baseline, a line each
+        spec = vega[f"models/plots/evaluate/{curve}.csv"]
+        assert spec["encoding"]["color"]["field"] == "scorer"
+        assert {row["scorer"] for row in spec["data"]["values"]} >= {"model", "recency", "logistic_rfm"}
     out = project / "dvc_plots"
     run(["dvc", "plots", "show", "-o", str(out)], project)
     page = (out / "index.html").read_text()

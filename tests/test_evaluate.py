@@ -39,3 +39,54 @@ def test_segments_and_their_reliability_tables():
         "observed": [1.0, 1.0],
         "rows": [1, 2],
     }
+
+
+def test_the_curves_draw_every_baseline_beside_the_model_and_the_figure_has_four_panels():
+    from pipeline.core.params import EvaluateParams
+    from pipeline.stages.evaluate import curves, figure
+
+    y = np.array([1, 0, 1, 0, 0, 1])
+    p = np.array([0.9, 0.1, 0.8, 0.5, 0.2, 0.4])
+    recency = np.array([300.0, 10.0, 20.0, 30.0, 5.0, 200.0])
+    params = EvaluateParams(top_share=0.5, calibration_bins=2, new_customer_days=90)
+    tables = curves(y=y, scores={"recency": recency}, p=p, params=params)
+    roc = tables["roc"]
+    assert roc["scorer"].unique().tolist() == ["model", "recency"]
+    # the model ranks the three churners 1st, 2nd and 4th: ROC passes (0, 2/3) then (1/3, 1)
+    model = roc[roc["scorer"] == "model"][["fpr", "tpr"]].to_numpy().tolist()
+    assert model[0] == [0.0, 0.0] and model[-1] == [1.0, 1.0]
+    assert [0.0, 2 / 3] in model and [1 / 3, 2 / 3] in model and [1 / 3, 1.0] in model
+    assert tables["pr"]["scorer"].unique().tolist() == ["model", "recency"]
+    metrics = {"roc_auc": 0.9, "pr_auc": 0.8, "ece": 0.1, "brier": 0.1}
+    report = {"model": metrics, "baselines": {"recency": metrics}, "churn_rate": 0.5}
+    fig = figure(tables, report)
+    assert len(fig.axes) == 4
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["model 0.900", "recency 0.900"]
+
+
+def test_the_held_out_report_becomes_mlflow_metrics_grouped_by_prefix():
+    from pipeline.stages.evaluate import mlflow_metrics
+
+    report = {
+        "rows": 100,
+        "churn_rate": 0.3,
+        "calibration": "platt",
+        "model": {"roc_auc": 0.8, "ece": 0.02},
+        "model_uncalibrated": {"roc_auc": 0.8},
+        "baselines": {"recency": {"roc_auc": 0.7}, "bg_nbd": {"roc_auc": 0.75, "ece": 0.03}},
+        "segments": {"new": {"rows": 10.0}},
+        "champion": {"version": "2", "compared": True, "roc_auc": 0.79},
+    }
+    assert mlflow_metrics(report) == {
+        "test/rows": 100.0,
+        "test/churn_rate": 0.3,
+        "test/roc_auc_gap_to_best_baseline": pytest.approx(0.05),
+        "test/roc_auc": 0.8,
+        "test/ece": 0.02,
+        "uncalibrated/roc_auc": 0.8,
+        "baseline/recency.roc_auc": 0.7,
+        "baseline/bg_nbd.roc_auc": 0.75,
+        "baseline/bg_nbd.ece": 0.03,
+        "segment/new.rows": 10.0,
+        "champion/roc_auc": 0.79,
+    }

@@ -158,4 +158,4 @@ def test_churn_measure_writes_the_report_and_logs_to_mlflow(tmp_path, monkeypatc
     assert measured["outreach"]["contacted"] == int((scores["outreach"] & ~scores["holdout"]).sum())
     assert "lift" in (out / "report.md").read_text() and (out / "by_decile.csv").exists()
     runs = mlflow.search_runs(filter_string="tags.kind = 'measure'")
-    assert len(runs) >= 1 and "metrics.outreach.lift" in runs.columns
+    assert len(runs) >= 1 and "metrics.outreach/lift" in runs.columns

@@ -69,3 +69,90 @@ def test_cohort_matrix_shares_and_months_not_over_yet():
     assert matrix["customers"].to_dict() == {"2024-01": 2, "2024-02": 1}
     assert matrix.loc["2024-01", 0] == 1.0 and matrix.loc["2024-01", 1] == 0.5
     assert np.isnan(matrix.loc["2024-01", 2]) and np.isnan(matrix.loc["2024-02", 1])
+
+
+def test_money_has_two_decimals_separators_and_the_currency_and_the_segment_table_is_text():
+    from pipeline.stages.report import formatted_segments, money
+
+    assert money(1234567.891, "EUR") == "EUR 1,234,567.89"
+    segments = pd.DataFrame(
+        {
+            "customers": [1500, 20],
+            "mean_churn_probability": [0.1234, 0.5],
+            "value_at_risk": [12345.678, 0.5],
+            "average_order_value": [20.0, 3.333],
+            "orders_per_year": [2.345, 1.0],
+            "historic_clv": [100.0, 7.0],
+            "predicted_clv": [50.0, 1.0],
+            "on_outreach_list": [3, 0],
+        },
+        index=pd.Index(["high-value", "new"], name="segment"),
+    )
+    table = formatted_segments(segments, "GBP")
+    assert table.loc["high-value"].tolist() == [
+        "1,500", "12.3%", "GBP 12,345.68", "GBP 20.00", "GBP 100.00", "GBP 50.00", "2.35", "3",
+    ]  # fmt: skip
+    assert table.columns.tolist()[2:6] == [
+        "value at risk",
+        "average order value",
+        "historic CLV",
+        "predicted CLV",
+    ]
+
+
+def test_the_model_stands_beside_the_champion_the_baselines_and_the_oracle_with_its_backtest():
+    from pipeline.stages.report import model_vs_baselines
+
+    evaluation = {
+        "model": {"roc_auc": 0.8, "pr_auc": 0.6, "ece": 0.01, "brier": 0.1, "lift_top10": 2.0},
+        "champion": {"version": "4", "compared": True, "roc_auc": 0.79, "pr_auc": 0.59, "ece": 0.02},
+        "baselines": {"recency": {"roc_auc": 0.7, "pr_auc": 0.5, "lift_top10": 1.5}},
+        "oracle": {"roc_auc": 0.81, "pr_auc": 0.61, "ece": 0.0, "brier": 0.09, "lift_top10": 2.1},
+    }
+    backtest = {"model": {"roc_auc": 0.805}, "recency": {"roc_auc": 0.71}}
+    table = model_vs_baselines(evaluation, backtest)
+    assert table.index.tolist() == [
+        "model (this run)",
+        "champion (version 4)",
+        "recency",
+        "oracle (simulation)",
+    ]
+    assert table.columns.tolist() == [
+        "ROC AUC",
+        "PR AUC",
+        "ECE",
+        "Brier",
+        "lift, top 10%",
+        "backtest mean ROC AUC",
+    ]
+    assert table["ROC AUC"].tolist() == [0.8, 0.79, 0.7, 0.81]
+    assert table["backtest mean ROC AUC"].tolist()[:3:2] == [0.805, 0.71]
+    assert np.isnan(table.loc["recency", "ECE"])  # a rank is not a probability
+    # a champion that could not be compared is left out, and without a backtest there is no column
+    evaluation["champion"] = {"version": "4", "compared": False, "why": "another horizon"}
+    assert model_vs_baselines(evaluation, None).index.tolist() == [
+        "model (this run)",
+        "recency",
+        "oracle (simulation)",
+    ]
+
+
+def test_a_missing_section_says_why_and_every_table_scrolls_inside_the_page():
+    from pipeline.stages.report import cohort_text, render_html
+
+    cohorts = pd.DataFrame(
+        {"customers": [1200, 30], 0: [1.0, 1.0], 1: [0.456, np.nan]}, index=["2024-01", "2024-02"]
+    )
+    text = cohort_text(cohorts)
+    assert text.to_dict(orient="list") == {"customers": ["1,200", "30"], 0: ["100%", "100%"], 1: ["46%", ""]}
+    page = render_html(
+        title="t",
+        summary={"as of": "2026-11-16"},
+        tables={"Cohorts": text},
+        images={},
+        missing={"Segment movement": "only one weekly file <yet>"},
+    )
+    assert "<div class='scroll'><table" in page and ".scroll{max-width:100%;overflow-x:auto}" in page
+    assert (
+        "<h2>Segment movement</h2><p class='missing'>Not shown: only one weekly file &lt;yet&gt;</p>" in page
+    )

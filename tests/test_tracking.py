@@ -37,3 +37,27 @@ def test_a_model_folders_digest_covers_each_name_and_its_bytes(tmp_path):
     assert tracking.folder_digest(tmp_path, ("model.txt", "train.json")) == expected
     # renaming a file's role changes the digest even with the same bytes
     assert tracking.folder_digest(tmp_path, ("train.json", "model.txt")) != expected
+
+
+def test_nested_figures_become_metrics_grouped_by_prefix_and_text_and_flags_are_left_out():
+    tree = {"roc_auc": 0.8, "rows": 12, "compared": True, "version": "3", "lightgbm_rfm": {"ece": 0.01}}
+    assert tracking.flat_metrics(tree, "baseline") == {
+        "baseline/roc_auc": 0.8,
+        "baseline/rows": 12.0,
+        "baseline/lightgbm_rfm.ece": 0.01,
+    }
+
+
+def test_the_experiment_opens_on_its_training_runs_and_says_what_its_metric_groups_are(tmp_path, monkeypatch):
+    import mlflow
+
+    monkeypatch.setattr(mlflow, "set_tracking_uri", lambda uri: None)  # the session's store stays set
+    monkeypatch.setattr(mlflow, "set_registry_uri", lambda uri: None)
+    tracking.configure("shop-churn")
+    tags = mlflow.get_experiment_by_name("shop-churn").tags
+    assert tags["mlflow.experimentKind"] == "custom_model_development"
+    assert "test/" in tags["mlflow.note.content"] and "baseline/ (name.metric)" in tags["mlflow.note.content"]
+    # an experiment made before (no tags) gets them the next time a stage configures it
+    mlflow.create_experiment("older")
+    tracking.configure("older")
+    assert mlflow.get_experiment_by_name("older").tags["mlflow.experimentKind"] == "custom_model_development"

@@ -216,10 +216,11 @@ def main(params_path: Path, scores_path: Path, transactions: Path, out_dir: Path
                 "score_date": start.isoformat(),
             }
         )
-        flat = {"realized_churn_rate": result["realized_churn_rate"]}
-        flat |= {f"uncontacted.{k}": v for k, v in result.get("quality_uncontacted", {}).items()}
-        flat |= {f"outreach.{k}": float(v) for k, v in result.get("outreach", {}).items()}
-        mlflow.log_metrics(flat)
+        mlflow.log_metrics(
+            {"realized/churn_rate": result["realized_churn_rate"]}
+            | tracking.flat_metrics(result.get("quality_uncontacted", {}), "uncontacted")
+            | tracking.flat_metrics(result.get("outreach", {}), "outreach")
+        )
         mlflow.log_artifacts(str(out_dir), "measure")
     log.info(
         "%s: realized churn %.3f; outreach %s",

@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import mlflow
 
@@ -30,15 +32,53 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_root() / STORE_FILE}"
 
 
+# MLflow 3 opens an experiment on its GenAI overview unless the experiment says it trains models
+EXPERIMENT_TAGS = {
+    "mlflow.experimentKind": "custom_model_development",
+    "mlflow.note.content": (
+        "Churn model training runs, named train-{test cutoff}-{production or experiment name}-{params "
+        "digest}, weekly monitor runs and outreach measurements. Metric groups: test/ (the model on the "
+        "held-out cutoff), valid/ (early stopping), baseline/ (name.metric), segment/ (name.metric), "
+        "champion/ (the current champion on the same rows), backtest/ (scorer.metric), drift/ and psi/. "
+        "Figures: each training run's Artifacts, evaluation/ and explain/. README: Reading the runs in MLflow"
+    ),
+}
+
+
 def configure(experiment: str) -> None:
-    """Point MLflow at the project's store; a new experiment keeps its artifacts beside the store."""
+    """Point MLflow at the project's store; a new experiment keeps its artifacts beside the store
+    and opens on its training runs, with a description of its metric groups."""
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    if mlflow.get_experiment_by_name(experiment) is None and uri.startswith("sqlite:///"):
+    found = mlflow.get_experiment_by_name(experiment)
+    if found is None and uri.startswith("sqlite:///"):
         artifacts = Path(uri.removeprefix("sqlite:///")).parent / ARTIFACTS_DIR
-        mlflow.create_experiment(experiment, artifact_location=artifacts.as_uri())
+        mlflow.create_experiment(experiment, artifact_location=artifacts.as_uri(), tags=EXPERIMENT_TAGS)
+    elif found is None:
+        mlflow.create_experiment(experiment, tags=EXPERIMENT_TAGS)
+    elif any(found.tags.get(k) != v for k, v in EXPERIMENT_TAGS.items()):
+        for key, value in EXPERIMENT_TAGS.items():
+            mlflow.MlflowClient().set_experiment_tag(found.experiment_id, key, value)
     mlflow.set_experiment(experiment)
+
+
+def flat_metrics(tree: Mapping[str, Any], prefix: str) -> dict[str, float]:
+    """Every number in a nested dict as one MLflow metric named `prefix/key.subkey`: MLflow's UI
+    makes a chart section of each part before the last "/", so each prefix is one section.
+    Text and flags are left out (they are tags)."""
+    out: dict[str, float] = {}
+
+    def walk(node: Mapping[str, Any], path: str) -> None:
+        for key, value in node.items():
+            name = f"{path}.{key}" if path else str(key)
+            if isinstance(value, Mapping):
+                walk(value, name)
+            elif isinstance(value, int | float) and not isinstance(value, bool):
+                out[f"{prefix}/{name}"] = float(value)
+
+    walk(tree, "")
+    return out
 
 
 def lineage_tags(root: Path | None = None) -> dict[str, str]:

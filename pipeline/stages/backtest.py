@@ -140,9 +140,7 @@ def main(
     )
     tracking.configure(params.mlflow.experiment)
     with mlflow.start_run(run_id=tracking.run_id_for(read_json(run_path))):
-        mlflow.log_metrics(
-            {f"backtest.{scorer}.{k}": v for scorer, values in result.items() for k, v in values.items()}
-        )
+        mlflow.log_metrics(tracking.flat_metrics(result, "backtest"))
         mlflow.log_artifact(str(table_out), "backtest")
         mlflow.log_artifact(str(figure_out), "backtest")
     log.info(

@@ -40,6 +40,7 @@ from pipeline.core.tables import LABEL
 
 log = logging.getLogger(__name__)
 CURVE_POINTS = 200
+MODEL = "model"
 # the held-out results the promotion gate reads (and `champion`, when there is one)
 JUDGED = ("rows", "churn_rate", "model", "baselines", "champion")
 
@@ -95,40 +96,61 @@ def _thin(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.iloc[keep].reset_index(drop=True)
 
 
-def curves(y: np.ndarray, p: np.ndarray, params: EvaluateParams) -> dict[str, pd.DataFrame]:
-    fpr, tpr, _ = roc_curve(y, p)
-    precision, recall, _ = precision_recall_curve(y, p)
+def curves(
+    y: np.ndarray, scores: dict[str, np.ndarray], p: np.ndarray, params: EvaluateParams
+) -> dict[str, pd.DataFrame]:
+    """ROC and precision-recall curves of the model and of every baseline (a `scorer` column, the
+    model first), and the model's reliability and lift tables."""
+    roc, pr = [], []
+    for name, score in {MODEL: p, **scores}.items():
+        fpr, tpr, _ = roc_curve(y, score)
+        precision, recall, _ = precision_recall_curve(y, score)
+        roc.append(_thin(pd.DataFrame({"fpr": fpr, "tpr": tpr})).assign(scorer=name))
+        pr.append(
+            _thin(pd.DataFrame({"recall": recall[::-1], "precision": precision[::-1]})).assign(scorer=name)
+        )
     return {
-        "roc": _thin(pd.DataFrame({"fpr": fpr, "tpr": tpr})),
-        "pr": _thin(pd.DataFrame({"recall": recall[::-1], "precision": precision[::-1]})),
+        "roc": pd.concat(roc, ignore_index=True)[["scorer", "fpr", "tpr"]],
+        "pr": pd.concat(pr, ignore_index=True)[["scorer", "recall", "precision"]],
         "calibration": pd.DataFrame(reliability_table(y, p, params.calibration_bins)),
         "lift": lift_table(y, p),
     }
 
 
-def figure(tables: dict[str, pd.DataFrame], metrics: dict[str, float]) -> plt.Figure:
-    fig, axes = plt.subplots(1, 4, figsize=(18, 4.2))
-    roc, pr, cal, lift = (tables[k] for k in ("roc", "pr", "calibration", "lift"))
-    label = f"model AUC {metrics['roc_auc']:.3f}"
-    if "oracle_roc_auc" in metrics:
-        label += f" (oracle {metrics['oracle_roc_auc']:.3f})"
-    axes[0].plot(roc["fpr"], roc["tpr"], label=label)
-    axes[0].plot([0, 1], [0, 1], "k--", lw=0.8)
-    axes[0].set(title="ROC", xlabel="false positive rate", ylabel="true positive rate")
-    axes[0].legend(loc="lower right")
-    axes[1].plot(pr["recall"], pr["precision"])
-    axes[1].axhline(metrics["churn_rate"], color="k", ls="--", lw=0.8)
-    axes[1].set(title=f"Precision-recall (AP {metrics['pr_auc']:.3f})", xlabel="recall", ylabel="precision")
-    axes[2].plot(cal["predicted"], cal["observed"], "o-")
-    axes[2].plot([0, 1], [0, 1], "k--", lw=0.8)
-    axes[2].set(
-        title=f"Reliability (ECE {metrics['ece']:.3f}, Brier {metrics['brier']:.3f})",
+def figure(tables: dict[str, pd.DataFrame], report: dict) -> plt.Figure:
+    """ROC and precision-recall of the model beside every baseline (AUC and AP in the legend),
+    reliability and lift by decile: four panels in a 2 x 2 grid, 1,080 px wide at 90 dpi."""
+    fig, axes = plt.subplots(2, 2, figsize=(12, 9.5))
+    (ax_roc, ax_pr), (ax_cal, ax_lift) = axes
+    cal, lift = tables["calibration"], tables["lift"]
+    metrics = {MODEL: report["model"], **report["baselines"]}
+    for name, rows in tables["roc"].groupby("scorer", sort=False):
+        style = {"lw": 2.5, "color": "black", "zorder": 3} if name == MODEL else {"lw": 1.1}
+        label = f"{name} {metrics[name]['roc_auc']:.3f}"
+        if name == MODEL and "oracle_roc_auc" in report:
+            label += f" (oracle {report['oracle_roc_auc']:.3f})"
+        ax_roc.plot(rows["fpr"], rows["tpr"], label=label, **style)
+        pr = tables["pr"][tables["pr"]["scorer"] == name]
+        ax_pr.plot(pr["recall"], pr["precision"], label=f"{name} {metrics[name]['pr_auc']:.3f}", **style)
+    ax_roc.plot([0, 1], [0, 1], "k--", lw=0.8)
+    ax_roc.set(title="ROC (legend: ROC AUC)", xlabel="false positive rate", ylabel="true positive rate")
+    ax_roc.legend(loc="lower right", fontsize=8)
+    ax_pr.axhline(report["churn_rate"], color="k", ls="--", lw=0.8)
+    ax_pr.set(title="Precision-recall (legend: average precision)", xlabel="recall", ylabel="precision")
+    ax_pr.legend(loc="lower left", fontsize=8)
+    model = report["model"]
+    ax_cal.plot(cal["predicted"], cal["observed"], "o-", color="black")
+    ax_cal.plot([0, 1], [0, 1], "k--", lw=0.8)
+    ax_cal.set(
+        title=f"Reliability (ECE {model['ece']:.3f}, Brier {model['brier']:.3f})",
         xlabel="mean predicted",
         ylabel="observed churn rate",
     )
-    axes[3].bar(lift["decile"], lift["lift"])
-    axes[3].axhline(1.0, color="k", ls="--", lw=0.8)
-    axes[3].set(title="Lift by risk decile", xlabel="decile (1 = riskiest)", ylabel="lift")
+    ax_lift.bar(lift["decile"], lift["lift"], color="0.35")
+    ax_lift.axhline(1.0, color="k", ls="--", lw=0.8)
+    ax_lift.set(
+        title="Lift by risk decile", xlabel="decile (1 = riskiest)", ylabel="lift", xticks=range(1, 11)
+    )
     fig.tight_layout()
     return fig
 
@@ -185,13 +207,15 @@ def segment_figure(table: pd.DataFrame, segments: dict[str, dict[str, float]]) -
 
 def evaluate(
     snapshots: pd.DataFrame, model: ChurnModel, summary: dict, params: EvaluateParams
-) -> tuple[dict, np.ndarray, pd.DataFrame]:
-    """Metrics of the calibrated model, the raw model and every baseline on the held-out cutoffs."""
+) -> tuple[dict, np.ndarray, pd.DataFrame, dict[str, np.ndarray]]:
+    """Metrics of the calibrated model, the raw model and every baseline on the held-out cutoffs;
+    the model's probabilities, the held-out rows and each baseline's score."""
     test = snapshots[snapshots["cutoff"].isin(pd.to_datetime(summary["test_cutoffs"]))].reset_index(drop=True)
     train = snapshots[snapshots["cutoff"].isin(pd.to_datetime(summary["train_cutoffs"]))]
     y = test[LABEL].to_numpy()
     raw = model.raw_probability(test)
     p = model.calibrator.apply(raw, test)
+    baselines = baseline_scores(train, test)
     report: dict = {
         "rows": len(test),
         "churn_rate": float(y.mean()),
@@ -200,11 +224,11 @@ def evaluate(
         "model_uncalibrated": classification_metrics(y, raw, params.top_share),
         "baselines": {
             name: classification_metrics(y=y, p=score, top_share=params.top_share, probability=probability)
-            for name, (score, probability) in baseline_scores(train, test).items()
+            for name, (score, probability) in baselines.items()
         },
         "segments": segment_metrics(y, p, segment_masks(test, params.new_customer_days)),
     }
-    return report, p, test
+    return report, p, test, {name: score for name, (score, _) in baselines.items()}
 
 
 def champion_metrics(test: pd.DataFrame, name: str, horizon_days: int, top_share: float) -> dict | None:
@@ -253,13 +277,30 @@ def _rounded(value: Any) -> Any:
     return round(value, 6) if isinstance(value, float) else value
 
 
-def _flat(report: dict, prefix: str = "") -> dict[str, float]:
-    out: dict[str, float] = {}
-    for key, value in report.items():
-        if isinstance(value, dict):
-            out |= _flat(value, f"{prefix}{key}.")
-        elif isinstance(value, int | float):
-            out[f"{prefix}{key}"] = float(value)
+# MLflow groups charts by the part of a metric's name before the first "/"
+GROUPS = {
+    "model": "test",
+    "model_uncalibrated": "uncalibrated",
+    "baselines": "baseline",
+    "segments": "segment",
+    "champion": "champion",
+    "oracle": "oracle",
+    "ceiling": "ceiling",
+}
+
+
+def mlflow_metrics(report: dict) -> dict[str, float]:
+    """The held-out report as MLflow metrics, grouped by prefix: `test/` (the model, its rows,
+    churn rate and gaps), `uncalibrated/`, `baseline/<name>.<metric>`, `segment/<name>.<metric>`, `champion/`,
+    and on a simulation `oracle/` and `ceiling/`."""
+    out = tracking.flat_metrics({k: report[k] for k in ("rows", "churn_rate")}, "test")
+    out["test/roc_auc_gap_to_best_baseline"] = (
+        report["model"]["roc_auc"] - best_baseline(report["baselines"])[1]
+    )
+    if "roc_auc_gap_to_oracle" in report:
+        out["test/roc_auc_gap_to_oracle"] = report["roc_auc_gap_to_oracle"]
+    for key, group in GROUPS.items():
+        out |= tracking.flat_metrics(report.get(key, {}), group)
     return out
 
 
@@ -280,7 +321,7 @@ def main(
     summary = read_json(model_dir / SUMMARY_FILE)
     # the model trained only on what was known at the test cutoffs; the scoring model saw them
     judged = ChurnModel.load(model_dir / EVALUATION_DIR)
-    report, p, test = evaluate(
+    report, p, test, scores = evaluate(
         snapshots=pd.read_parquet(snapshots_path), model=judged, summary=summary, params=params.evaluate
     )
     y = test[LABEL].to_numpy()
@@ -303,7 +344,7 @@ def main(
     write_headline(headline(report), headline_out)
     # what promotion judges, as an output of its own: the metrics file is for people and `dvc metrics`
     write_json({k: report[k] for k in JUDGED if k in report}, judged_out)
-    tables = curves(y, p, params.evaluate)
+    tables = curves(y=y, scores=scores, p=p, params=params.evaluate)
     masks = segment_masks(test, params.evaluate.new_customer_days)
     tables["reliability_by_segment"] = segment_reliability(
         y=y, p=p, masks=masks, bins=params.evaluate.calibration_bins
@@ -312,13 +353,13 @@ def main(
     for name, table in tables.items():
         with atomic_path(plots_dir / f"{name}.csv") as tmp:
             tmp.write_bytes(csv_bytes(table.round(6)))
-    fig = figure(tables, {**report["model"], "churn_rate": report["churn_rate"], **_oracle(report)})
+    fig = figure(tables, report)
     seg_fig = segment_figure(tables["reliability_by_segment"], report["segments"])
     for name, figure_ in (("evaluation", fig), ("reliability_by_segment", seg_fig)):
         with atomic_path(plots_dir / f"{name}.png") as tmp:
             figure_.savefig(tmp, format="png", dpi=90, metadata={"Software": None})
     with mlflow.start_run(run_id=tracking.run_id_for(read_json(run_path))):
-        mlflow.log_metrics({f"test.{k}": v for k, v in _flat(report).items()})
+        mlflow.log_metrics(mlflow_metrics(report))
         mlflow.log_dict(report, "evaluation/metrics.json")
         mlflow.log_figure(fig, "evaluation/evaluation.png")
         mlflow.log_figure(seg_fig, "evaluation/reliability_by_segment.png")
@@ -333,7 +374,3 @@ def main(
         {k: v["roc_auc"] for k, v in report["baselines"].items()},
         report.get("oracle_roc_auc"),
     )
-
-
-def _oracle(report: dict) -> dict[str, float]:
-    return {"oracle_roc_auc": report["oracle_roc_auc"]} if "oracle_roc_auc" in report else {}

@@ -23,6 +23,7 @@ import pandas as pd
 import shap
 
 from pipeline.core import tracking
+from pipeline.core.glossary import feature_label
 from pipeline.core.io import atomic_path, permissions_of, read_json, write_parquet
 from pipeline.core.model import ChurnModel, model_frame
 
@@ -30,7 +31,8 @@ log = logging.getLogger(__name__)
 
 
 def explanation(contrib: pd.DataFrame, snapshot: pd.DataFrame) -> shap.Explanation:
-    """A shap.Explanation of the explained rows, for the global figures."""
+    """A shap.Explanation of the explained rows, for the global figures, under the features'
+    readable names."""
     features = [c for c in contrib.columns if c not in ("customer_id", BASE)]
     data = model_frame(snapshot, features)
     numeric = data.apply(lambda s: s.cat.codes if isinstance(s.dtype, pd.CategoricalDtype) else s)
@@ -38,7 +40,7 @@ def explanation(contrib: pd.DataFrame, snapshot: pd.DataFrame) -> shap.Explanati
         values=contrib[features].to_numpy(),
         base_values=contrib[BASE].to_numpy(),
         data=numeric.to_numpy(dtype=float),
-        feature_names=features,
+        feature_names=[feature_label(f) for f in features],
     )
 
 

@@ -175,11 +175,10 @@ def main(
     tracking.configure(params.mlflow.experiment)
     with mlflow.start_run(run_name=f"monitor-{current['cutoff'].iloc[0].date()}"):
         mlflow.set_tags({"kind": "monitor", "status": report["status"]})
+        drift = {k: report[k] for k in ("score_psi", "shap_share_psi", "max_feature_psi")}
         mlflow.log_metrics(
-            {"score_psi": report["score_psi"], "shap_share_psi": report["shap_share_psi"],
-             "max_feature_psi": report["max_feature_psi"]}
-            | {f"psi.{k}": v for k, v in report["feature_psi"].items()}
-        )  # fmt: skip
+            tracking.flat_metrics(drift, "drift") | tracking.flat_metrics(report["feature_psi"], "psi")
+        )
         mlflow.log_artifact(str(metrics_out), "monitor")
     blocked = report["status"] == "stop" and params.monitor.action == "stop"
     write_json(verdict(report, current, blocked), verdict_out)

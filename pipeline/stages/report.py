@@ -44,10 +44,14 @@ STYLE = (
     "body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1200px}"
     ".cards{display:flex;flex-wrap:wrap;gap:12px}"
     ".card{border:1px solid #ddd;border-radius:6px;padding:10px 14px}"
-    ".v{font-size:20px;font-weight:600}.k{font-size:12px;color:#666}img{max-width:100%}"
+    ".v{font-size:20px;font-weight:600}.k{font-size:12px;color:#666}img{max-width:100%;height:auto}"
+    ".scroll{max-width:100%;overflow-x:auto}"
     "table.t{border-collapse:collapse;font-size:12px}"
-    "table.t td,table.t th{border-bottom:1px solid #eee;padding:3px 8px;text-align:right}"
+    "table.t td,table.t th{border-bottom:1px solid #eee;padding:3px 8px;text-align:right;white-space:nowrap}"
+    ".missing{color:#8a5a00;background:#fff8e5;border-left:3px solid #e0a800;padding:6px 10px}"
 )
+# the held-out metrics the model-vs-baselines table shows, in this order (then lift and capture)
+COMPARED = {"roc_auc": "ROC AUC", "pr_auc": "PR AUC", "ece": "ECE", "brier": "Brier"}
 
 
 def orders_of(lines: ir.Table) -> pd.DataFrame:
@@ -131,6 +135,52 @@ def segment_table(scores: pd.DataFrame, snapshot: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values("value_at_risk", ascending=False).round(4)
 
 
+MONEY_COLUMNS = ("value_at_risk", "average_order_value", "historic_clv", "predicted_clv")
+
+
+def money(value: float, currency: str) -> str:
+    """An amount as a retention team reads it: two decimals, thousands separated, the currency."""
+    return f"{currency} {value:,.2f}"
+
+
+def formatted_segments(segments: pd.DataFrame, currency: str) -> pd.DataFrame:
+    """The segment table as text: counts with separators, risk as a percentage, money with the
+    currency and two decimals."""
+    out = pd.DataFrame(index=segments.index)
+    out["customers"] = segments["customers"].map("{:,.0f}".format)
+    out["mean churn probability"] = segments["mean_churn_probability"].map("{:.1%}".format)
+    for column in MONEY_COLUMNS:
+        out[column.replace("_", " ").replace("clv", "CLV")] = segments[column].map(
+            lambda v: money(v, currency)
+        )
+    out["orders per year"] = segments["orders_per_year"].map("{:.2f}".format)
+    out["on outreach list"] = segments["on_outreach_list"].map("{:,.0f}".format)
+    return out
+
+
+def model_vs_baselines(evaluation: dict, backtest: dict | None) -> pd.DataFrame:
+    """The model beside the current champion, every baseline and (on a simulation) the oracle on
+    the same held-out rows, with the backtest's mean ROC AUC over its origins where there is one."""
+    scorers = {"model (this run)": evaluation["model"]}
+    champion = evaluation.get("champion", {})
+    if champion.get("compared"):
+        scorers[f"champion (version {champion['version']})"] = champion
+    scorers |= evaluation["baselines"]
+    for name in ("oracle", "ceiling"):
+        if name in evaluation:
+            scorers[f"{name} (simulation)"] = evaluation[name]
+    shares = [k for k in evaluation["model"] if k.startswith(("lift_top", "capture_top"))]
+    columns = COMPARED | {k: k.replace("_top", ", top ") + "%" for k in shares}
+    table = pd.DataFrame({name: {k: m.get(k, np.nan) for k in columns} for name, m in scorers.items()}).T
+    table = table.rename(columns=columns)
+    if backtest:
+        names = {"model (this run)": "model", **{b: b for b in evaluation["baselines"]}}
+        table["backtest mean ROC AUC"] = [
+            backtest.get(names.get(name, ""), {}).get("roc_auc", np.nan) for name in table.index
+        ]
+    return table.dropna(axis=1, how="all")
+
+
 def segment_movement(current: pd.DataFrame, previous: pd.DataFrame | None) -> pd.DataFrame | None:
     """Customers by last week's segment (rows) and this week's (columns)."""
     if previous is None:
@@ -172,6 +222,7 @@ def figures(
     scores: pd.DataFrame,
     pvr: pd.DataFrame,
     segments: pd.DataFrame,
+    currency: str,
 ) -> dict[str, str]:
     out = {}
     fig, ax = plt.subplots(figsize=(11, 6))
@@ -223,7 +274,7 @@ def figures(
     axes[0].set_yticks(positions, order)
     axes[0].set(title="Churn risk by segment", xlabel="churn probability")
     axes[1].barh(positions, segments["value_at_risk"])
-    axes[1].set(title="Value at risk by segment", xlabel="expected value lost")
+    axes[1].set(title="Value at risk by segment", xlabel=f"expected value lost ({currency})")
     axes[1].xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v / 1000:,.0f}k"))
     axes[0].invert_yaxis()
     fig.tight_layout()
@@ -231,11 +282,27 @@ def figures(
     return out
 
 
+def cohort_text(cohorts: pd.DataFrame) -> pd.DataFrame:
+    """The cohort matrix as text: cohort sizes with separators, shares as whole percentages (a
+    month not over yet stays blank)."""
+    out = cohorts.drop(columns="customers").apply(lambda c: c.map(lambda v: "" if pd.isna(v) else f"{v:.0%}"))
+    out.insert(0, "customers", cohorts["customers"].map("{:,.0f}".format))
+    return out
+
+
 def _embed(path: Path) -> str | None:
     return base64.b64encode(path.read_bytes()).decode("ascii") if path.exists() else None
 
 
-def render_html(title: str, summary: dict, tables: dict[str, pd.DataFrame], images: dict[str, str]) -> str:
+def render_html(
+    title: str,
+    summary: dict,
+    tables: dict[str, pd.DataFrame],
+    images: dict[str, str],
+    missing: dict[str, str] | None = None,
+) -> str:
+    """One page: the summary cards, the figures, the tables (each in its own horizontal scroll
+    box, so no table widens the page), and for each section that could not be drawn, why."""
     cards = "".join(
         f"<div class='card'><div class='v'>{html.escape(str(v))}</div>"
         f"<div class='k'>{html.escape(k)}</div></div>"
@@ -248,9 +315,12 @@ def render_html(title: str, summary: dict, tables: dict[str, pd.DataFrame], imag
         )
     for name, table in tables.items():
         body.append(
-            f"<h2>{html.escape(name)}</h2>"
+            f"<h2>{html.escape(name)}</h2><div class='scroll'>"
             + table.to_html(float_format=lambda v: f"{v:,.3f}", na_rep="", border=0, classes="t")
+            + "</div>"
         )
+    for name, why in (missing or {}).items():
+        body.append(f"<h2>{html.escape(name)}</h2><p class='missing'>Not shown: {html.escape(why)}</p>")
     head = f"<meta charset='utf-8'><title>{html.escape(title)}</title><style>{STYLE}</style>"
     return f"<!DOCTYPE html><html><head>{head}</head><body>{''.join(body)}</body></html>\n"
 
@@ -268,10 +338,13 @@ def main(
     out_dir: Path,
     metrics_out: Path,
     headline_out: Path | None = None,
+    evaluation_path: Path | None = None,
+    backtest_path: Path | None = None,
 ) -> dict:
     from pipeline.core.params import load_params
 
     params = load_params(params_path)
+    currency = params.score.currency
     feat = read_record(fits, Fits)
     horizon, lookback = feat.schedule.horizon_days, feat.schedule.eligibility_lookback_days
     orders = orders_of(ibis.duckdb.connect().read_parquet(str(transactions)))
@@ -297,33 +370,55 @@ def main(
         "churn rate, last closed period": f"{rates['churn_rate'].iloc[-1]:.1%}",
         "retention rate, last closed period": f"{rates['retention_rate'].iloc[-1]:.1%}",
         "predicted churn, next period": f"{scores['churn_probability'].mean():.1%}",
-        "value at risk": f"{scores['value_at_risk'].sum():,.0f}",
-        "average order value (last year)": f"{last_year['amount'].mean():,.2f}",
+        "value at risk": money(scores["value_at_risk"].sum(), currency),
+        "average order value (last year)": money(last_year["amount"].mean(), currency),
         "orders per customer (last year)": f"{last_year.groupby('customer_id').size().mean():.2f}",
         "on the outreach list": f"{int(scores['outreach'].sum()):,} ("
         f"{int(scores['holdout'].sum())} held out)",
     }
-    images = figures(rates=rates, cohorts=cohorts, scores=scores, pvr=pvr, segments=segments)
-    for name, file in (
-        ("Calibration and lift (held-out cutoff)", "evaluate/evaluation.png"),
-        ("What drives churn (SHAP)", "explain/shap_beeswarm.png"),
-        ("Top drivers (mean |SHAP|)", "explain/shap_bar.png"),
+    images = figures(
+        rates=rates, cohorts=cohorts, scores=scores, pvr=pvr, segments=segments, currency=currency
+    )
+    missing: dict[str, str] = {}
+    for name, file, stage in (
+        (
+            "Model vs baselines: ROC, precision-recall, reliability, lift",
+            "evaluate/evaluation.png",
+            "evaluate",
+        ),
+        ("What drives churn (SHAP)", "explain/shap_beeswarm.png", "explain"),
+        ("Top drivers (mean |SHAP|)", "explain/shap_bar.png", "explain"),
     ):
         if (data := _embed(Path(plots_dir) / file)) is not None:
             images[name] = data
-    tables = {
-        "Segments": segments,
+        else:
+            missing[name] = f"{Path(plots_dir) / file} does not exist (dvc repro {stage} makes it)"
+    tables = {"Segments": formatted_segments(segments, currency)}
+    compared = "Model vs baselines on the held-out cutoff"
+    if evaluation_path is not None:
+        backtest = read_json(backtest_path) if backtest_path is not None else None
+        tables[compared] = model_vs_baselines(read_json(evaluation_path), backtest)
+    else:
+        missing[compared] = "the report was made without evaluate's metrics (churn report --evaluation)"
+    tables |= {
         "Churn and retention per period": rates.set_index("period_start"),
         "Predicted vs realized churn per cutoff": pvr.set_index("cutoff"),
-        "Cohort retention (share ordering in month k)": cohorts,
+        "Cohort retention (share ordering in month k)": cohort_text(cohorts),
     }
+    movement_title = "Segment movement since last week (customers)"
     if movement is not None:
-        tables["Segment movement since last week (customers)"] = movement
+        tables[movement_title] = movement
+    else:
+        missing[movement_title] = (
+            f"{files[-1].name} is the only weekly file in {scores_dir}; "
+            "movement needs last week's file beside it"
+        )
     title = f"Churn and retention report, {score_date.date().isoformat()}"
     out_dir = Path(out_dir)
     with atomic_path(out_dir / "report.html") as tmp:
         tmp.write_text(
-            render_html(title=title, summary=summary, tables=tables, images=images), encoding="utf-8"
+            render_html(title=title, summary=summary, tables=tables, images=images, missing=missing),
+            encoding="utf-8",
         )
     lines = [f"**{title}**", ""] + [f"- {k}: {v}" for k, v in summary.items()]
     top = segments.head(3)
@@ -331,7 +426,8 @@ def main(
         "",
         "Most value at risk: "
         + "; ".join(
-            f"{s} ({int(r.customers):,} customers, {r.value_at_risk:,.0f})" for s, r in top.iterrows()
+            f"{s} ({int(r.customers):,} customers, {money(r.value_at_risk, currency)})"
+            for s, r in top.iterrows()
         ),
     ]
     with atomic_path(out_dir / "summary.md") as tmp:

@@ -158,8 +158,13 @@ def record_run(
                 "calibration": summary["calibration"],
             }
         )
+        # the early-stopping customers' scores, grouped as `valid/` beside evaluate's `test/`
         mlflow.log_metrics(
-            {k: v for k, v in summary.items() if k.startswith("valid_") and isinstance(v, float)}
+            {
+                f"valid/{k.removeprefix('valid_')}": v
+                for k, v in summary.items()
+                if k.startswith("valid_") and isinstance(v, float)
+            }
         )
         mlflow.log_artifacts(str(model_dir), MODEL_ARTIFACTS)
         mlflow.log_input(snapshot_dataset(train, snapshots_path), context="training")
