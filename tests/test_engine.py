@@ -15,3 +15,19 @@ def test_the_duckdb_connection_takes_its_memory_limit_and_spill_folder_from_para
 def test_a_url_for_the_transactions_needs_the_spark_backend():
     with pytest.raises(ValueError, match=r"only featurize\.backend pyspark reads a URL"):
         read_transactions("s3a://bucket/validated/transactions/", PARAMS)
+
+
+def test_record_batches_come_in_pieces_of_the_asked_size_in_ibis_types():
+    import ibis
+    import pandas as pd
+    import pyarrow as pa
+
+    from pipeline.core.engine import record_batches
+
+    t = ibis.memtable(pd.DataFrame({"k": [1, 1, 2, 3, 3, 3, 4], "n": [5, 6, 7, 8, 9, 10, 11]}))
+    expr = t.group_by("k").aggregate(total=t.n.sum()).order_by("k")
+    pieces = list(record_batches(expr, 2))
+    assert [len(p) for p in pieces] == [2, 2]
+    # DuckDB sums integers into a 128-bit decimal; the pieces carry Ibis's int64
+    assert all(p.schema == pa.schema([("k", pa.int64()), ("total", pa.int64())]) for p in pieces)
+    assert pa.concat_tables(pieces).to_pydict() == {"k": [1, 2, 3, 4], "total": [11, 7, 27, 11]}

@@ -4,6 +4,7 @@ import datetime as dt
 import json
 
 import ibis
+import pandas as pd
 
 from pipeline.core.cutoffs import SplitNeeds
 from pipeline.core.features import make_snapshots
@@ -18,7 +19,6 @@ def test_fits_json_is_the_typed_record_score_report_and_truth_read(tmp_path):
     snaps = make_snapshots(ibis.memtable(LINES), spec, SplitNeeds(1, 1))
     write_outputs(
         snaps=snaps,
-        train_out=tmp_path / "train.parquet",
         score_out=tmp_path / "score.parquet",
         fits_out=tmp_path / "fits.json",
         metrics_out=tmp_path / "featurize.json",
@@ -32,3 +32,24 @@ def test_fits_json_is_the_typed_record_score_report_and_truth_read(tmp_path):
     # the metrics file repeats the record for people, with the counts beside it
     metrics = json.loads((tmp_path / "featurize.json").read_text(encoding="utf-8"))
     assert {k: metrics[k] for k in fits(snaps)} == fits(snaps)
+
+
+def test_the_training_file_is_the_same_bytes_whatever_the_piece_and_row_group_sizes(tmp_path, monkeypatch):
+    from pipeline.core import features, io
+    from pipeline.core.features import write_snapshots
+
+    spec = PARAMS.model_copy(update={"horizon_days": 30, "eligibility_lookback_days": 60, "n_cutoffs": 8})
+    whole = write_snapshots(
+        ibis.memtable(LINES), spec, SplitNeeds(1, 1), train_out=tmp_path / "whole.parquet"
+    )
+    monkeypatch.setattr(features, "PIECE_ROWS", 2)
+    pieces = write_snapshots(
+        ibis.memtable(LINES), spec, SplitNeeds(1, 1), train_out=tmp_path / "pieces.parquet"
+    )
+    assert (tmp_path / "pieces.parquet").read_bytes() == (tmp_path / "whole.parquet").read_bytes()
+    assert pieces.by_cutoff.equals(whole.by_cutoff) and whole.train is None
+    assert int(whole.by_cutoff["rows"].sum()) == len(pd.read_parquet(tmp_path / "whole.parquet")) > 4
+    # with row groups smaller than the pieces the rows and values stay the same
+    monkeypatch.setattr(io, "ROW_GROUP_ROWS", 3)
+    write_snapshots(ibis.memtable(LINES), spec, SplitNeeds(1, 1), train_out=tmp_path / "groups.parquet")
+    assert pd.read_parquet(tmp_path / "groups.parquet").equals(pd.read_parquet(tmp_path / "whole.parquet"))

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from pipeline.core.btyd import Summary, btyd_outputs
+from pipeline.core.btyd import Summary, btyd_predictions, fit_models
 from pipeline.core.glossary import LABELS, feature_label
 from tests.conftest import FEATURE_LINES
 from tests.test_features import snapshot
@@ -11,7 +11,7 @@ from tests.test_features import snapshot
 def test_every_feature_the_stage_makes_has_a_readable_name_and_names_are_distinct():
     columns = [c for c in snapshot(FEATURE_LINES).columns if c not in ("customer_id", "cutoff", "churned")]
     summary = Summary(x=np.array([1.0, 3.0]), t_x=np.array([5.0, 20.0]), T=np.array([30.0, 30.0]))
-    outputs, _, _ = btyd_outputs(summary, summary, horizon_days=90)
+    outputs = btyd_predictions(*fit_models(summary), predict_for=summary, horizon_days=90)
     names = [*columns, *outputs]
     unnamed = [c for c in names if feature_label(c) == c and c != "horizon_days"]
     assert unnamed == []

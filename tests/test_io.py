@@ -66,3 +66,34 @@ def test_json_is_written_sorted_and_indented(tmp_path):
     write_json({"b": 1, "a": {"d": 2, "c": [1, 2]}}, tmp_path / "m.json")
     text = (tmp_path / "m.json").read_text()
     assert text == json.dumps({"a": {"c": [1, 2], "d": 2}, "b": 1}, indent=2) + "\n"
+
+
+def test_a_table_streamed_in_pieces_is_byte_identical_to_the_whole_written_at_once(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from pipeline.core import io
+
+    monkeypatch.setattr(io, "ROW_GROUP_ROWS", 4)  # small row groups, so pieces straddle them
+    whole = pd.DataFrame({"id": [f"c{i}" for i in range(10)], "x": [i / 3 for i in range(10)]})
+    with io.atomic_path(tmp_path / "whole.parquet") as tmp:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pandas(whole, preserve_index=False), tmp, row_group_size=4)
+    with io.parquet_stream(tmp_path / "pieces.parquet") as write:
+        for start, stop in ((0, 3), (3, 3), (3, 9), (9, 10)):
+            write(whole.iloc[start:stop])
+    assert (tmp_path / "pieces.parquet").read_bytes() == (tmp_path / "whole.parquet").read_bytes()
+    assert pq.ParquetFile(tmp_path / "pieces.parquet").metadata.num_row_groups == 3
+
+
+def test_a_stream_that_fails_leaves_no_file(tmp_path):
+    import pandas as pd
+    import pytest
+
+    from pipeline.core.io import parquet_stream
+
+    with pytest.raises(RuntimeError), parquet_stream(tmp_path / "out.parquet") as write:
+        write(pd.DataFrame({"x": [1.0]}))
+        raise RuntimeError("the query failed halfway")
+    assert list(tmp_path.iterdir()) == []

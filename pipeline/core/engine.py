@@ -11,10 +11,12 @@ if TYPE_CHECKING:
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import ibis
 import ibis.expr.types as ir
+import pyarrow as pa
 
 from pipeline.core.cutoffs import ScheduleError
 from pipeline.core.io import usable_folder
@@ -45,6 +47,21 @@ def spark_session(params: FeaturizeParams) -> SparkSession:
     for key, value in {"spark.sql.session.timeZone": "UTC", **params.spark_conf}.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
+
+
+def record_batches(expr: ir.Table, rows: int) -> Iterator[pa.Table]:
+    """The result of `expr` in Arrow tables of about `rows` rows each, never whole in memory, in
+    the types Ibis's schema gives (DuckDB returns its sums of integers as decimals). (Ibis 11's own
+    `to_pyarrow_batches` calls a cursor method DuckDB 2.0 no longer has.)"""
+    schema = expr.schema().to_pyarrow()
+    backend = expr._find_backend(use_default=True)
+    if backend.name == "duckdb":
+        backend._run_pre_execute_hooks(expr)  # registers the expression's in-memory tables
+        reader = backend.con.sql(str(backend.compile(expr))).to_arrow_reader(rows)
+    else:
+        reader = expr.to_pyarrow_batches(chunk_size=rows)
+    for batch in reader:
+        yield pa.Table.from_batches([batch]).cast(schema)
 
 
 def read_transactions(source: str | Path, params: FeaturizeParams) -> ir.Table:

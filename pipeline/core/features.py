@@ -10,18 +10,23 @@ range-joined to the cutoffs, so the cost grows with orders x cutoffs, never line
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import ibis
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
-from pipeline.core.btyd import Summary, btyd_outputs, fit_sample
+from pipeline.core.btyd import BGNBD, ParetoNBD, Summary, btyd_predictions, fit_models, fit_sample
 from pipeline.core.cutoffs import Schedule, ScheduleError, SplitNeeds, plan_schedule
+from pipeline.core.engine import record_batches
 from pipeline.core.errors import PipelineError
+from pipeline.core.io import parquet_stream
 from pipeline.core.orders import DAY_SECONDS, EXACT, orders_from_lines, to_days, to_exact, to_float
 from pipeline.core.params import FeaturizeParams
 from pipeline.core.tables import HORIZON, KEYS, LABEL
@@ -225,32 +230,51 @@ def customer_summary(lines: ir.Table, cutoffs: ir.Table) -> ir.Table:
     )
 
 
-def btyd_features(
-    summary: pd.DataFrame, keys: pd.DataFrame, params: FeaturizeParams
-) -> tuple[pd.DataFrame, dict]:
-    """BTYD outputs at each cutoff for the customers in `keys`, each cutoff's models fitted by
-    maximum likelihood on every customer with an order before it; the fitted parameters by cutoff."""
-    frames, fitted, start = [], {}, None
+@dataclass(frozen=True)
+class BtydFits:
+    """The BG/NBD and Pareto/NBD fitted at each cutoff (warm-started from the cutoff before), and
+    their parameters by cutoff as fits.json records them."""
+
+    models: dict[pd.Timestamp, tuple[BGNBD, ParetoNBD]]
+    params: dict[str, dict]
+
+    def outputs(self, frame: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
+        """`frame` with the BTYD outputs of each row, by its cutoff's models, from its orders,
+        recency and tenure (the same numbers the models were fitted on)."""
+        columns: dict[str, np.ndarray] = {}
+        cutoffs = frame["cutoff"].to_numpy()
+        for cutoff in np.unique(cutoffs):
+            rows = np.flatnonzero(cutoffs == cutoff)
+            at = frame.iloc[rows]
+            summary = Summary.from_days(at["n_orders"], at["recency_days"], at["tenure_days"])
+            bg, pnbd = self.models[pd.Timestamp(cutoff)]
+            for name, values in btyd_predictions(
+                bg, pnbd, predict_for=summary, horizon_days=horizon_days
+            ).items():
+                columns.setdefault(name, np.full(len(frame), np.nan))[rows] = values
+        return frame.assign(**columns)
+
+
+def fit_btyd(summary: pd.DataFrame, params: FeaturizeParams) -> BtydFits:
+    """Each cutoff's models fitted by maximum likelihood on a fixed sample of every customer with
+    an order before it (`summary`, in (cutoff, customer) order), warm-started from the cutoff
+    before: neighbouring cutoffs have similar parameters."""
+    models, fitted, start = {}, {}, None
     n_cutoffs = summary["cutoff"].nunique()
     for k, (cutoff, at) in enumerate(summary.groupby("cutoff", sort=True), 1):
         log.info(
             "BTYD fits: cutoff %s (%d/%d), %d customers", pd.Timestamp(cutoff).date(), k, n_cutoffs, len(at)
         )
         whole = Summary.from_days(at["n_orders"], at["recency_days"], at["tenure_days"])
-        wanted = keys.loc[keys["cutoff"] == cutoff, ["customer_id"]].merge(at, on="customer_id", how="left")
-        target = Summary.from_days(wanted["n_orders"], wanted["recency_days"], wanted["tenure_days"])
         sample = fit_sample(whole, params.btyd_fit_customers, seed=int(pd.Timestamp(cutoff).value // 10**9))
-        outputs, bg, pnbd = btyd_outputs(
-            fit_on=sample, predict_for=target, horizon_days=params.horizon, start=start
-        )
-        start = (bg, pnbd)  # neighbouring cutoffs have similar parameters: warm start
-        frames.append(pd.DataFrame({"customer_id": wanted["customer_id"], "cutoff": cutoff, **outputs}))
+        bg, pnbd = fit_models(sample, start)
+        start = models[pd.Timestamp(cutoff)] = (bg, pnbd)
         fitted[pd.Timestamp(cutoff).date().isoformat()] = {
             "bgnbd": {k: round(float(v), 6) for k, v in vars(bg).items()},
             "pareto_nbd": {k: round(float(v), 6) for k, v in vars(pnbd).items()},
             "customers": len(at),
         }
-    return pd.concat(frames, ignore_index=True), fitted
+    return BtydFits(models=models, params=fitted)
 
 
 def horizon_report(
@@ -337,7 +361,11 @@ def resolve_score_date(params: FeaturizeParams, last_order: pd.Timestamp) -> dt.
 
 @dataclass(frozen=True)
 class Snapshots:
-    train: pd.DataFrame
+    """What featurize makes. `train` is the training snapshots in memory (`make_snapshots`), or
+    None when they were streamed to a file (`write_snapshots`); `by_cutoff` counts them either way."""
+
+    train: pd.DataFrame | None
+    by_cutoff: pd.DataFrame  # per cutoff: rows, churned
     score: pd.DataFrame
     score_date: dt.date
     schedule: Schedule
@@ -393,9 +421,16 @@ def finish(frame: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
     return frame
 
 
-def make_snapshots(lines: ir.Table, params: FeaturizeParams, needs: SplitNeeds) -> Snapshots:
-    """Labelled snapshots at the cutoffs the data supports (see `plan_schedule`) and the scoring
-    snapshot. `params` as declared; the snapshots record the horizon actually used."""
+# rows per piece of the training snapshots: the stage holds a piece and a row group, not the table
+PIECE_ROWS = 250_000
+
+
+def write_snapshots(
+    lines: ir.Table, params: FeaturizeParams, needs: SplitNeeds, *, train_out: Path
+) -> Snapshots:
+    """Labelled snapshots at the cutoffs the data supports (see `plan_schedule`), streamed to
+    `train_out` in (customer, cutoff) order piece by piece, and the scoring snapshot. `params` as
+    declared; the snapshots record the horizon actually used."""
     bounds = (
         lines.aggregate(
             first=lines.order_ts.min(), last=lines.order_ts.max(), customers=lines.customer_id.nunique()
@@ -424,26 +459,45 @@ def make_snapshots(lines: ir.Table, params: FeaturizeParams, needs: SplitNeeds) 
         }
     )
     cutoffs = schedule.cutoffs
-    train = training_snapshots(lines, cutoffs, params).to_pandas()
-    score = build_features(lines, [score_date], params).to_pandas()
-    # engine output order varies between runs; the BTYD fit sample is drawn by position
-    summary = customer_summary(lines, cutoff_table([*cutoffs, score_date])).to_pandas()
-    summary = summary.sort_values(KEYS, kind="stable", ignore_index=True)
-    keys = pd.concat([train[KEYS], score[KEYS]], ignore_index=True)
-    btyd, fitted = btyd_features(summary, keys, params)
-    train, score = (finish(f.merge(btyd, on=KEYS, how="left"), params.horizon) for f in (train, score))
-    check_finite(train, "training snapshots")
+    summary = customer_summary(lines, cutoff_table([*cutoffs, score_date]))
+    # in (cutoff, customer) order: each cutoff's fit sample is drawn by position
+    ordered = summary.order_by(["cutoff", "customer_id"]).to_pyarrow()
+    btyd = fit_btyd(ordered.drop_columns(["customer_id"]).to_pandas(), params)
+    del ordered
+    counts = []
+    expr = training_snapshots(lines, cutoffs, params).order_by(KEYS)
+    with parquet_stream(train_out) as write:
+        for batch in record_batches(expr, PIECE_ROWS):
+            piece = finish(btyd.outputs(batch.to_pandas(), params.horizon), params.horizon)
+            check_finite(piece, "training snapshots")
+            write(piece)
+            counts.append(piece.groupby("cutoff")[LABEL].agg(rows="size", churned="sum"))
+    if not counts:
+        raise ScheduleError("no customer is eligible at any cutoff: nothing to train on")
+    by_cutoff = pd.concat(counts).groupby(level=0).sum()
+    score = finish(
+        btyd.outputs(build_features(lines, [score_date], params).to_pandas(), params.horizon), params.horizon
+    )
     check_finite(score, "scoring snapshot")
     horizons, gap_quantiles, reference = horizon_report(
         lines=lines, first_day=first_day, score_date=score_date, params=params
     )
     return Snapshots(
-        train=train,
+        train=None,
+        by_cutoff=by_cutoff,
         score=score,
         score_date=score_date,
         schedule=schedule,
-        btyd_params=fitted,
+        btyd_params=btyd.params,
         horizons=horizons,
         gap_quantiles=gap_quantiles,
         horizon_reference=reference,
     )
+
+
+def make_snapshots(lines: ir.Table, params: FeaturizeParams, needs: SplitNeeds) -> Snapshots:
+    """`write_snapshots` with the training snapshots read back into memory, for commands and tests
+    that use them at once."""
+    with tempfile.TemporaryDirectory() as tmp:
+        snaps = write_snapshots(lines, params, needs, train_out=Path(tmp) / "train.parquet")
+        return dataclasses.replace(snaps, train=pd.read_parquet(Path(tmp) / "train.parquet"))

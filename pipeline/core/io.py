@@ -8,7 +8,7 @@ import json
 import os
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +136,54 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
 def write_parquet(frame: pd.DataFrame, path: Path) -> None:
     with atomic_path(path) as tmp:
         pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp)
+
+
+# pyarrow's write_table puts at most this many rows in a row group: a table streamed in pieces
+# through `parquet_stream` gets the same row groups, so the same bytes, as the whole written at once
+ROW_GROUP_ROWS = 1024 * 1024
+
+
+@contextlib.contextmanager
+def parquet_stream(path: Path) -> Iterator[Callable[[pd.DataFrame], None]]:
+    """Write a table piece by piece, atomically, holding at most one row group in memory: yields
+    `write(frame)`; the pieces are cut into row groups of ROW_GROUP_ROWS whatever their sizes, so
+    the file is byte-identical to `write_parquet` of all the pieces concatenated. The schema is
+    the first piece's (later pieces are cast to it); at least one piece must be written."""
+    with atomic_path(path) as tmp:
+        writer: pq.ParquetWriter | None = None
+        pending: list[pa.Table] = []
+        held = 0
+
+        def flush(rows: int) -> None:
+            nonlocal held
+            assert writer is not None
+            table = pa.concat_tables(pending)
+            writer.write_table(table.slice(0, rows).combine_chunks(), row_group_size=ROW_GROUP_ROWS)
+            rest = table.slice(rows)
+            pending[:] = [rest] if len(rest) else []
+            held -= rows
+
+        def write(frame: pd.DataFrame) -> None:
+            nonlocal writer, held
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, table.schema)
+            elif table.schema != writer.schema:
+                table = table.cast(writer.schema)
+            pending.append(table)
+            held += len(table)
+            while held >= ROW_GROUP_ROWS:
+                flush(ROW_GROUP_ROWS)
+
+        try:
+            yield write
+            if writer is None:
+                raise ValueError(f"{path}: nothing was written")
+            if held:
+                flush(held)
+        finally:
+            if writer is not None:
+                writer.close()
 
 
 def write_json(payload: dict[str, Any], path: Path) -> None:

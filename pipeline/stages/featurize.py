@@ -7,12 +7,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import pandas as pd
+
 from pipeline.core.cutoffs import SplitNeeds
 from pipeline.core.engine import read_transactions
-from pipeline.core.features import Snapshots, make_snapshots
+from pipeline.core.features import Snapshots, write_snapshots
 from pipeline.core.io import permissions_of, write_csv, write_headline, write_json, write_parquet
 from pipeline.core.records import Fits, ScheduleRecord
-from pipeline.core.tables import LABEL
 
 log = logging.getLogger(__name__)
 
@@ -32,19 +33,23 @@ def main(
     params = load_params(params_path)
     local = [] if "://" in str(transactions) else [Path(transactions)]
     with permissions_of(*local):
-        snaps = make_snapshots(
-            read_transactions(transactions, params.featurize), params.featurize, SplitNeeds.of(params)
+        snaps = write_snapshots(
+            read_transactions(transactions, params.featurize),
+            params.featurize,
+            SplitNeeds.of(params),
+            train_out=train_out,
         )
         write_outputs(
             snaps=snaps,
-            train_out=train_out,
             score_out=score_out,
             fits_out=fits_out,
             metrics_out=metrics_out,
             horizon_out=horizon_out,
         )
+        totals = snaps.by_cutoff.sum()
         write_headline(
-            {"rows": len(snaps.train), "churn_rate": float(snaps.train[LABEL].mean())}, headline_out
+            {"rows": int(totals["rows"]), "churn_rate": float(totals["churned"] / totals["rows"])},
+            headline_out,
         )
 
 
@@ -62,20 +67,21 @@ def fits(snaps: Snapshots) -> dict:
 
 
 def write_outputs(
-    snaps: Snapshots, train_out: Path, score_out: Path, fits_out: Path, metrics_out: Path, horizon_out: Path
+    snaps: Snapshots, score_out: Path, fits_out: Path, metrics_out: Path, horizon_out: Path
 ) -> None:
-    write_parquet(snaps.train, train_out)
+    """Everything but the training snapshots, which `write_snapshots` streams to their file."""
     write_parquet(snaps.score, score_out)
     write_json(fits(snaps), fits_out)
-    per_cutoff = snaps.train.groupby("cutoff")[LABEL].agg(["size", "mean"])
+    per_cutoff = snaps.by_cutoff["churned"] / snaps.by_cutoff["rows"]
+    rows, churned = (int(v) for v in snaps.by_cutoff[["rows", "churned"]].sum())
     write_json(
         {
             **fits(snaps),
-            "training_rows": len(snaps.train),
+            "training_rows": rows,
             "scoring_rows": len(snaps.score),
-            "churn_rate": round(float(snaps.train[LABEL].mean()), 6),
+            "churn_rate": round(churned / rows, 6),
             "churn_rate_by_cutoff": {
-                k.date().isoformat(): round(float(v), 6) for k, v in per_cutoff["mean"].items()
+                pd.Timestamp(k).date().isoformat(): round(float(v), 6) for k, v in per_cutoff.items()
             },
             "horizon_report": {
                 "reference_cutoff": snaps.horizon_reference.isoformat(),
@@ -94,9 +100,9 @@ def write_outputs(
     write_csv(snaps.horizons.round(6), horizon_out)
     log.info(
         "%d training rows over %d cutoffs (churn rate %.3f), %d customers to score as of %s",
-        len(snaps.train),
+        rows,
         len(snaps.schedule.cutoffs),
-        snaps.train[LABEL].mean(),
+        churned / rows,
         len(snaps.score),
         snaps.score_date,
     )
