@@ -107,3 +107,25 @@ def test_preflight_refuses_cutoffs_without_non_churners():
         preflight({"training": _snapshots(seed=1), "test": everyone_churns}, PARAMS)
     assert "the test cutoffs hold 600 churners and 0 non-churners" in str(err.value)
     assert "labels nearly everyone churned; change featurize.horizon_days" in str(err.value)
+
+
+def test_the_row_cap_keeps_every_cutoff_of_a_share_of_customers_independent_of_the_holdout():
+    import pandas as pd
+
+    from pipeline.core.fitting import cap_rows, holdout_customers
+
+    ids = [f"c{i:05d}" for i in range(4000)]
+    rows = pd.DataFrame(
+        {
+            "customer_id": ids * 3,
+            "cutoff": pd.to_datetime(["2024-01-01"] * 4000 + ["2024-02-01"] * 4000 + ["2024-03-01"] * 4000),
+        }
+    )
+    assert cap_rows(rows, None, seed=1) is rows and cap_rows(rows, 12_000, seed=1) is rows
+    kept = cap_rows(rows, 3_000, seed=1)
+    assert 2_700 < len(kept) < 3_300  # a quarter of the customers, by hash
+    assert kept.groupby("customer_id").size().eq(3).all()  # each kept customer at every cutoff
+    assert kept.equals(cap_rows(rows, 3_000, seed=1))  # the same customers every run
+    # the early-stopping holdout keeps its share among the kept customers (an independent hash)
+    held = holdout_customers(kept, 0.2, seed=1).mean()
+    assert abs(held - 0.2) < 0.03

@@ -5,6 +5,7 @@ The one recipe for train, backtest, tune and the quality benchmark.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 
 import lightgbm as lgb
@@ -18,6 +19,8 @@ from pipeline.core.errors import PipelineError
 from pipeline.core.model import ChurnModel, booster_probability, feature_columns, label_horizon, model_frame
 from pipeline.core.params import TrainParams
 from pipeline.core.tables import LABEL
+
+log = logging.getLogger(__name__)
 
 
 class TrainError(PipelineError):
@@ -56,6 +59,18 @@ def holdout_customers(frame: pd.DataFrame, share: float, seed: int) -> np.ndarra
     return (hashed % 10_000) < round(share * 10_000)
 
 
+def cap_rows(rows: pd.DataFrame, max_rows: int | None, seed: int) -> pd.DataFrame:
+    """`rows` cut to about `max_rows` when longer: every row of a share max_rows / len(rows) of the
+    customers, chosen by a keyed hash of the id independent of `holdout_customers`'s, so a kept
+    customer keeps every cutoff and the held-out share stays what it was. None: every row."""
+    if max_rows is None or len(rows) <= max_rows:
+        return rows
+    hashed = pd.util.hash_array(rows["customer_id"].to_numpy(dtype=object), hash_key=f"cap{seed:013d}"[-16:])
+    keep = (hashed % 1_000_000) < round(max_rows / len(rows) * 1_000_000)
+    log.info("training rows capped by train.max_rows: %d of %d", int(keep.sum()), len(rows))
+    return rows[keep]
+
+
 @dataclass(frozen=True)
 class Fitted:
     """A booster with its calibrator (or blend), and what choosing them learnt."""
@@ -79,7 +94,9 @@ def fit_churn_model(rows: pd.DataFrame, params: TrainParams) -> Fitted:
     held-out customers of the latest `calibration_cutoffs` cutoffs (the newest closed labels: churn
     rates move), fit the blend of the booster, an RFM regression and the BTYD models
     (`train.blend`), leveled to the booster (`train.level`), or else the calibrator of lowest
-    cross-validated log loss. With `train.refit`, boost again on every row with the rounds found."""
+    cross-validated log loss. With `train.refit`, boost again on every row with the rounds found.
+    Above `train.max_rows` rows, the recipe runs on a share of the customers (`cap_rows`)."""
+    rows = cap_rows(rows, params.max_rows, params.seed)
     held = holdout_customers(rows, params.valid_share, params.seed)
     probe = fit(rows[~held], rows[held], params)
     best = probe.best_iteration or probe.current_iteration()

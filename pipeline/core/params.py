@@ -178,6 +178,10 @@ class TrainParams(_Frozen):
     # the blend ranks, the booster sets the level: at each cutoff the blend's mean probability is
     # made the booster's mean there (`calibration.Calibrator`)
     level: bool = True
+    # at most this many training rows for a fit: above it, every row of a hash-chosen share of the
+    # customers (`fitting.cap_rows`); null: every row. The held-out quality stops improving well
+    # below the cap (docs/benchmarks.md, "Training rows")
+    max_rows: PositiveInt | None = None
 
 
 class EvaluateParams(_Frozen):

@@ -17,7 +17,7 @@ import pandas as pd
 
 from pipeline.core import tracking
 from pipeline.core.baselines import baseline_scores
-from pipeline.core.fitting import TrainError, fit_churn_model, select, split_snapshots
+from pipeline.core.fitting import TrainError, cap_rows, fit_churn_model, select, split_snapshots
 from pipeline.core.io import atomic_path, csv_bytes, read_json, write_headline, write_json
 from pipeline.core.metrics import best_baseline, classification_metrics
 from pipeline.core.params import Params
@@ -35,7 +35,11 @@ def origin_metrics(snapshots: pd.DataFrame, origin: pd.Timestamp, params: Params
     fitted = fit_churn_model(train, params.train)
     y = test[LABEL].to_numpy()
     p = fitted.model.probability(test)
-    scores = {MODEL: (p, True), **baseline_scores(train, test)}
+    # the baselines learn from the rows the model learnt from (the same `train.max_rows` cap)
+    scores = {
+        MODEL: (p, True),
+        **baseline_scores(cap_rows(train, params.train.max_rows, params.train.seed), test),
+    }
     top = params.evaluate.top_share
     head = {"cutoff": origin.date().isoformat(), "rows": len(test), "churn_rate": float(y.mean())}
     return [

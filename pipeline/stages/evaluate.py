@@ -33,9 +33,10 @@ from pipeline.core import registry, tracking
 from pipeline.core.baselines import baseline_scores
 from pipeline.core.calibration import expected_calibration_error, reliability_table
 from pipeline.core.errors import SnapshotError
+from pipeline.core.fitting import cap_rows
 from pipeline.core.io import atomic_path, csv_bytes, read_json, write_headline, write_json
 from pipeline.core.model import EVALUATION_DIR, SUMMARY_FILE, ChurnModel, risk_deciles
-from pipeline.core.params import EvaluateParams
+from pipeline.core.params import EvaluateParams, TrainParams
 from pipeline.core.tables import LABEL
 
 log = logging.getLogger(__name__)
@@ -206,16 +207,17 @@ def segment_figure(table: pd.DataFrame, segments: dict[str, dict[str, float]]) -
 
 
 def evaluate(
-    snapshots: pd.DataFrame, model: ChurnModel, summary: dict, params: EvaluateParams
+    snapshots: pd.DataFrame, model: ChurnModel, summary: dict, params: EvaluateParams, train: TrainParams
 ) -> tuple[dict, np.ndarray, pd.DataFrame, dict[str, np.ndarray]]:
     """Metrics of the calibrated model, the raw model and every baseline on the held-out cutoffs;
     the model's probabilities, the held-out rows and each baseline's score."""
     test = snapshots[snapshots["cutoff"].isin(pd.to_datetime(summary["test_cutoffs"]))].reset_index(drop=True)
-    train = snapshots[snapshots["cutoff"].isin(pd.to_datetime(summary["train_cutoffs"]))]
+    fit_rows = snapshots[snapshots["cutoff"].isin(pd.to_datetime(summary["train_cutoffs"]))]
     y = test[LABEL].to_numpy()
     raw = model.raw_probability(test)
     p = model.calibrator.apply(raw, test)
-    baselines = baseline_scores(train, test)
+    # the baselines learn from the rows the judged model learnt from (the same `train.max_rows` cap)
+    baselines = baseline_scores(cap_rows(fit_rows, train.max_rows, train.seed), test)
     report: dict = {
         "rows": len(test),
         "churn_rate": float(y.mean()),
@@ -322,7 +324,11 @@ def main(
     # the model trained only on what was known at the test cutoffs; the scoring model saw them
     judged = ChurnModel.load(model_dir / EVALUATION_DIR)
     report, p, test, scores = evaluate(
-        snapshots=pd.read_parquet(snapshots_path), model=judged, summary=summary, params=params.evaluate
+        snapshots=pd.read_parquet(snapshots_path),
+        model=judged,
+        summary=summary,
+        params=params.evaluate,
+        train=params.train,
     )
     y = test[LABEL].to_numpy()
     tracking.configure(params.mlflow.experiment)
