@@ -97,3 +97,25 @@ def test_a_stream_that_fails_leaves_no_file(tmp_path):
         write(pd.DataFrame({"x": [1.0]}))
         raise RuntimeError("the query failed halfway")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_read_parquet_gives_the_frame_pandas_gives(tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    from pipeline.core.io import read_parquet, write_parquet
+
+    frame = pd.DataFrame(
+        {
+            "customer_id": ["a", "b", "c"],
+            "cutoff": pd.to_datetime(["2024-01-01"] * 3).astype("datetime64[us]"),
+            "horizon_days": np.int32(90),
+            "gap_std": [1.5, np.nan, 2.0],
+            "country": ["UK", None, "FR"],
+            "churned": np.array([1, 0, 1], dtype="int8"),
+        }
+    )
+    write_parquet(frame, tmp_path / "t.parquet")
+    read = read_parquet(tmp_path / "t.parquet")
+    assert read.equals(pd.read_parquet(tmp_path / "t.parquet")) and (read.dtypes == frame.dtypes).all()
+    assert read_parquet(tmp_path / "t.parquet", columns=["churned"]).columns.tolist() == ["churned"]

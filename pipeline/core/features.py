@@ -26,7 +26,7 @@ from pipeline.core.btyd import BGNBD, ParetoNBD, Summary, btyd_predictions, fit_
 from pipeline.core.cutoffs import Schedule, ScheduleError, SplitNeeds, plan_schedule
 from pipeline.core.engine import record_batches
 from pipeline.core.errors import PipelineError
-from pipeline.core.io import parquet_stream
+from pipeline.core.io import parquet_stream, read_parquet
 from pipeline.core.orders import DAY_SECONDS, EXACT, orders_from_lines, to_days, to_exact, to_float
 from pipeline.core.params import FeaturizeParams
 from pipeline.core.tables import HORIZON, KEYS, LABEL
@@ -500,4 +500,4 @@ def make_snapshots(lines: ir.Table, params: FeaturizeParams, needs: SplitNeeds) 
     that use them at once."""
     with tempfile.TemporaryDirectory() as tmp:
         snaps = write_snapshots(lines, params, needs, train_out=Path(tmp) / "train.parquet")
-        return dataclasses.replace(snaps, train=pd.read_parquet(Path(tmp) / "train.parquet"))
+        return dataclasses.replace(snaps, train=read_parquet(Path(tmp) / "train.parquet"))

@@ -24,7 +24,7 @@ from mlflow.tracking import MlflowClient
 
 from pipeline.core import registry, tracking
 from pipeline.core.fitting import Fitted, fit_churn_model, preflight, select, split_snapshots
-from pipeline.core.io import atomic_path, write_json
+from pipeline.core.io import atomic_path, read_parquet, write_json
 from pipeline.core.model import (
     CALIBRATOR_FILE,
     EVALUATION_DIR,
@@ -68,7 +68,7 @@ def main(params_path: Path, snapshots_path: Path, out_dir: Path, run_out: Path) 
     from pipeline.core.params import load_params
 
     params: Params = load_params(params_path)
-    snapshots = pd.read_parquet(snapshots_path)
+    snapshots = read_parquet(snapshots_path)
     split = split_snapshots(snapshots, params.train)
     train, test = select(snapshots, split.train), select(snapshots, split.test)
     preflight({"training": train, "test": test}, params.train)
