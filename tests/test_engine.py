@@ -31,3 +31,18 @@ def test_record_batches_come_in_pieces_of_the_asked_size_in_ibis_types():
     # DuckDB sums integers into a 128-bit decimal; the pieces carry Ibis's int64
     assert all(p.schema == pa.schema([("k", pa.int64()), ("total", pa.int64())]) for p in pieces)
     assert pa.concat_tables(pieces).to_pydict() == {"k": [1, 2, 3, 4], "total": [11, 7, 27, 11]}
+
+
+def test_without_a_spill_folder_duckdb_spills_to_a_private_folder_of_its_own_removed_with_it():
+    import gc
+    import tempfile
+    from pathlib import Path
+
+    con = connect(PARAMS.model_copy(update={"memory_limit": "512MB", "temp_directory": None}))
+    [(spill,)] = con.raw_sql("SELECT current_setting('temp_directory')").fetchall()
+    folder = Path(spill)
+    assert folder.parent == Path(tempfile.gettempdir()) and folder.name.startswith("churn-duckdb-")
+    assert folder.is_dir() and folder.stat().st_mode & 0o077 == 0  # nobody else's to read
+    del con
+    gc.collect()
+    assert not folder.exists()

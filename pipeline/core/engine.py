@@ -10,7 +10,10 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 import os
+import shutil
 import sys
+import tempfile
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,8 +32,17 @@ def connect(params: FeaturizeParams) -> ibis.BaseBackend:
     if params.backend == "duckdb":
         if params.temp_directory:  # fail now, not when the first spill comes an hour in
             usable_folder(Path(params.temp_directory))
-        settings = {"memory_limit": params.memory_limit, "temp_directory": params.temp_directory}
-        return ibis.duckdb.connect(**{k: v for k, v in settings.items() if v is not None})
+            spill = params.temp_directory
+        else:
+            # DuckDB's own default is `.tmp` in the working folder, which may not be writable, and
+            # a shared folder under the system's would belong to whoever made it first: a private
+            # folder of this connection's, removed with it
+            spill = tempfile.mkdtemp(prefix="churn-duckdb-")
+        settings = {"memory_limit": params.memory_limit, "temp_directory": spill}
+        backend = ibis.duckdb.connect(**{k: v for k, v in settings.items() if v is not None})
+        if not params.temp_directory:
+            weakref.finalize(backend, shutil.rmtree, spill, True)
+        return backend
     return ibis.pyspark.connect(spark_session(params))
 
 

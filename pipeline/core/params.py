@@ -142,7 +142,9 @@ class FeaturizeParams(_Frozen):
         return self.horizon_days
 
     # DuckDB's memory limit (e.g. "2GB"; null = its default, 80% of RAM) and where it spills beyond it
-    memory_limit: str | None = None
+    # DuckDB's memory for the feature queries; beyond it they spill to `temp_directory` (null: a
+    # private folder under the system's temporary folder). Null: DuckDB's default, 80% of the RAM
+    memory_limit: str | None = "2GB"
     temp_directory: str | None = None
 
 
