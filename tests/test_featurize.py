@@ -53,3 +53,18 @@ def test_the_training_file_is_the_same_bytes_whatever_the_piece_and_row_group_si
     monkeypatch.setattr(io, "ROW_GROUP_ROWS", 3)
     write_snapshots(ibis.memtable(LINES), spec, SplitNeeds(1, 1), train_out=tmp_path / "groups.parquet")
     assert pd.read_parquet(tmp_path / "groups.parquet").equals(pd.read_parquet(tmp_path / "whole.parquet"))
+
+
+def test_no_eligible_customer_at_any_cutoff_is_one_clear_error_and_leaves_no_file(tmp_path, monkeypatch):
+    import pytest
+
+    from pipeline.core import features
+    from pipeline.core.cutoffs import ScheduleError
+
+    spec = PARAMS.model_copy(update={"horizon_days": 30, "eligibility_lookback_days": 60, "n_cutoffs": 8})
+    monkeypatch.setattr(features, "record_batches", lambda expr, rows: iter(()))
+    with pytest.raises(ScheduleError, match="no customer is eligible at any cutoff"):
+        features.write_snapshots(
+            ibis.memtable(LINES), spec, SplitNeeds(1, 1), train_out=tmp_path / "t.parquet"
+        )
+    assert list(tmp_path.iterdir()) == []

@@ -472,8 +472,8 @@ def write_snapshots(
             check_finite(piece, "training snapshots")
             write(piece)
             counts.append(piece.groupby("cutoff")[LABEL].agg(rows="size", churned="sum"))
-    if not counts:
-        raise ScheduleError("no customer is eligible at any cutoff: nothing to train on")
+        if not counts:  # inside the stream: no empty file is left behind
+            raise ScheduleError("no customer is eligible at any cutoff: nothing to train on")
     by_cutoff = pd.concat(counts).groupby(level=0).sum()
     score = finish(
         btyd.outputs(build_features(lines, [score_date], params).to_pandas(), params.horizon), params.horizon
