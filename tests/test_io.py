@@ -80,9 +80,19 @@ def test_a_table_streamed_in_pieces_is_byte_identical_to_the_whole_written_at_on
         import pyarrow.parquet as pq
 
         pq.write_table(pa.Table.from_pandas(whole, preserve_index=False), tmp, row_group_size=4)
+    written: list[int] = []
+
+    class Spy(pq.ParquetWriter):
+        def write_table(self, table, *args, **kwargs):
+            written.append(len(table))
+            super().write_table(table, *args, **kwargs)
+
+    monkeypatch.setattr(io.pq, "ParquetWriter", Spy)
     with io.parquet_stream(tmp_path / "pieces.parquet") as write:
         for start, stop in ((0, 3), (3, 3), (3, 9), (9, 10)):
             write(whole.iloc[start:stop])
+    # each full row group goes out as soon as it is complete: never more than one is held
+    assert written == [4, 4, 2]
     assert (tmp_path / "pieces.parquet").read_bytes() == (tmp_path / "whole.parquet").read_bytes()
     assert pq.ParquetFile(tmp_path / "pieces.parquet").metadata.num_row_groups == 3
 
