@@ -1,7 +1,7 @@
 """Benchmark: training the churn model on the sample's snapshots, against the gradient boosting a
 scikit-learn user would reach for, side by side in one run.
 
-The input is data/features/train.parquet (run `dvc repro` first), split as the train stage splits
+The input is data/features/train (run `dvc repro` first), split as the train stage splits
 it (purged: training cutoffs, validation cutoffs, the held-out test cutoff); `--copies k` repeats
 the training rows k times with suffixed ids, for the time at a larger size. Contenders, each in its
 own process, interleaved over the repeats:
@@ -29,8 +29,9 @@ from sklearn.metrics import roc_auc_score
 from pipeline.core.model import feature_columns, model_frame
 from pipeline.core.params import load_params
 from pipeline.core.fitting import fit, select, split_snapshots
+from pipeline.core.partitions import read_snapshots
 params = load_params("params.yaml").train
-snapshots = pd.read_parquet("data/features/train.parquet")
+snapshots = read_snapshots("data/features/train")
 split = split_snapshots(snapshots, params)
 train, valid, test = (select(snapshots, c) for c in (split.train, split.valid, split.test))
 train = pd.concat([train.assign(customer_id=train.customer_id + f"-{k}") for k in range(COPIES)],

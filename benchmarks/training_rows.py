@@ -1,14 +1,14 @@
 """Benchmark: held-out quality and cost of the churn model against the number of training rows, the
 curve `train.max_rows` is chosen from.
 
-Reads a training snapshot file (featurize's `train.parquet`), splits it as the train stage splits
+Reads the training snapshots (featurize's folder `train`, or one Parquet file), splits it as the train stage splits
 it (training cutoffs, the held-out test cutoff), and for each cap trains the stage's recipe
 (`fit_churn_model`, blend and all) on the training cutoffs cut to that many rows by the rule the
 stage uses (`fitting.cap_rows`: every row of a hash-chosen share of customers), in a process of
 its own. Prints the rows used, ROC AUC and PR AUC on the whole test cutoff, seconds and peak MiB.
 A cap of 0 means every row.
 
-    python benchmarks/training_rows.py --snapshots /tmp/s10/train.parquet \
+    python benchmarks/training_rows.py --snapshots /tmp/s10/train \
         --rows 250000 500000 1000000 2000000 0
 """
 
@@ -24,9 +24,10 @@ SETUP = """
 import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 from pipeline.core.fitting import cap_rows, fit_churn_model, select, split_snapshots
+from pipeline.core.partitions import read_snapshots
 from pipeline.core.params import load_params
 params = load_params("params.yaml").train.model_copy(update={{"max_rows": {cap} or None}})
-snapshots = pd.read_parquet({snapshots!r})
+snapshots = read_snapshots({snapshots!r})
 split = split_snapshots(snapshots, params)
 train, test = select(snapshots, split.train), select(snapshots, split.test)
 """

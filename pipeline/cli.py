@@ -21,7 +21,9 @@ def _opt(help_text: str) -> object:
 
 
 # options several stages share
-SnapshotsOpt = Annotated[Path, _opt("Labelled training snapshots (Parquet).")]
+SnapshotsOpt = Annotated[
+    Path, _opt("Labelled training snapshots: the folder featurize writes, or one Parquet file.")
+]
 ScoringSnapshotOpt = Annotated[Path, _opt("Scoring snapshot (Parquet).")]
 RunOpt = Annotated[Path, _opt("The training's MLflow run id and model version (JSON).")]
 ChampionOpt = Annotated[Path, typer.Option("--model-dir", help="Champion model folder.")]
@@ -139,7 +141,10 @@ def featurize(
             "Validated transactions (Parquet): a local path, or with the pyspark backend a URL Spark reads."
         ),
     ],
-    train: Annotated[Path, _opt("Labelled training snapshots (Parquet).")],
+    train: Annotated[
+        Path,
+        _opt("Folder for the labelled training snapshots: one Parquet file per cutoff, kept and reused."),
+    ],
     score: Annotated[Path, _opt("Scoring snapshot (Parquet).")],
     fits: Annotated[Path, _opt("For later stages: scoring date, schedule used, BTYD fits (JSON).")],
     metrics: Annotated[Path, _opt("Snapshot counts, churn rates, BTYD fits, horizon report (JSON).")],

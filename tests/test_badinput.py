@@ -399,9 +399,10 @@ def test_29_no_non_churners_at_any_cutoff_is_refused_with_the_reason():
     lines = _lines(300, 200)  # orders 200 days apart: within 120 days of one, none comes in the next 30
     with pytest.raises(TrainError) as err:
         preflight(_parts(lines), params)
-    # each customer is eligible at the 8 of the 12 cutoffs that fall within 120 days of an order
+    # each customer's last order before the 12 cutoffs (2026-03-16 .. 08-17) is of 2026-03-11: it is
+    # eligible at the 9 up to 07-06, within 120 days of it
     assert str(err.value) == (
-        "cannot train on these snapshots:\n  the training cutoffs hold 2400 churners and 0 non-churners; "
+        "cannot train on these snapshots:\n  the training cutoffs hold 2700 churners and 0 non-churners; "
         "each needs at least train.min_class_rows = 30. A horizon this long labels nearly everyone churned; "
         "change featurize.horizon_days or add cutoffs"
     )

@@ -1,4 +1,5 @@
 import datetime as dt
+import itertools
 
 import pandas as pd
 import pytest
@@ -6,11 +7,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.core.cutoffs import (
+    GRID_ANCHOR,
     MIN_HISTORY_DAYS,
     ScheduleError,
     SplitNeeds,
     cutoffs_needed,
     iso_week_label,
+    latest_cutoff,
     plan_schedule,
     training_cutoffs,
 )
@@ -25,10 +28,27 @@ NEEDS = SplitNeeds(test_cutoffs=1, origins=3)
 D = dt.date.fromisoformat
 
 
-def test_schedule_ends_where_the_last_label_window_closes():
+def test_schedule_ends_at_the_last_grid_date_whose_label_window_closed():
+    # 2026-11-16 - 90 days = Tuesday 2026-08-18; the 14-day grid from Monday 1970-01-05 has 08-17
     cutoffs = training_cutoffs(dt.date(2026, 11, 16), horizon_days=90, every_days=14, n_cutoffs=3)
-    assert cutoffs == [dt.date(2026, 7, 21), dt.date(2026, 8, 4), dt.date(2026, 8, 18)]
-    assert cutoffs[-1] + dt.timedelta(days=90) == dt.date(2026, 11, 16)
+    assert cutoffs == [dt.date(2026, 7, 20), dt.date(2026, 8, 3), dt.date(2026, 8, 17)]
+    assert latest_cutoff(dt.date(2026, 11, 15), 90, 14) == dt.date(2026, 8, 17)  # 08-17 + 90 days
+    assert latest_cutoff(dt.date(2026, 11, 14), 90, 14) == dt.date(2026, 8, 3)
+    assert all((c - GRID_ANCHOR).days % 14 == 0 and c.weekday() == 0 for c in cutoffs)
+
+
+def test_next_weeks_schedule_keeps_every_cutoff_but_adds_at_most_one():
+    # the scoring date moves a week at a time; a 14-day grid keeps all cutoffs one week, and
+    # drops the oldest for a new one the next
+    weeks = [
+        training_cutoffs(
+            dt.date(2026, 11, 16) + dt.timedelta(days=7 * k), horizon_days=90, every_days=14, n_cutoffs=24
+        )
+        for k in range(4)
+    ]
+    for before, after in itertools.pairwise(weeks):
+        assert len(set(after) - set(before)) <= 1 and len(set(before) & set(after)) >= 23
+    assert weeks[0] == weeks[1] and weeks[2] == [*weeks[1][1:], dt.date(2026, 8, 31)]
 
 
 def test_cutoffs_needed_counts_a_horizon_before_the_earliest_origin_and_the_origins():
@@ -40,21 +60,24 @@ def test_cutoffs_needed_counts_a_horizon_before_the_earliest_origin_and_the_orig
 def test_a_long_history_keeps_the_declared_spec():
     s = plan_schedule(first_day=D("2024-05-06"), score_date=D("2026-11-17"), spec=SPEC, needs=NEEDS)
     assert (s.horizon_days, s.every_days, s.lookback_days, len(s.cutoffs)) == (90, 14, 365, 24)
-    assert (s.cutoffs[0], s.cutoffs[-1]) == (D("2025-10-01"), D("2026-08-19"))
+    assert (s.cutoffs[0], s.cutoffs[-1]) == (D("2025-09-29"), D("2026-08-17"))
     assert s.changes == () and s.history_days is None
 
 
 def test_a_two_year_history_fits_fewer_cutoffs():
-    # Online Retail II: 2009-12-01 .. 2011-12-09; (739 - 365 - 90) // 14 + 1 = 21 cutoffs fit
+    # Online Retail II: 2009-12-01 .. 2011-12-09; the last cutoff is 2011-09-05, 6 days before
+    # 2011-12-10 - 90 on the 14-day grid: (739 - 90 - 6 - 365) // 14 + 1 = 20 cutoffs fit
     s = plan_schedule(first_day=D("2009-12-01"), score_date=D("2011-12-10"), spec=SPEC, needs=NEEDS)
-    assert (s.horizon_days, s.lookback_days, len(s.cutoffs)) == (90, 365, 21)
-    assert s.changes == ("n_cutoffs 24 -> 21",)
+    assert (s.horizon_days, s.lookback_days, len(s.cutoffs)) == (90, 365, 20)
+    assert s.cutoffs[-1] == D("2011-09-05")
+    assert s.changes == ("n_cutoffs 24 -> 20",)
     assert s.cutoffs[0] - dt.timedelta(days=365) >= D("2009-12-01")
 
 
 def test_an_eighteen_month_history_keeps_the_horizon_and_needs_less_history_before_the_first_cutoff():
-    # CDNOW, 546 days, H = 180: 24 cutoffs every 14 days leave 546 - 180 - 23 * 14 = 44 days before
-    # the first; who is eligible (ordered within 365 days) does not change
+    # CDNOW, 546 days, H = 180: the last cutoff is on the grid 4 days before 1998-07-01 - 180, and
+    # 24 cutoffs every 14 days leave 546 - 180 - 4 - 23 * 14 = 40 days before the first; who is
+    # eligible (ordered within 365 days) does not change
     s = plan_schedule(
         first_day=D("1997-01-01"),
         score_date=D("1998-07-01"),
@@ -65,22 +88,24 @@ def test_an_eighteen_month_history_keeps_the_horizon_and_needs_less_history_befo
         180,
         14,
         365,
-        44,
+        40,
         24,
     )
-    assert s.changes == ("history before the first cutoff (days) 365 -> 44",)
-    assert (s.cutoffs[0], s.cutoffs[-1]) == (D("1997-02-14"), D("1998-01-02"))
+    assert s.changes == ("history before the first cutoff (days) 365 -> 40",)
+    assert (s.cutoffs[0], s.cutoffs[-1]) == (D("1997-02-10"), D("1997-12-29"))
 
 
 def test_a_four_month_history_never_changes_a_declared_horizon():
-    # 120 days: H = 90 needs 28 days of data, then 13 + 3 weekly cutoffs, then 90: 28 + 105 + 90 = 223
+    # 120 days: H = 90 needs 28 days of data, then 13 + 3 weekly cutoffs, then 90, and the 4 days
+    # from the last cutoff on the weekly grid to 2001-03-01 - 90: 28 + 105 + 90 + 4 = 227
     with pytest.raises(ScheduleError) as err:
         plan_schedule(first_day=D("2000-11-01"), score_date=D("2001-03-01"), spec=SPEC, needs=NEEDS)
     assert str(err.value) == (
-        "the history from 2000-11-01 to 2001-03-01 spans 120 days, shorter than the 223 days a 90-day "
+        "the history from 2000-11-01 to 2001-03-01 spans 120 days, shorter than the 227 days a 90-day "
         "horizon needs: 28 days of data before the first cutoff, then 16 cutoffs every 7 days (each of "
         "the 3 test/backtest origin(s) needs a cutoff whose 90-day label window closed by it), and the "
-        "last label window. Lower featurize.horizon_days, lower backtest.origins, or use a longer export"
+        "last label window, 4 day(s) more as cutoffs fall on a 7-day grid. Lower featurize.horizon_days, "
+        "lower backtest.origins, or use a longer export"
     )
 
 
@@ -105,7 +130,8 @@ def test_without_adapting_a_short_history_is_refused_with_the_arithmetic():
             needs=NEEDS,
         )
     message = str(err.value)
-    assert "spans 546 days, shorter than the 581 days a 90-day horizon needs" in message
+    # 365 + 90 + 9 * 14 = 581, and 10 days from the last grid date to 1998-07-01 - 90
+    assert "spans 546 days, shorter than the 591 days a 90-day horizon needs" in message
     assert "a 365-day eligibility lookback before the first cutoff" in message
     assert "set featurize.adapt_to_history: true" in message
 
@@ -152,7 +178,8 @@ def test_every_planned_schedule_fits_and_splits_and_every_refusal_is_owed_to_the
         spacings = [every, min(every, 7)] if adapt else [every]
         least = MIN_HISTORY_DAYS if adapt else lookback
         fits = any(
-            span - least - horizon >= (cutoffs_needed(horizon, e, needs) - 1) * e
+            (latest_cutoff(score, horizon, e) - first).days - least
+            >= (cutoffs_needed(horizon, e, needs) - 1) * e
             and (adapt or n_cutoffs >= cutoffs_needed(horizon, e, needs))
             for e in spacings
         )

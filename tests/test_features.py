@@ -148,10 +148,11 @@ def test_label_window_is_half_open_at_its_end():
 def test_make_snapshots_resolves_the_scoring_date_from_the_data():
     spec = PARAMS.model_copy(update={"horizon_days": 30, "eligibility_lookback_days": 60, "n_cutoffs": 8})
     snaps = make_snapshots(ibis.memtable(LINES), spec, SplitNeeds(1, 1))
-    # last order 2024-05-15 12:00: scoring date is the next day; cutoffs end 30 days before it
+    # last order 2024-05-15 12:00: scoring date is the next day; cutoffs end on the last date of
+    # the 14-day grid at least 30 days before it (2024-04-16 is a Tuesday)
     assert snaps.score_date == dt.date(2024, 5, 16)
-    assert snaps.schedule.cutoffs == [dt.date(2024, 1, 9) + dt.timedelta(days=14 * k) for k in range(8)]
-    assert snaps.schedule.cutoffs[-1] == dt.date(2024, 4, 16)
+    assert snaps.schedule.cutoffs == [dt.date(2024, 1, 8) + dt.timedelta(days=14 * k) for k in range(8)]
+    assert snaps.schedule.cutoffs[-1] == dt.date(2024, 4, 15)
     assert snaps.train["horizon_days"].unique().tolist() == [30]
     assert snaps.score["horizon_days"].unique().tolist() == [30]
     assert "churned" not in snaps.score.columns
@@ -165,12 +166,13 @@ def test_make_snapshots_resolves_the_scoring_date_from_the_data():
 
 def test_make_snapshots_keeps_the_horizon_on_a_short_history_and_records_what_changed():
     # 2023-10-01 .. 2024-05-16 is 228 days: too short for a 365-day lookback before the first cutoff.
-    # H = 90 needs ceil(90 / 14) + 1 = 8 cutoffs: 228 - 90 - 7 x 14 = 40 days of data before the first
+    # H = 90 needs ceil(90 / 14) + 1 = 8 cutoffs, the last on the grid 11 days before 2024-05-16 - 90:
+    # 228 - 90 - 11 - 7 x 14 = 29 days of data before the first
     spec = PARAMS.model_copy(
         update={"adapt_to_history": True, "horizon_candidates": [30, 90], "n_cutoffs": 2}
     )
     snaps = make_snapshots(ibis.memtable(LINES[LINES["customer_id"] != "X"]), spec, SplitNeeds(1, 1))
-    assert snaps.schedule.changes == ("history before the first cutoff (days) 365 -> 40", "n_cutoffs 2 -> 8")
+    assert snaps.schedule.changes == ("history before the first cutoff (days) 365 -> 29", "n_cutoffs 2 -> 8")
     assert len(snaps.schedule.cutoffs) == cutoffs_needed(90, 14, SplitNeeds(1, 1)) == 8
     assert snaps.train["horizon_days"].unique().tolist() == [90]
     assert snaps.train["cutoff"].nunique() == 8

@@ -4,7 +4,6 @@ import datetime as dt
 import json
 
 import ibis
-import pandas as pd
 
 from pipeline.core.cutoffs import SplitNeeds
 from pipeline.core.features import make_snapshots
@@ -34,25 +33,19 @@ def test_fits_json_is_the_typed_record_score_report_and_truth_read(tmp_path):
     assert {k: metrics[k] for k in fits(snaps)} == fits(snaps)
 
 
-def test_the_training_file_is_the_same_bytes_whatever_the_piece_and_row_group_sizes(tmp_path, monkeypatch):
-    from pipeline.core import features, io
+def test_the_training_files_are_the_same_bytes_whatever_the_row_group_size(tmp_path, monkeypatch):
+    from pipeline.core import io
     from pipeline.core.features import write_snapshots
+    from pipeline.core.partitions import read_snapshots
 
     spec = PARAMS.model_copy(update={"horizon_days": 30, "eligibility_lookback_days": 60, "n_cutoffs": 8})
-    whole = write_snapshots(
-        ibis.memtable(LINES), spec, SplitNeeds(1, 1), train_out=tmp_path / "whole.parquet"
-    )
-    monkeypatch.setattr(features, "PIECE_ROWS", 2)
-    pieces = write_snapshots(
-        ibis.memtable(LINES), spec, SplitNeeds(1, 1), train_out=tmp_path / "pieces.parquet"
-    )
-    assert (tmp_path / "pieces.parquet").read_bytes() == (tmp_path / "whole.parquet").read_bytes()
-    assert pieces.by_cutoff.equals(whole.by_cutoff) and whole.train is None
-    assert int(whole.by_cutoff["rows"].sum()) == len(pd.read_parquet(tmp_path / "whole.parquet")) > 4
-    # with row groups smaller than the pieces the rows and values stay the same
-    monkeypatch.setattr(io, "ROW_GROUP_ROWS", 3)
-    write_snapshots(ibis.memtable(LINES), spec, SplitNeeds(1, 1), train_out=tmp_path / "groups.parquet")
-    assert pd.read_parquet(tmp_path / "groups.parquet").equals(pd.read_parquet(tmp_path / "whole.parquet"))
+    whole = write_snapshots(ibis.memtable(LINES), spec, SplitNeeds(1, 1), train_out=tmp_path / "whole")
+    assert whole.train is None
+    assert int(whole.by_cutoff["rows"].sum()) == len(read_snapshots(tmp_path / "whole")) > 4
+    # with row groups smaller than a cutoff's rows the rows and values stay the same
+    monkeypatch.setattr(io, "ROW_GROUP_ROWS", 1)
+    write_snapshots(ibis.memtable(LINES), spec, SplitNeeds(1, 1), train_out=tmp_path / "groups")
+    assert read_snapshots(tmp_path / "groups").equals(read_snapshots(tmp_path / "whole"))
 
 
 def test_no_eligible_customer_at_any_cutoff_is_one_clear_error_and_leaves_no_file(tmp_path, monkeypatch):
@@ -64,7 +57,5 @@ def test_no_eligible_customer_at_any_cutoff_is_one_clear_error_and_leaves_no_fil
     spec = PARAMS.model_copy(update={"horizon_days": 30, "eligibility_lookback_days": 60, "n_cutoffs": 8})
     monkeypatch.setattr(features, "record_batches", lambda expr, rows: iter(()))
     with pytest.raises(ScheduleError, match="no customer is eligible at any cutoff"):
-        features.write_snapshots(
-            ibis.memtable(LINES), spec, SplitNeeds(1, 1), train_out=tmp_path / "t.parquet"
-        )
+        features.write_snapshots(ibis.memtable(LINES), spec, SplitNeeds(1, 1), train_out=tmp_path / "train")
     assert list(tmp_path.iterdir()) == []

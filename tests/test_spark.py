@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from pipeline.core.features import build_features, finish, training_snapshots
+from pipeline.core.partitions import read_snapshots
 from tests.conftest import ROOT, featurize_params
 
 pyspark = pytest.importorskip("pyspark", reason="pyspark is in the test extras; CI installs it")
@@ -82,15 +83,15 @@ def test_the_featurize_stage_gives_the_same_snapshots_on_either_backend(spark, s
         featurize.main(
             params_path=tmp_path / f"{backend}.yaml",
             transactions=source,
-            train_out=out / "train.parquet",
+            train_out=out / "train",
             score_out=out / "score.parquet",
             fits_out=out / "fits.json",
             metrics_out=out / "featurize.json",
             horizon_out=out / "horizons.csv",
         )
         outputs[backend] = out
-    for name in ("train.parquet", "score.parquet"):
-        duck, spk = (pd.read_parquet(outputs[b] / name) for b in ("duckdb", "pyspark"))
+    for name in ("train", "score.parquet"):
+        duck, spk = (read_snapshots(outputs[b] / name) for b in ("duckdb", "pyspark"))
         assert len(duck) > 100
         pd.testing.assert_frame_equal(spk, duck, check_dtype=False, check_exact=True)
     for name in ("fits.json", "featurize.json"):

@@ -1,7 +1,6 @@
 """dvc.yaml, params.yaml and the code agree: every stage runs its own module through the CLI, lists
 that module in its deps, passes only options the command takes, and names params that exist."""
 
-import ast
 import json
 import re
 import shlex
@@ -12,6 +11,7 @@ import yaml
 from typer.testing import CliRunner
 
 from pipeline.cli import app
+from pipeline.core.sources import imports, reached
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
@@ -55,20 +55,8 @@ def _modules() -> list[str]:
     return sorted(str(f.relative_to(ROOT)) for f in (ROOT / "pipeline").rglob("*.py") if f.stem != "__init__")
 
 
-def _file(dotted: str) -> str | None:
-    path = dotted.replace(".", "/") + ".py"
-    return path if (ROOT / path).exists() else None
-
-
 def _imports(module: str) -> set[str]:
-    """The project modules `module` (a path under the root) imports, as paths."""
-    found = set()
-    for node in ast.walk(ast.parse((ROOT / module).read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("pipeline"):
-            for target in [node.module, *(f"{node.module}.{a.name}" for a in node.names)]:
-                if path := _file(target):
-                    found.add(path)
-    return found
+    return imports(module, ROOT)
 
 
 def _layer(module: str) -> str:
@@ -78,20 +66,7 @@ def _layer(module: str) -> str:
 
 def _reached(module: str) -> set[str]:
     """Every project module `module` imports, directly or through others, plumbing excluded."""
-    seen: set[str] = set()
-    todo = [module]
-    while todo:
-        for found in _imports(todo.pop()) - PLUMBING - seen - {module}:
-            seen.add(found)
-            todo.append(found)
-    return seen
-
-
-def test_the_import_walk_follows_imports_of_imports():
-    # score imports outreach, which imports btyd, which imports quadrature
-    score = "pipeline/stages/score.py"
-    assert "pipeline/core/quadrature.py" not in _imports(score)
-    assert {f"pipeline/core/{m}.py" for m in ("outreach", "btyd", "quadrature")} <= _reached(score)
+    return reached(module, skip=frozenset(PLUMBING), root=ROOT)
 
 
 def test_every_module_is_in_a_layer_and_the_layers_import_downwards_only():

@@ -4,7 +4,9 @@
 and the span of the data into the cutoffs the pipeline uses, after checking that the data can
 support them: every cutoff needs a full lookback of data before it and a closed label window after
 it, and there must be enough cutoffs for the purged train/validation/test split at every backtest
-origin. When it cannot, the spec either shrinks to fit (`adapt_to_history`) or is refused."""
+origin. When it cannot, the spec either shrinks to fit (`adapt_to_history`) or is refused.
+Cutoffs lie on a fixed grid of the spacing (`latest_cutoff`), so that a week later most of them
+are the same dates and their snapshots can be reused."""
 
 from __future__ import annotations
 
@@ -59,12 +61,24 @@ class Schedule:
         }
 
 
+# Cutoffs lie on a fixed grid: GRID_ANCHOR plus a whole number of spacings. Next week's run then
+# keeps every cutoff but the newest, so its snapshots can be reused (`features.write_snapshots`);
+# cutoffs counted back from each scoring date would all move by a week.
+GRID_ANCHOR = dt.date(1970, 1, 5)  # a Monday: 7- and 14-day grids fall on Mondays
+
+
+def latest_cutoff(score_date: dt.date, horizon_days: int, every_days: int) -> dt.date:
+    """The last grid date whose label window [cutoff, cutoff + horizon) closes on or before the
+    scoring date (up to `every_days - 1` days earlier than the scoring date minus the horizon)."""
+    last = score_date - dt.timedelta(days=horizon_days)
+    return last - dt.timedelta(days=(last - GRID_ANCHOR).days % every_days)
+
+
 def training_cutoffs(
     score_date: dt.date, horizon_days: int, every_days: int, n_cutoffs: int
 ) -> list[dt.date]:
-    """Cutoffs in ascending order, every `every_days`, the latest one being the last whose
-    label window [cutoff, cutoff + horizon) closes on or before the scoring date."""
-    latest = score_date - dt.timedelta(days=horizon_days)
+    """Cutoffs in ascending order, every `every_days` on the grid, the latest being `latest_cutoff`."""
+    latest = latest_cutoff(score_date, horizon_days, every_days)
     return [latest - dt.timedelta(days=every_days * k) for k in range(n_cutoffs)][::-1]
 
 
@@ -79,10 +93,11 @@ def cutoffs_needed(horizon_days: int, every_days: int, needs: SplitNeeds) -> int
 MIN_HISTORY_DAYS = 28
 
 
-def _fit(span: int, horizon: int, every: int, history: int, wanted: int, needs: SplitNeeds) -> int:
-    """How many cutoffs fit in `span` days with `history` days of data before the first one and a
-    closed label window after the last, capped at `wanted`; 0 when fewer than the split needs."""
-    room = span - history - horizon
+def _fit(room_days: int, horizon: int, every: int, history: int, wanted: int, needs: SplitNeeds) -> int:
+    """How many cutoffs fit from the first day to the latest cutoff (`room_days` apart) with
+    `history` days of data before the first one, capped at `wanted`; 0 when fewer than the split
+    needs."""
+    room = room_days - history
     fits = room // every + 1 if room >= 0 else 0
     return min(wanted, fits) if fits >= cutoffs_needed(horizon, every, needs) else 0
 
@@ -112,8 +127,9 @@ def plan_schedule(
                 f"horizon needs with cutoffs every {declared_every} days and "
                 f"{max(needs.test_cutoffs, needs.origins)} test/backtest origin(s)"
             )
+        latest = latest_cutoff(score_date, horizon, declared_every)
         n = _fit(
-            span=span,
+            room_days=(latest - first_day).days,
             horizon=horizon,
             every=declared_every,
             history=lookback,
@@ -135,11 +151,12 @@ def plan_schedule(
         for every in dict.fromkeys([declared_every, min(declared_every, WEEK)]):
             wanted = max(spec.n_cutoffs, cutoffs_needed(horizon, every, needs))
             # as many of the wanted cutoffs as fit with at least MIN_HISTORY_DAYS before the first
-            room = span - horizon - MIN_HISTORY_DAYS
+            to_latest = (latest_cutoff(score_date, horizon, every) - first_day).days
+            room = to_latest - MIN_HISTORY_DAYS
             n = min(wanted, room // every + 1) if room >= 0 else 0
             if n < cutoffs_needed(horizon, every, needs):
                 continue
-            history = min(lookback, span - horizon - (n - 1) * every)
+            history = min(lookback, to_latest - (n - 1) * every)
             return _schedule(
                 spec=spec,
                 score_date=score_date,
@@ -152,7 +169,8 @@ def plan_schedule(
     horizon = horizons[-1]
     every = min(declared_every, WEEK) if spec.adapt_to_history else declared_every
     need = cutoffs_needed(horizon, every, needs)
-    least = (MIN_HISTORY_DAYS if spec.adapt_to_history else lookback) + horizon + (need - 1) * every
+    to_grid = (score_date - dt.timedelta(days=horizon) - latest_cutoff(score_date, horizon, every)).days
+    least = (MIN_HISTORY_DAYS if spec.adapt_to_history else lookback) + horizon + (need - 1) * every + to_grid
     raise ScheduleError(
         f"the history from {first_day} to {score_date} spans {span} days, shorter than the {least} days "
         f"a {horizon}-day horizon needs: "
@@ -163,7 +181,9 @@ def plan_schedule(
         )
         + f", then {need} cutoffs every {every} days (each of the {max(needs.test_cutoffs, needs.origins)} "
         f"test/backtest origin(s) needs a cutoff whose {horizon}-day label window closed by it), and the "
-        f"last label window. Lower featurize.horizon_days"
+        f"last label window"
+        + (f", {to_grid} day(s) more as cutoffs fall on a {every}-day grid" if to_grid else "")
+        + ". Lower featurize.horizon_days"
         + ("" if spec.adapt_to_history else ", set featurize.adapt_to_history: true")
         + ", lower backtest.origins, or use a longer export"
     )

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
 import logging
 import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,9 +28,18 @@ from pipeline.core.btyd import BGNBD, ParetoNBD, Summary, btyd_predictions, fit_
 from pipeline.core.cutoffs import Schedule, ScheduleError, SplitNeeds, plan_schedule
 from pipeline.core.engine import record_batches
 from pipeline.core.errors import PipelineError
-from pipeline.core.io import parquet_stream, read_parquet
+from pipeline.core.io import parquet_stream
 from pipeline.core.orders import DAY_SECONDS, EXACT, orders_from_lines, to_days, to_exact, to_float
 from pipeline.core.params import FeaturizeParams
+from pipeline.core.partitions import (
+    Partition,
+    SnapshotFolder,
+    context_digest,
+    line_digests,
+    partition_key,
+    partition_metadata,
+    read_snapshots,
+)
 from pipeline.core.tables import HORIZON, KEYS, LABEL
 
 log = logging.getLogger(__name__)
@@ -36,6 +47,8 @@ log = logging.getLogger(__name__)
 YEAR_DAYS = 365
 CATEGORICAL_ATTRIBUTES = ("country", "channel")
 FLOAT_DECIMALS = 9
+# the row order of every snapshot table: cutoff by cutoff, so each cutoff's rows are one file
+SNAPSHOT_ORDER = ["cutoff", "customer_id"]
 
 
 def _distinct_before(
@@ -232,8 +245,8 @@ def customer_summary(lines: ir.Table, cutoffs: ir.Table) -> ir.Table:
 
 @dataclass(frozen=True)
 class BtydFits:
-    """The BG/NBD and Pareto/NBD fitted at each cutoff (warm-started from the cutoff before), and
-    their parameters by cutoff as fits.json records them."""
+    """The BG/NBD and Pareto/NBD fitted at each cutoff, and their parameters by cutoff as fits.json
+    records them."""
 
     models: dict[pd.Timestamp, tuple[BGNBD, ParetoNBD]]
     params: dict[str, dict]
@@ -255,26 +268,38 @@ class BtydFits:
         return frame.assign(**columns)
 
 
-def fit_btyd(summary: pd.DataFrame, params: FeaturizeParams) -> BtydFits:
+def fit_btyd(summaries: Iterable[tuple[dt.date, pd.DataFrame]], params: FeaturizeParams) -> BtydFits:
     """Each cutoff's models fitted by maximum likelihood on a fixed sample of every customer with
-    an order before it (`summary`, in (cutoff, customer) order), warm-started from the cutoff
-    before: neighbouring cutoffs have similar parameters."""
-    models, fitted, start = {}, {}, None
-    n_cutoffs = summary["cutoff"].nunique()
-    for k, (cutoff, at) in enumerate(summary.groupby("cutoff", sort=True), 1):
-        log.info(
-            "BTYD fits: cutoff %s (%d/%d), %d customers", pd.Timestamp(cutoff).date(), k, n_cutoffs, len(at)
-        )
+    an order before it (`summaries`: per cutoff, its rows in customer order). Every fit starts
+    from the same point, so a cutoff's fit depends on its own data only and a later run can reuse
+    it."""
+    models, fitted = {}, {}
+    for cutoff, at in summaries:
+        log.info("BTYD fits: cutoff %s, %d customers", cutoff, len(at))
         whole = Summary.from_days(at["n_orders"], at["recency_days"], at["tenure_days"])
         sample = fit_sample(whole, params.btyd_fit_customers, seed=int(pd.Timestamp(cutoff).value // 10**9))
-        bg, pnbd = fit_models(sample, start)
-        start = models[pd.Timestamp(cutoff)] = (bg, pnbd)
-        fitted[pd.Timestamp(cutoff).date().isoformat()] = {
+        bg, pnbd = models[pd.Timestamp(cutoff)] = fit_models(sample)
+        fitted[cutoff.isoformat()] = {
             "bgnbd": {k: round(float(v), 6) for k, v in vars(bg).items()},
             "pareto_nbd": {k: round(float(v), 6) for k, v in vars(pnbd).items()},
             "customers": len(at),
         }
     return BtydFits(models=models, params=fitted)
+
+
+def per_cutoff(expr: ir.Table) -> Iterator[tuple[dt.date, pd.DataFrame]]:
+    """The rows of `expr` (ordered by cutoff first) one cutoff at a time: never more than one
+    cutoff's rows and a piece in memory."""
+    held: list[pd.DataFrame] = []
+    for batch in record_batches(expr, PIECE_ROWS):
+        frame = batch.to_pandas()
+        for cutoff, rows in frame.groupby("cutoff", sort=False):
+            if held and held[0]["cutoff"].iloc[0] != cutoff:
+                yield pd.Timestamp(held[0]["cutoff"].iloc[0]).date(), pd.concat(held, ignore_index=True)
+                held = []
+            held.append(rows)
+    if held:
+        yield pd.Timestamp(held[0]["cutoff"].iloc[0]).date(), pd.concat(held, ignore_index=True)
 
 
 def horizon_report(
@@ -407,7 +432,7 @@ def check_finite(frame: pd.DataFrame, what: str) -> None:
 def finish(frame: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
     """Stable row order and dtypes, so the same input writes the same bytes."""
     frame = frame.assign(**{HORIZON: np.int32(horizon_days)})
-    frame = frame.sort_values(KEYS, kind="stable", ignore_index=True)
+    frame = frame.sort_values(SNAPSHOT_ORDER, kind="stable", ignore_index=True)
     front = [c for c in [*KEYS, HORIZON] if c in frame.columns]
     back = [LABEL] if LABEL in frame.columns else []
     middle = sorted(c for c in frame.columns if c not in front and c not in back)
@@ -428,9 +453,12 @@ PIECE_ROWS = 250_000
 def write_snapshots(
     lines: ir.Table, params: FeaturizeParams, needs: SplitNeeds, *, train_out: Path
 ) -> Snapshots:
-    """Labelled snapshots at the cutoffs the data supports (see `plan_schedule`), streamed to
-    `train_out` in (customer, cutoff) order piece by piece, and the scoring snapshot. `params` as
-    declared; the snapshots record the horizon actually used."""
+    """Labelled snapshots at the cutoffs the data supports (see `plan_schedule`), one Parquet file
+    per cutoff in the folder `train_out` (`partitions`), and the scoring snapshot. A cutoff whose
+    file is there under the key of its current inputs is reused, not recomputed, so the folder is
+    byte-identical to a full recomputation's. `params` as declared; the snapshots record the
+    horizon actually used."""
+    folder = SnapshotFolder(train_out)
     bounds = (
         lines.aggregate(
             first=lines.order_ts.min(), last=lines.order_ts.max(), customers=lines.customer_id.nunique()
@@ -459,22 +487,31 @@ def write_snapshots(
         }
     )
     cutoffs = schedule.cutoffs
-    summary = customer_summary(lines, cutoff_table([*cutoffs, score_date]))
+    horizon = dt.timedelta(days=params.horizon)
+    context = context_digest(params, lines.columns)
+    digests = line_digests(lines, [c + horizon for c in cutoffs])
+    keys = {c: partition_key(d, context) for c, d in zip(cutoffs, digests, strict=True)}
+    kept = {c: p for c in cutoffs if (p := folder.reusable(c, keys[c])) is not None}
+    missing = [c for c in cutoffs if c not in kept]
+    log.info("training snapshots: %d cutoff(s) reused, %d to compute", len(kept), len(missing))
+    summary = customer_summary(lines, cutoff_table([*missing, score_date]))
     # in (cutoff, customer) order: each cutoff's fit sample is drawn by position
-    ordered = summary.order_by(["cutoff", "customer_id"]).to_pyarrow()
-    btyd = fit_btyd(ordered.drop_columns(["customer_id"]).to_pandas(), params)
-    del ordered
-    counts = []
-    expr = training_snapshots(lines, cutoffs, params).order_by(KEYS)
-    with parquet_stream(train_out) as write:
-        for batch in record_batches(expr, PIECE_ROWS):
-            piece = finish(btyd.outputs(batch.to_pandas(), params.horizon), params.horizon)
-            check_finite(piece, "training snapshots")
-            write(piece)
-            counts.append(piece.groupby("cutoff")[LABEL].agg(rows="size", churned="sum"))
-        if not counts:  # inside the stream: no empty file is left behind
-            raise ScheduleError("no customer is eligible at any cutoff: nothing to train on")
-    by_cutoff = pd.concat(counts).groupby(level=0).sum()
+    btyd = fit_btyd(per_cutoff(summary.order_by(SNAPSHOT_ORDER)), params)
+    made = (
+        _write_partitions(lines=lines, cutoffs=missing, params=params, btyd=btyd, folder=folder, keys=keys)
+        if missing
+        else []
+    )
+    partitions = sorted([*kept.values(), *made], key=lambda p: p.cutoff)
+    if not partitions:
+        raise ScheduleError("no customer is eligible at any cutoff: nothing to train on")
+    folder.publish(partitions)
+    by_cutoff = pd.DataFrame(
+        {"rows": [p.rows for p in partitions], "churned": [p.churned for p in partitions]},
+        index=pd.DatetimeIndex([pd.Timestamp(p.cutoff) for p in partitions], name="cutoff").astype(
+            "datetime64[us]"
+        ),
+    )
     score = finish(
         btyd.outputs(build_features(lines, [score_date], params).to_pandas(), params.horizon), params.horizon
     )
@@ -482,22 +519,55 @@ def write_snapshots(
     horizons, gap_quantiles, reference = horizon_report(
         lines=lines, first_day=first_day, score_date=score_date, params=params
     )
+    btyd_params = {p.cutoff.isoformat(): p.btyd for p in partitions}
+    btyd_params[score_date.isoformat()] = btyd.params[score_date.isoformat()]
     return Snapshots(
         train=None,
         by_cutoff=by_cutoff,
         score=score,
         score_date=score_date,
         schedule=schedule,
-        btyd_params=btyd.params,
+        btyd_params=dict(sorted(btyd_params.items())),
         horizons=horizons,
         gap_quantiles=gap_quantiles,
         horizon_reference=reference,
     )
 
 
+def _write_partitions(
+    lines: ir.Table,
+    cutoffs: list[dt.date],
+    params: FeaturizeParams,
+    btyd: BtydFits,
+    folder: SnapshotFolder,
+    keys: dict[dt.date, str],
+) -> list[Partition]:
+    """The snapshots at `cutoffs`, streamed from the engine in (cutoff, customer) order piece by
+    piece, each cutoff's rows to its own file."""
+
+    def pieces() -> Iterator[tuple[dt.date, pd.DataFrame]]:
+        expr = training_snapshots(lines, cutoffs, params).order_by(SNAPSHOT_ORDER)
+        for batch in record_batches(expr, PIECE_ROWS):
+            piece = finish(btyd.outputs(batch.to_pandas(), params.horizon), params.horizon)
+            check_finite(piece, "training snapshots")
+            for cutoff, rows in piece.groupby("cutoff", sort=True):
+                yield pd.Timestamp(cutoff).date(), rows
+
+    made = []
+    for cutoff, parts in itertools.groupby(pieces(), key=lambda item: item[0]):
+        fit = btyd.params[cutoff.isoformat()]
+        rows = churned = 0
+        with parquet_stream(folder.path(cutoff, keys[cutoff]), metadata=partition_metadata(fit)) as write:
+            for _, part in parts:
+                write(part)
+                rows, churned = rows + len(part), churned + int(part[LABEL].sum())
+        made.append(Partition(cutoff=cutoff, key=keys[cutoff], rows=rows, churned=churned, btyd=fit))
+    return made
+
+
 def make_snapshots(lines: ir.Table, params: FeaturizeParams, needs: SplitNeeds) -> Snapshots:
     """`write_snapshots` with the training snapshots read back into memory, for commands and tests
     that use them at once."""
     with tempfile.TemporaryDirectory() as tmp:
-        snaps = write_snapshots(lines, params, needs, train_out=Path(tmp) / "train.parquet")
-        return dataclasses.replace(snaps, train=read_parquet(Path(tmp) / "train.parquet"))
+        snaps = write_snapshots(lines, params, needs, train_out=Path(tmp) / "train")
+        return dataclasses.replace(snaps, train=read_snapshots(Path(tmp) / "train"))

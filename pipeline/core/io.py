@@ -151,11 +151,14 @@ ROW_GROUP_ROWS = 1024 * 1024
 
 
 @contextlib.contextmanager
-def parquet_stream(path: Path) -> Iterator[Callable[[pd.DataFrame], None]]:
+def parquet_stream(
+    path: Path, metadata: dict[bytes, bytes] | None = None
+) -> Iterator[Callable[[pd.DataFrame], None]]:
     """Write a table piece by piece, atomically, holding at most one row group in memory: yields
     `write(frame)`; the pieces are cut into row groups of ROW_GROUP_ROWS whatever their sizes, so
     the file is byte-identical to `write_parquet` of all the pieces concatenated. The schema is
-    the first piece's (later pieces are cast to it); at least one piece must be written."""
+    the first piece's (later pieces are cast to it), with `metadata` added to its key-value
+    metadata; at least one piece must be written."""
     with atomic_path(path) as tmp:
         writer: pq.ParquetWriter | None = None
         pending: list[pa.Table] = []
@@ -174,6 +177,8 @@ def parquet_stream(path: Path) -> Iterator[Callable[[pd.DataFrame], None]]:
             nonlocal writer, held
             table = pa.Table.from_pandas(frame, preserve_index=False)
             if writer is None:
+                if metadata:
+                    table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
                 writer = pq.ParquetWriter(tmp, table.schema)
             elif table.schema != writer.schema:
                 table = table.cast(writer.schema)

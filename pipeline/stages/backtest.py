@@ -18,9 +18,10 @@ import pandas as pd
 from pipeline.core import tracking
 from pipeline.core.baselines import baseline_scores
 from pipeline.core.fitting import TrainError, cap_rows, fit_churn_model, select, split_snapshots
-from pipeline.core.io import atomic_path, csv_bytes, read_json, read_parquet, write_headline, write_json
+from pipeline.core.io import atomic_path, csv_bytes, read_json, write_headline, write_json
 from pipeline.core.metrics import best_baseline, classification_metrics
 from pipeline.core.params import Params
+from pipeline.core.partitions import read_snapshots
 from pipeline.core.tables import LABEL
 
 log = logging.getLogger(__name__)
@@ -127,7 +128,7 @@ def main(
     from pipeline.core.params import load_params
 
     params = load_params(params_path)
-    table = backtest(read_parquet(snapshots_path), params, params.backtest.origins)
+    table = backtest(read_snapshots(snapshots_path), params, params.backtest.origins)
     result = write_outputs(
         table=table, metrics_out=metrics_out, table_out=table_out, auc_out=auc_out, figure_out=figure_out
     )

@@ -34,9 +34,10 @@ from pipeline.core.baselines import baseline_scores
 from pipeline.core.calibration import expected_calibration_error, reliability_table
 from pipeline.core.errors import SnapshotError
 from pipeline.core.fitting import cap_rows
-from pipeline.core.io import atomic_path, csv_bytes, read_json, read_parquet, write_headline, write_json
+from pipeline.core.io import atomic_path, csv_bytes, read_json, write_headline, write_json
 from pipeline.core.model import EVALUATION_DIR, SUMMARY_FILE, ChurnModel, risk_deciles
 from pipeline.core.params import EvaluateParams, TrainParams
+from pipeline.core.partitions import read_snapshots
 from pipeline.core.tables import LABEL
 
 log = logging.getLogger(__name__)
@@ -324,7 +325,7 @@ def main(
     # the model trained only on what was known at the test cutoffs; the scoring model saw them
     judged = ChurnModel.load(model_dir / EVALUATION_DIR)
     report, p, test, scores = evaluate(
-        snapshots=read_parquet(snapshots_path),
+        snapshots=read_snapshots(snapshots_path),
         model=judged,
         summary=summary,
         params=params.evaluate,

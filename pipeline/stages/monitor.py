@@ -19,9 +19,10 @@ import pandas as pd
 from pipeline.core import tracking
 from pipeline.core.contributions import BASE, contributions, evenly_spaced
 from pipeline.core.errors import PipelineError
-from pipeline.core.io import read_parquet, write_csv, write_headline, write_json
+from pipeline.core.io import write_csv, write_headline, write_json
 from pipeline.core.model import ChurnModel, model_frame
 from pipeline.core.params import MonitorParams
+from pipeline.core.partitions import read_snapshots
 from pipeline.core.records import Verdict
 
 log = logging.getLogger(__name__)
@@ -153,7 +154,7 @@ def main(
     from pipeline.core.params import load_params
 
     params = load_params(params_path)
-    train = read_parquet(snapshots_path)
+    train = read_snapshots(snapshots_path)
     reference = train[train["cutoff"] == train["cutoff"].max()].reset_index(drop=True)
     current = pd.read_parquet(snapshot_path)
     model = ChurnModel.load(model_dir)

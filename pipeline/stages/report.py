@@ -32,9 +32,10 @@ import numpy as np
 import pandas as pd
 
 from pipeline.core import tracking
-from pipeline.core.io import atomic_path, read_json, read_parquet, write_csv, write_headline, write_json
+from pipeline.core.io import atomic_path, read_json, write_csv, write_headline, write_json
 from pipeline.core.model import SUMMARY_FILE, ChurnModel
 from pipeline.core.orders import orders_from_lines
+from pipeline.core.partitions import read_snapshots
 from pipeline.core.records import Fits, read_record
 from pipeline.core.tables import LABEL, SCORE_FILE_SCHEMA, read_table
 
@@ -360,7 +361,7 @@ def main(
     movement = segment_movement(scores, previous)
     train_summary = read_json(Path(model_dir) / SUMMARY_FILE)
     trained_on = train_summary.get("scoring_cutoffs", train_summary["train_cutoffs"])
-    snapshots = read_parquet(snapshots_path)
+    snapshots = read_snapshots(snapshots_path)
     unseen = sorted(set(snapshots["cutoff"].dt.date.astype(str)) - set(trained_on))
     pvr = predicted_vs_realized(snapshots, ChurnModel.load(model_dir), unseen)
     last_year = orders[orders["order_ts"] >= score_date - 365 * DAY]

@@ -7,7 +7,6 @@ stops boosting early. Customers recur across cutoffs, so a random split would le
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from pathlib import Path
@@ -24,7 +23,7 @@ from mlflow.tracking import MlflowClient
 
 from pipeline.core import registry, tracking
 from pipeline.core.fitting import Fitted, fit_churn_model, preflight, select, split_snapshots
-from pipeline.core.io import atomic_path, read_parquet, write_json
+from pipeline.core.io import atomic_path, write_json
 from pipeline.core.model import (
     CALIBRATOR_FILE,
     EVALUATION_DIR,
@@ -36,6 +35,7 @@ from pipeline.core.model import (
     model_frame,
 )
 from pipeline.core.params import Params
+from pipeline.core.partitions import read_snapshots, snapshots_digest
 from pipeline.core.runs import params_digest, run_kind
 from pipeline.core.tables import LABEL
 
@@ -68,7 +68,7 @@ def main(params_path: Path, snapshots_path: Path, out_dir: Path, run_out: Path) 
     from pipeline.core.params import load_params
 
     params: Params = load_params(params_path)
-    snapshots = read_parquet(snapshots_path)
+    snapshots = read_snapshots(snapshots_path)
     split = split_snapshots(snapshots, params.train)
     train, test = select(snapshots, split.train), select(snapshots, split.test)
     preflight({"training": train, "test": test}, params.train)
@@ -120,7 +120,7 @@ def main(params_path: Path, snapshots_path: Path, out_dir: Path, run_out: Path) 
 def snapshot_dataset(train: pd.DataFrame, snapshots_path: Path) -> MetaDataset:
     """The training snapshot as an MLflow dataset: its file, content digest and schema. (MLflow's
     pandas dataset infers the schema row by row in Python: 9 s for 200k rows.)"""
-    digest = hashlib.sha256(Path(snapshots_path).read_bytes()).hexdigest()[:16]
+    digest = snapshots_digest(snapshots_path)[:16]
     return MetaDataset(
         source=resolve_dataset_source(str(Path(snapshots_path).resolve())),
         name=f"training-snapshots ({len(train)} rows, cutoffs {train['cutoff'].min().date()}"

@@ -16,9 +16,10 @@ from sklearn.metrics import log_loss, roc_auc_score
 
 from pipeline.core import tracking
 from pipeline.core.fitting import fit, holdout_customers, select, split_snapshots
-from pipeline.core.io import read_parquet, write_json
+from pipeline.core.io import write_json
 from pipeline.core.model import booster_probability
 from pipeline.core.params import Params, TrainParams
+from pipeline.core.partitions import read_snapshots
 from pipeline.core.tables import LABEL
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ def main(params_path: Path, snapshots_path: Path, out: Path) -> None:
     if params.tune.trials == 0:
         write_json({"trials": 0, "note": "tuning off; set tune.trials to search"}, out)
         return
-    snapshots = read_parquet(snapshots_path)
+    snapshots = read_snapshots(snapshots_path)
     tracking.configure(params.mlflow.experiment)
     with mlflow.start_run(run_name=f"tune-{params.tune.trials}"):
         best, history = tune(snapshots, params, params.tune.trials)
