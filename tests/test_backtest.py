@@ -70,7 +70,7 @@ def test_benchmark_quality_on_an_export_with_its_own_mapping(tmp_path):
     result = CliRunner().invoke(
         app,
         ["benchmark", "quality", "--transactions", str(export), "--mapping", str(mapping), "--out", str(out),
-         "--params", str(params_file)],
+         "--params", str(params_file), "--cutoff", "2026-07-01", "--horizon", "90"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     table = pd.read_csv(out)
@@ -86,6 +86,10 @@ def test_benchmark_quality_on_an_export_with_its_own_mapping(tmp_path):
     assert table["roc_auc"].between(0.5, 1.0).all()
     assert "mean" in result.output and "pareto_nbd" in result.output
     assert "churn = no order within 90 days" in result.output
+    # a Wednesday: the question is asked at the grid's Monday before it (2026-08-17 - 8 weeks)
+    grid = "the latest cutoff is 2026-06-22, the last date of the cutoff grid before 2026-07-01"
+    assert grid in result.output
+    assert "at 2026-06-22 (" in result.output and sorted(table["cutoff"].unique())[-1] == "2026-06-22"
 
 
 def test_benchmark_quality_refuses_a_bad_mapping(tmp_path):

@@ -55,7 +55,8 @@ def load_mapping(path: Path, base: Params) -> Params:
 
 def dated(params: Params, cutoff: str | None, horizon: int | None) -> Params:
     """Params for a dated question: churn over `horizon` days, the latest cutoff at `cutoff` (the
-    scoring date goes to cutoff + horizon, so that cutoff's label window is the last to close)."""
+    scoring date goes to cutoff + horizon, so that cutoff's label window is the last to close), or
+    at the last date of the cutoff grid before it (`cutoffs.latest_cutoff`)."""
     featurize = params.featurize
     if horizon is not None:
         featurize = featurize.model_copy(update={"horizon_days": horizon})
@@ -208,7 +209,10 @@ def main(
     table, schedule = quality_table(transactions, settings, today=dt.date.today(), shop=shop)
     lines = [describe(schedule), render(table)]
     if cutoff is not None:
-        lines.append(verdict(table, cutoff))
+        latest = schedule.cutoffs[-1].isoformat()
+        if latest != cutoff:
+            lines.append(f"the latest cutoff is {latest}, the last date of the cutoff grid before {cutoff}")
+        lines.append(verdict(table, latest))
     if out is not None:
         write_csv(table, out)
     return "\n".join(lines)
