@@ -591,6 +591,26 @@ def measure(
     )
 
 
+@app.command()
+def outcomes(
+    scores_dir: Annotated[Path, _opt("The folder of weekly score files (data/scores).")],
+    transactions: Annotated[Path, _opt("Validated transactions (Parquet) covering the weeks after them.")],
+    out: Annotated[Path, _opt("The outcome table to write (Parquet).")],
+) -> None:
+    """One row per customer and past week whose outcome window has closed: contact, its exact
+    probability and policy, retained or not, and the features scored on; the data an uplift model
+    learns from (docs/uplift.md)."""
+    from pipeline.commands import measure as stage
+
+    _run(
+        _echo(stage.outcomes_main),
+        inputs=("scores_dir", "transactions:parquet"),
+        scores_dir=scores_dir,
+        transactions=transactions,
+        out=out,
+    )
+
+
 @app.command("simulate-followup")
 def simulate_followup(
     customers: Annotated[Path, _opt("The simulator's per-customer latent rates (Parquet).")],

@@ -37,6 +37,21 @@ def test_repro_writes_a_valid_score_file_and_registers_the_model(project, first_
     assert abs(listed["holdout"].mean() - params["holdout_share"]) <= 0.01
     manifest = json.loads(files[0].with_suffix(".manifest.json").read_text())
     assert manifest["rows"] == len(scores) and manifest["holdout_rows"] == int(listed["holdout"].sum())
+    # the exploration sample: exactly min(budget, round(share x pool)) of the customers off the list
+    # who have a campaign and may be contacted, each with the same known chance
+    pool = scores[scores["contact_policy"] == "exploration"]
+    k = min(params["exploration_budget"], round(params["exploration_share"] * len(pool)))
+    assert int(pool["exploration"].sum()) == k == manifest["exploration_rows"] > 0
+    assert (
+        not (pool["outreach"] | pool["do_not_contact"]).any()
+        and (pool["recommended_campaign"] != "none").all()
+    )
+    assert (pool["contact_probability"] == round(k / len(pool), 6)).all()
+    assert (listed["contact_probability"] == round(1 - listed["holdout"].sum() / len(listed), 6)).all()
+    assert (scores["contact"] == ((scores["outreach"] & ~scores["holdout"]) | scores["exploration"])).all()
+    others = scores[scores["contact_policy"] == "none"]
+    assert (others["contact_probability"] == 0).all() and not others["contact"].any()
+    assert manifest["contact_rows"] == int(scores["contact"].sum()) and manifest["ranking"] == "value_at_risk"
     with sqlite3.connect(project / "mlflow.db") as db:
         versions = db.execute("select name, version from model_versions").fetchall()
         tags = dict(db.execute("select key, value from tags").fetchall())

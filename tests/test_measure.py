@@ -1,3 +1,4 @@
+import datetime as dt
 import json
 import math
 
@@ -10,10 +11,18 @@ from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.commands.followup import followup
-from pipeline.commands.measure import MeasureError, measure, realized_churn, retention_lift
+from pipeline.commands.measure import (
+    MeasureError,
+    apart,
+    contact_columns,
+    measure,
+    outcome_table,
+    realized_churn,
+    retention_lift,
+)
 from pipeline.core.io import unescape_formulas
 from pipeline.core.tables import SCORE_FILE_SCHEMA, TRANSACTIONS, validate
-from pipeline.stages.score import publish
+from pipeline.stages.score import publish, snapshot_archive
 
 
 def test_retention_lift_with_a_wald_interval():
@@ -139,7 +148,11 @@ def test_churn_measure_writes_the_report_and_logs_to_mlflow(tmp_path, monkeypatc
             [i + 1 if o else None for i, o in enumerate(scores["outreach"])], dtype="Int64"
         ),
         do_not_contact=False,
-        schema_version="1.0",
+        exploration=False,
+        contact=scores["outreach"] & ~scores["holdout"],
+        contact_probability=np.where(scores["outreach"], 0.9, 0.0),
+        contact_policy=np.where(scores["outreach"], "value_at_risk", "none"),
+        schema_version="1.1",
     )
     full = full[[f["name"] for f in SCORE_FILE_SCHEMA["fields"]]].astype(
         {"horizon_days": "Int64", "risk_decile": "Int64"}
@@ -159,3 +172,71 @@ def test_churn_measure_writes_the_report_and_logs_to_mlflow(tmp_path, monkeypatc
     assert "lift" in (out / "report.md").read_text() and (out / "by_decile.csv").exists()
     runs = mlflow.search_runs(filter_string="tags.kind = 'measure'")
     assert len(runs) >= 1 and "metrics.outreach/lift" in runs.columns
+
+
+def test_apart_keeps_each_customers_weeks_whose_windows_do_not_overlap():
+    table = pd.DataFrame(
+        {
+            "customer_id": ["a", "a", "a", "b", "a"],
+            "score_date": ["2026-01-05", "2026-01-12", "2026-04-06", "2026-01-12", "2026-04-05"],
+            "horizon_days": [90, 90, 90, 90, 90],
+        }
+    )
+    # a: 01-05's window ends 04-05, so 01-12 overlaps it and 04-05 starts right at its end; 04-06
+    # then overlaps 04-05's. b's one week is kept
+    kept = apart(table)
+    assert sorted(zip(kept["customer_id"], kept["score_date"], strict=True)) == [
+        ("a", "2026-01-05"), ("a", "2026-04-05"), ("b", "2026-01-12")
+    ]  # fmt: skip
+
+
+def test_a_file_of_schema_1_0_gets_the_contact_columns_its_list_implies():
+    scores = pd.DataFrame(
+        {"outreach": [True, True, True, True, False], "holdout": [False, True, False, False, False]}
+    )
+    got = contact_columns(scores)
+    assert got["contact"].tolist() == [True, False, True, True, False]
+    assert got["contact_probability"].tolist() == [0.75, 0.75, 0.75, 0.75, 0.0]
+    assert got["contact_policy"].tolist() == ["value_at_risk"] * 4 + ["none"]
+    assert not got["exploration"].any()
+
+
+def test_the_outcome_table_joins_each_closed_week_to_its_outcome_and_features(tmp_path):
+    from tests.conftest import score_table_example, scoring_inputs
+
+    table = score_table_example()
+    scores_dir = tmp_path / "scores"
+    path = publish(table, scores_dir, {})
+    snapshot, _, _ = scoring_inputs()
+    archive = snapshot_archive(scores_dir, dt.date(2026, 11, 16))
+    archive.parent.mkdir(parents=True)
+    snapshot.to_parquet(archive)
+    buyers = ["00010", "00011", "00200"]
+    lines = _lines(
+        # 00012 orders the day the window ends: not in it
+        [(c, "2026-12-01 10:00", 5.0) for c in buyers] + [("00012", "2027-02-14 00:00", 5.0)]
+    )
+    later = tmp_path / "later.parquet"
+    lines.to_parquet(later)
+    out, skipped = outcome_table([path], later)
+    assert skipped == [] and len(out) == 300 and (out["week"] == "2026-W47").all()
+    assert set(out.loc[out["retained"] == 1, "customer_id"]) == set(buyers)
+    assert out["contact"].sum() == int(((table["outreach"] & ~table["holdout"]) | table["exploration"]).sum())
+    by_id = out.set_index("customer_id")
+    assert (
+        by_id.loc["00010", "recency_days"] == snapshot.set_index("customer_id").loc["00010", "recency_days"]
+    )
+    assert set(out.columns) >= {"contact_probability", "contact_policy", "gap_mean", "channel"}
+    # a file whose window has not closed yet is left out, with why
+    early = tmp_path / "early.parquet"
+    _lines([("00010", "2026-12-01 10:00", 5.0)]).to_parquet(early)
+    with pytest.raises(MeasureError, match="no score file whose outcome window has closed"):
+        outcome_table([path], early)
+    result = CliRunner().invoke(
+        app,
+        ["outcomes", "--scores-dir", str(scores_dir), "--transactions", str(later),
+         "--out", str(tmp_path / "o.parquet")],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "300 customer-weeks from 1 week(s)" in result.output
+    assert pd.read_parquet(tmp_path / "o.parquet").equals(out)

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from pipeline.core.btyd import ParetoNBD
 from pipeline.core.outreach import (
     campaigns,
+    exploration_sample,
     holdout_draw,
     lifecycle_stages,
     outreach_plan,
@@ -179,3 +180,71 @@ def test_predicted_value_is_expected_orders_times_expected_order_value():
     same = snapshot.iloc[[0, 0]].assign(recency_days=[5.0, 190.0])
     orders = predicted_value(pd.concat([same, snapshot], ignore_index=True), pnbd, 365)["expected_orders"]
     assert orders[0] > orders[1]
+
+
+def test_the_exploration_sample_is_exact_and_every_row_carries_its_chance_of_contact():
+    # ten customers: c0-c2 on the list (c1 held out), c3-c7 off it with a campaign, c8 with none,
+    # c9 suppressed. 40% of the 5 in the pool: exactly 2, those with the lowest keyed draws
+    ids = pd.Series([f"c{i}" for i in range(10)])
+    outreach = np.array([True] * 3 + [False] * 7)
+    holdout = np.array([False, True] + [False] * 8)
+    campaign = np.array(["churn_prevention"] * 8 + ["none", "win_back"])
+    suppressed = np.array([False] * 9 + [True])
+    params = PARAMS.model_copy(update={"exploration_share": 0.4, "exploration_budget": 10})
+    got = exploration_sample(
+        customer_ids=ids, outreach=outreach, holdout=holdout, campaign=campaign, week="2026-W47",
+        params=params, suppressed=suppressed,
+    )  # fmt: skip
+    draws = holdout_draw(ids.iloc[3:8], "explore|2026-W47", params.holdout_key)
+    chosen = set(ids.iloc[3:8].iloc[np.argsort(draws)[:2]])
+    assert set(ids[got.contacted]) == chosen and len(chosen) == 2
+    assert got.contact_probability.tolist() == [2 / 3] * 3 + [0.4] * 5 + [0.0, 0.0]
+    assert got.policy.tolist() == ["value_at_risk"] * 3 + ["exploration"] * 5 + ["none", "none"]
+    # the budget caps the sample, and the probability with it
+    capped = exploration_sample(
+        customer_ids=ids, outreach=outreach, holdout=holdout, campaign=campaign, week="2026-W47",
+        params=params.model_copy(update={"exploration_budget": 1}), suppressed=suppressed,
+    )  # fmt: skip
+    assert int(capped.contacted.sum()) == 1 and capped.contact_probability[3:8].tolist() == [0.2] * 5
+    # another week draws again, independently of the holdout's draws
+    weeks = {
+        frozenset(ids[exploration_sample(
+            customer_ids=ids, outreach=outreach, holdout=holdout, campaign=campaign, week=f"2026-W{w}",
+            params=params, suppressed=suppressed,
+        ).contacted]) for w in range(40, 52)
+    }  # fmt: skip
+    assert len(weeks) > 3
+
+
+@settings(max_examples=examples(30), deadline=None)
+@given(
+    n=st.integers(0, 2000), share=st.floats(0.0, 1.0), budget=st.integers(0, 500), seed=st.integers(0, 100)
+)
+def test_exploration_takes_exactly_its_share_within_budget_whatever_the_row_order(n, share, budget, seed):
+    params = PARAMS.model_copy(update={"exploration_share": share, "exploration_budget": budget})
+    rng = np.random.default_rng(seed)
+    ids = pd.Series([f"c{i:05d}" for i in range(n)])
+    outreach = rng.random(n) < 0.2
+    holdout = outreach & (rng.random(n) < 0.1)
+    campaign = np.where(rng.random(n) < 0.8, "churn_prevention", "none")
+    got = exploration_sample(
+        customer_ids=ids,
+        outreach=outreach,
+        holdout=holdout,
+        campaign=campaign,
+        week="2026-W47",
+        params=params,
+    )
+    pool = ~outreach & (campaign != "none")
+    k = min(budget, round(share * int(pool.sum())))
+    assert int(got.contacted.sum()) == k and not (got.contacted & ~pool).any()
+    # the probabilities add up to the contacts they promise, in the pool and on the list
+    assert got.contact_probability[pool].sum() == pytest.approx(k)
+    assert got.contact_probability[outreach].sum() == pytest.approx(int((outreach & ~holdout).sum()))
+    assert (got.contact_probability[~pool & ~outreach] == 0).all()
+    perm = rng.permutation(n)
+    again = exploration_sample(
+        customer_ids=ids.iloc[perm].reset_index(drop=True), outreach=outreach[perm], holdout=holdout[perm],
+        campaign=campaign[perm], week="2026-W47", params=params,
+    )  # fmt: skip
+    assert set(ids[got.contacted]) == set(ids.iloc[perm][again.contacted])

@@ -121,7 +121,7 @@ def test_published_file_escapes_formulas_and_reads_back_valid_against_the_publis
     manifest = json.loads(out.with_suffix(".manifest.json").read_text())
     assert manifest["rows"] == 300 and manifest["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
     assert (manifest["schema_version"], manifest["as_of"], manifest["horizon_days"]) == (
-        "1.0",
+        "1.1",
         "2026-11-16",
         90,
     )

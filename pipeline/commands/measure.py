@@ -24,10 +24,11 @@ import pandas as pd
 from pipeline.core import tracking
 from pipeline.core.calibration import reliability_table
 from pipeline.core.errors import PipelineError
-from pipeline.core.io import atomic_path, unescape_formulas, write_csv, write_json
+from pipeline.core.io import atomic_path, unescape_formulas, write_csv, write_json, write_parquet
 from pipeline.core.metrics import classification_metrics
 from pipeline.core.orders import orders_from_lines
 from pipeline.core.tables import SCORE_FILE_SCHEMA, read_table
+from pipeline.stages.score import snapshot_archive
 
 log = logging.getLogger(__name__)
 Z_95 = 1.959963984540054
@@ -173,6 +174,94 @@ def report(result: dict, tiers: pd.DataFrame, deciles: pd.DataFrame, source: str
         ]
     for title, table in (("By risk tier", tiers), ("By risk decile", deciles)):
         lines += [f"## {title}", "", table.to_markdown(index=False, floatfmt=".3f"), ""]
+    return "\n".join(lines)
+
+
+OUTCOME_COLUMNS = [
+    "customer_id", "week", "score_date", "horizon_days", "churn_probability", "value_at_risk",
+    "predicted_value", "risk_tier", "recommended_campaign", "outreach", "holdout", "exploration",
+    "contact", "contact_probability", "contact_policy", "retained",
+]  # fmt: skip
+
+
+def contact_columns(scores: pd.DataFrame) -> pd.DataFrame:
+    """`scores` with the contact columns of schema 1.1; a 1.0 file had no exploration sample, so
+    they follow from its list and holdout (a listed row was contacted with chance 1 - H / L)."""
+    if "contact_probability" in scores.columns:
+        return scores
+    listed = scores["outreach"].to_numpy()
+    held = (scores["holdout"] & scores["outreach"]).to_numpy()
+    chance = (listed.sum() - held.sum()) / listed.sum() if listed.any() else 0.0
+    return scores.assign(
+        exploration=False,
+        contact=listed & ~held,
+        contact_probability=np.where(listed, chance, 0.0),
+        contact_policy=np.where(listed, "value_at_risk", "none"),
+    )
+
+
+def apart(table: pd.DataFrame) -> pd.DataFrame:
+    """Per customer, the weeks whose outcome windows do not overlap: the earliest, then the next
+    that starts on or after its window's end, and so on. A rule of dates only, never of contact
+    or outcome, so it selects no kind of customer or week over another."""
+    starts = pd.to_datetime(table["score_date"]).to_numpy()
+    ends = starts + pd.to_timedelta(table["horizon_days"].astype(int), unit="D").to_numpy()
+    order = np.lexsort((starts, table["customer_id"].to_numpy(dtype=str)))
+    keep = np.zeros(len(table), dtype=bool)
+    ids = table["customer_id"].to_numpy(dtype=str)
+    current, free_from = None, None
+    for i in order:
+        if ids[i] != current:
+            current, free_from = ids[i], None
+        if free_from is None or starts[i] >= free_from:
+            keep[i] = True
+            free_from = ends[i]
+    return table[keep]
+
+
+def outcome_table(score_files: list[Path], transactions: Path) -> tuple[pd.DataFrame, list[str]]:
+    """One row per (customer, week) of every file whose outcome window has closed: what the file
+    said and decided (contact, its exact probability, the policy), whether the customer was
+    retained (an order in the window), and the features the customer was scored on (kept by
+    `score` beside each file), with each customer's weeks kept apart (`apart`). Also the files
+    left out, with why."""
+    weeks, skipped = [], []
+    for path in sorted(score_files):
+        scores = read_scores(path)
+        try:
+            churned, _, _ = realized_churn(scores, transactions)
+        except MeasureError as exc:
+            skipped.append(f"{path.name}: {exc}")
+            continue
+        week = contact_columns(scores).assign(
+            week=path.stem.removeprefix("churn_scores_"), retained=1 - churned
+        )[OUTCOME_COLUMNS]
+        archive = snapshot_archive(path.parent, dt.date.fromisoformat(scores["score_date"].iloc[0]))
+        if archive.exists():
+            features = pd.read_parquet(archive).drop(columns=["cutoff", "horizon_days"], errors="ignore")
+            week = week.merge(features, on="customer_id", how="left", validate="one_to_one")
+        else:
+            skipped.append(
+                f"{path.name}: no scoring snapshot kept beside it ({archive.name}); features left empty"
+            )
+        weeks.append(week)
+    if not weeks:
+        raise MeasureError("no score file whose outcome window has closed: " + "; ".join(skipped))
+    table = pd.concat(weeks, ignore_index=True)
+    kept = apart(table).sort_values(["week", "customer_id"], kind="stable", ignore_index=True)
+    return kept, skipped
+
+
+def outcomes_main(scores_dir: Path, transactions: Path, out: Path) -> str:
+    """`churn outcomes`: the outcome table across every past week, as Parquet."""
+    files = sorted(Path(scores_dir).glob("churn_scores_*.csv"))
+    if not files:
+        raise MeasureError(f"{scores_dir}: no churn_scores_*.csv files")
+    table, skipped = outcome_table(files, transactions)
+    write_parquet(table, out)
+    lines = [f"{out}: {len(table)} customer-weeks from {table['week'].nunique()} week(s), "
+             f"{int(table['contact'].sum())} contacted"]  # fmt: skip
+    lines += [f"left out: {reason}" for reason in skipped]
     return "\n".join(lines)
 
 

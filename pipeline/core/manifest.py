@@ -1,5 +1,6 @@
 """The manifest beside each weekly score file, in one place: what the file holds (rows, content hash,
-rows on the outreach list, held out, not to be contacted), computed from the file's bytes and rows.
+rows on the outreach list, held out, not to be contacted, explored, to be contacted), computed from
+the file's bytes and rows.
 `score` writes it with the file; `erase` restates it after removing rows, so a manifest always
 describes the CSV beside it."""
 
@@ -14,7 +15,8 @@ import pandas as pd
 from pipeline.core.io import read_json, write_json
 
 SUFFIX = ".manifest.json"
-FLAGS = ("outreach", "holdout", "do_not_contact")  # boolean columns counted as <flag>_rows
+# boolean columns counted as <flag>_rows (a file of schema 1.0 has no exploration or contact: 0)
+FLAGS = ("outreach", "holdout", "do_not_contact", "exploration", "contact")
 
 
 def path_of(csv_path: Path) -> Path:

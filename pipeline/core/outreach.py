@@ -5,6 +5,8 @@ probabilities."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -135,3 +137,57 @@ def outreach_plan(
     held = order[np.argsort(draws, kind="stable")[: round(params.holdout_share * len(order))]]
     holdout[held] = True
     return outreach, holdout, rank
+
+
+# who chose a row for contact (the file's `contact_policy`)
+LIST_POLICY, EXPLORATION_POLICY, NO_POLICY = "value_at_risk", "exploration", "none"
+
+
+@dataclass(frozen=True)
+class Exploration:
+    """The week's randomized exploration sample below the list's cut-off, and every row's chance
+    of contact. `contact_probability` is exact: the list is chosen deterministically and its
+    holdout is exactly round(holdout_share x L) of its L rows drawn at random, so a list row is
+    contacted with probability 1 - H / L; the exploration sample is exactly k of the N customers
+    below the cut-off who have a campaign and are not suppressed, drawn at random, so each of them
+    is contacted with probability k / N; every other row with 0."""
+
+    contacted: np.ndarray  # the exploration sample (bool)
+    contact_probability: np.ndarray
+    policy: np.ndarray  # LIST_POLICY, EXPLORATION_POLICY or NO_POLICY per row
+
+
+def exploration_sample(
+    customer_ids: pd.Series,
+    outreach: np.ndarray,
+    holdout: np.ndarray,
+    campaign: np.ndarray,
+    week: str,
+    params: ScoreParams,
+    suppressed: np.ndarray | None = None,
+) -> Exploration:
+    """k = min(`exploration_budget`, round(`exploration_share` x N)) of the N customers off the
+    outreach list who have a campaign and are not suppressed: those with the lowest keyed draws
+    (HMAC of `holdout_key`, "explore", the week and the id; independent of the holdout's draws).
+    Reproducible from the key, and independent of row order."""
+    n = len(customer_ids)
+    pool = ~outreach & (campaign != params.no_campaign)
+    if suppressed is not None:
+        pool &= ~suppressed
+    members = np.flatnonzero(pool)
+    k = min(params.exploration_budget, round(params.exploration_share * len(members)))
+    draws = holdout_draw(customer_ids.iloc[members], f"explore|{week}", params.holdout_key)
+    # lowest draws first; ties (never in practice) by customer id, so row order does not matter
+    order = np.lexsort((customer_ids.iloc[members].to_numpy(dtype=str), draws))
+    contacted = np.zeros(n, dtype=bool)
+    contacted[members[order[:k]]] = True
+    probability = np.zeros(n, dtype=float)
+    listed = int(outreach.sum())
+    if listed:
+        probability[outreach] = (listed - int((holdout & outreach).sum())) / listed
+    if len(members):
+        probability[members] = k / len(members)
+    policy = np.full(n, NO_POLICY, dtype=object)
+    policy[outreach] = LIST_POLICY
+    policy[members] = EXPLORATION_POLICY
+    return Exploration(contacted=contacted, contact_probability=probability, policy=policy.astype(str))

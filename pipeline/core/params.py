@@ -283,6 +283,11 @@ class ScoreParams(_Frozen):
     contact_budget: Annotated[int, Field(ge=0)]
     holdout_share: Annotated[float, Field(ge=0.0, lt=1.0)]
     holdout_key: Annotated[str, Field(min_length=1)]
+    # a randomized exploration sample below the list's cut-off, so that how customers off the
+    # list respond to a contact can be measured (docs/uplift.md): this share of them, at most
+    # `exploration_budget` a week
+    exploration_share: Annotated[float, Field(ge=0.0, le=1.0)] = 0.02
+    exploration_budget: Annotated[int, Field(ge=0)] = 200
     # who gets reasons: the outreach list (ranked rows, holdout included) or every scored customer
     reasons_for: Literal["outreach", "all"]
     # the causes that may be given as reasons (core/reasons.py); the others still move the

@@ -44,7 +44,8 @@ TRANSACTIONS = pa.DataFrameSchema(
     name="transactions",
 )
 
-SCHEMA_VERSION = "1.0"
+# 1.1 added contact, exploration, contact_probability and contact_policy (docs/score_file.md)
+SCHEMA_VERSION = "1.1"
 
 
 def _field(name: str, kind: str, description: str, **constraints: object) -> dict:
@@ -92,6 +93,10 @@ SCORE_FILE_SCHEMA: dict = {
         _field("outreach_rank", "integer", "1 = call first; empty when not on the list.", minimum=1),
         _field("holdout", "boolean", "Randomized control: on the list but NOT to be contacted.", required=True),
         _field("do_not_contact", "boolean", "On the suppression list: scored and counted, never on the outreach list.", required=True),
+        _field("exploration", "boolean", "In this week's randomized exploration sample below the list's cut-off: to be contacted.", required=True),
+        _field("contact", "boolean", "To be contacted this week: on the list and not held out, or in the exploration sample.", required=True),
+        _field("contact_probability", "number", "The chance this row had of being contacted under this week's randomization (exact).", required=True, minimum=0, maximum=1),
+        _field("contact_policy", "string", "What chose the row: value_at_risk (the list), exploration (the sample's pool) or none.", required=True, enum=["value_at_risk", "exploration", "none"]),
         _field("model_version", "string", "Registered model name/version that scored the file.", required=True),
         _field("schema_version", "string", "Version of this schema.", required=True, enum=[SCHEMA_VERSION]),
     ],

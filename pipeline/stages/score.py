@@ -26,10 +26,20 @@ from pipeline.core.btyd import ParetoNBD
 from pipeline.core.contributions import contributions
 from pipeline.core.cutoffs import iso_week_label
 from pipeline.core.errors import PipelineError
-from pipeline.core.io import atomic_path, csv_bytes, permissions_of, read_json, write_headline, write_json
+from pipeline.core.io import (
+    atomic_path,
+    csv_bytes,
+    permissions_of,
+    read_json,
+    write_headline,
+    write_json,
+    write_parquet,
+)
 from pipeline.core.model import CHAMPION_FILE, SUMMARY_FILE, ChurnModel, label_horizon, risk_deciles
 from pipeline.core.outreach import (
+    LIST_POLICY,
     campaigns,
+    exploration_sample,
     lifecycle_stages,
     outreach_plan,
     predicted_value,
@@ -90,6 +100,15 @@ def score_table(
         params=params,
         suppressed=suppressed,
     )
+    explore = exploration_sample(
+        customer_ids=ids,
+        outreach=outreach,
+        holdout=holdout,
+        campaign=campaign,
+        week=week,
+        params=params,
+        suppressed=suppressed,
+    )
     explained = np.flatnonzero(outreach) if params.reasons_for == "outreach" else np.arange(len(snapshot))
     rows = snapshot.iloc[explained]
     contrib = explain(rows)
@@ -133,6 +152,10 @@ def score_table(
     table["outreach_rank"] = pd.array([int(r) if r > 0 else None for r in rank], dtype="Int64")
     table["holdout"] = holdout
     table["do_not_contact"] = suppressed
+    table["exploration"] = explore.contacted
+    table["contact"] = (outreach & ~holdout) | explore.contacted
+    table["contact_probability"] = np.round(explore.contact_probability, 6)
+    table["contact_policy"] = explore.policy
     table["model_version"] = model_version
     table["schema_version"] = SCHEMA_VERSION
     table = table.astype({"horizon_days": "Int64", "risk_decile": "Int64"})
@@ -142,7 +165,7 @@ def score_table(
 def to_csv_bytes(table: pd.DataFrame) -> bytes:
     """The file's exact bytes: the pipeline's CSV form, with booleans as true/false."""
     out = table.copy()
-    for column in ("outreach", "holdout", "do_not_contact"):
+    for column in ("outreach", "holdout", "do_not_contact", "exploration", "contact"):
         out[column] = np.where(table[column], "true", "false")
     return csv_bytes(out)
 
@@ -209,6 +232,14 @@ def publish(
     }
     manifest.write(out, rows=table, data=data, about=about)
     return out
+
+
+SNAPSHOTS_DIR = "snapshots"  # in the scores folder: each published week's scoring snapshot
+
+
+def snapshot_archive(scores_dir: Path, score_date: dt.date) -> Path:
+    """Where the scoring snapshot of the week of `score_date` is kept beside its file."""
+    return Path(scores_dir) / SNAPSHOTS_DIR / f"churn_snapshot_{iso_week_label(score_date)}.parquet"
 
 
 def read_suppression(path: Path, params: Params) -> set[str]:
@@ -296,10 +327,16 @@ def main(
         "model_sha256": champion["model_sha256"],
         "inputs_sha256": {"scoring_snapshot": manifest.sha256(Path(snapshot_path))},
         "table_schema": SCORE_FILE_SCHEMA["name"],
+        # how the list was ranked: by value at risk until randomized outcomes show that ranking by
+        # predicted uplift retains more (docs/uplift.md)
+        "ranking": LIST_POLICY,
     }
     with permissions_of(snapshot_path):
         if kind.publishes:
             out = publish(table, scores_dir, extra, republish=republish)
+            # the features each row was scored on, kept with the week's file: what an uplift
+            # model learns from once the week's outcomes are known (churn outcomes)
+            write_parquet(snapshot, snapshot_archive(scores_dir, score_date))
         else:
             out = publish(table, Path(preview_dir) / PREVIEW_DIR, extra, guard=False)
         write_json(
@@ -311,6 +348,7 @@ def main(
                 "rows": len(table),
                 "outreach_rows": int(table["outreach"].sum()),
                 "holdout_rows": int(table["holdout"].sum()),
+                "exploration_rows": int(table["exploration"].sum()),
                 "risk_tiers": {k: int(v) for k, v in table["risk_tier"].value_counts().sort_index().items()},
             },
             Path(preview_dir) / SUMMARY_NAME,
