@@ -63,7 +63,11 @@ def test_an_experiment_registers_and_judges_its_model_but_publishes_nothing(proj
     """`dvc exp run` after a production run: the experiment's model passes the gate (set wide open
     for it), is registered with the verdict on its version, and is still not promoted; the weekly
     files and their manifests keep their bytes; the file it would publish is its preview."""
-    published = {str(p.relative_to(project)): p.read_bytes() for p in (project / "data/scores").rglob("*")}
+    published = {
+        str(p.relative_to(project)): p.read_bytes()
+        for p in (project / "data/scores").rglob("*")
+        if p.is_file()
+    }
     alias_before, tags_before = _registry(project)
     run(["git", "add", "-A"], project)
     run(
@@ -76,7 +80,11 @@ def test_an_experiment_registers_and_judges_its_model_but_publishes_nothing(proj
              "-S", "promote.champion_tolerance=0.5", "-S", "promote.max_ece=0.5"],
             project,
         )  # fmt: skip
-        after = {str(p.relative_to(project)): p.read_bytes() for p in (project / "data/scores").rglob("*")}
+        after = {
+            str(p.relative_to(project)): p.read_bytes()
+            for p in (project / "data/scores").rglob("*")
+            if p.is_file()
+        }
         assert after == published
         alias, tags = _registry(project)
         assert alias == alias_before
