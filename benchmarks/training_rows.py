@@ -1,11 +1,11 @@
 """Benchmark: held-out quality and cost of the churn model against the number of training rows, the
 curve `train.max_rows` is chosen from.
 
-Reads the training snapshots (featurize's folder `train`, or one Parquet file), splits it as the train stage splits
-it (training cutoffs, the held-out test cutoff), and for each cap trains the stage's recipe
-(`fit_churn_model`, blend and all) on the training cutoffs cut to that many rows by the rule the
-stage uses (`fitting.cap_rows`: every row of a hash-chosen share of customers), in a process of
-its own. Prints the rows used, ROC AUC and PR AUC on the whole test cutoff, seconds and peak MiB.
+Reads the training snapshots (featurize's folder `train`, or one Parquet file), splits them as
+the train stage splits them (training cutoffs, the held-out test cutoff), and for each cap trains
+the stage's recipe (`fit_churn_model`, blend and all) on the training cutoffs cut to that many rows
+by the rule the stage uses (`fitting.cap_rows`: every row of a hash-chosen share of customers), in
+a process of its own. Prints the rows used, ROC AUC and PR AUC on the whole test cutoff, seconds and peak MiB.
 A cap of 0 means every row.
 
     python benchmarks/training_rows.py --snapshots /tmp/s10/train \
