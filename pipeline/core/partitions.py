@@ -125,6 +125,10 @@ def line_digests(lines: ir.Table, bounds: list[dt.date]) -> list[str]:
     return digests
 
 
+def file_name(cutoff: dt.date, key: str) -> str:
+    return f"{cutoff.isoformat()}.{key}.parquet"
+
+
 def partition_key(lines_digest: str, context: str) -> str:
     return hashlib.sha256(f"{context}|{lines_digest}".encode()).hexdigest()[:16]
 
@@ -141,7 +145,7 @@ class Partition:
 
     @property
     def name(self) -> str:
-        return f"{self.cutoff.isoformat()}.{self.key}.parquet"
+        return file_name(self.cutoff, self.key)
 
 
 def partition_metadata(btyd: dict) -> dict[bytes, bytes]:
@@ -172,7 +176,7 @@ class SnapshotFolder:
                 )
 
     def path(self, cutoff: dt.date, key: str) -> Path:
-        return self.folder / f"{cutoff.isoformat()}.{key}.parquet"
+        return self.folder / file_name(cutoff, key)
 
     def reusable(self, cutoff: dt.date, key: str) -> Partition | None:
         """The partition of `cutoff` with this key, when a finished file with its metadata is
@@ -241,15 +245,3 @@ def read_snapshots(path: Path, columns: list[str] | None = None) -> pd.DataFrame
     return pa.concat_tables(tables, promote_options="default").to_pandas(
         self_destruct=True, split_blocks=True
     )
-
-
-def snapshots_digest(path: Path) -> str:
-    """sha256 over the training snapshots' files in cutoff order, each name and its bytes: the
-    identity of the table a model was trained on."""
-    h = hashlib.sha256()
-    for file in snapshot_files(path):
-        h.update(file.name.encode() + b"\0")
-        with file.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()

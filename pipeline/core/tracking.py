@@ -105,7 +105,8 @@ VERSION_TAG = "registered_version"
 
 
 def folder_digest(folder: Path, names: tuple[str, ...]) -> str:
-    """sha256 over the named files of a model folder, each name and its bytes."""
+    """sha256 over the named files of a folder (a model's, the training snapshots'), each name and
+    its bytes."""
     digest = hashlib.sha256()
     for name in names:
         digest.update(name.encode() + b"\0" + (Path(folder) / name).read_bytes() + b"\0")

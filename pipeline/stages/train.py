@@ -35,7 +35,7 @@ from pipeline.core.model import (
     model_frame,
 )
 from pipeline.core.params import Params
-from pipeline.core.partitions import read_snapshots, snapshots_digest
+from pipeline.core.partitions import read_snapshots, snapshot_files
 from pipeline.core.runs import params_digest, run_kind
 from pipeline.core.tables import LABEL
 
@@ -120,7 +120,8 @@ def main(params_path: Path, snapshots_path: Path, out_dir: Path, run_out: Path) 
 def snapshot_dataset(train: pd.DataFrame, snapshots_path: Path) -> MetaDataset:
     """The training snapshot as an MLflow dataset: its file, content digest and schema. (MLflow's
     pandas dataset infers the schema row by row in Python: 9 s for 200k rows.)"""
-    digest = snapshots_digest(snapshots_path)[:16]
+    files = snapshot_files(snapshots_path)
+    digest = tracking.folder_digest(files[0].parent, tuple(f.name for f in files))[:16]
     return MetaDataset(
         source=resolve_dataset_source(str(Path(snapshots_path).resolve())),
         name=f"training-snapshots ({len(train)} rows, cutoffs {train['cutoff'].min().date()}"
