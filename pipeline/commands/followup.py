@@ -4,7 +4,10 @@ placed no order in the window is rescued with probability `effect` and orders on
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +15,7 @@ import pandas as pd
 
 from pipeline.commands.measure import read_scores
 from pipeline.core.io import write_json, write_parquet
+from pipeline.core.params import ScoreParams
 from pipeline.core.tables import TRANSACTIONS, validate
 
 log = logging.getLogger(__name__)
@@ -76,3 +80,169 @@ def main(
     write_json(truth, truth_out)
     log.info("follow-up: %d order lines; truth %s", len(lines), truth)
     return truth
+
+
+# ---- many weeks of randomized contacts, with an effect known per customer (docs/uplift.md) ----
+
+
+@dataclass(frozen=True)
+class PlantedEffects:
+    """The effect of a contact on the chance of retention, by kind of customer, in this order of
+    precedence: lost causes (churn probability at least `lost_cause_risk`: nothing helps), sure
+    things (at most `sure_thing_risk`: they stay anyway), sleeping dogs (first bought through
+    `sleeping_dog_channel`: a contact drives them away), persuadables (average order at least the
+    median: a contact keeps them), and the rest (a small effect). Only two of the five follow churn
+    risk, so the riskiest customers are not the most responsive."""
+
+    lost_cause_risk: float = 0.9
+    sure_thing_risk: float = 0.15
+    sleeping_dog_channel: str = "app"
+    sleeping_dog: float = -0.05
+    persuadable: float = 0.15
+    other: float = 0.02
+
+    def of(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per row: the untreated chance of retention (1 - churn probability), the effect (kept
+        within [0, 1] once added) and the kind of customer."""
+        risk = frame["churn_probability"].to_numpy(dtype=float)
+        spend = frame["avg_order_value"].to_numpy(dtype=float)
+        kind = np.select(
+            [
+                risk >= self.lost_cause_risk,
+                risk <= self.sure_thing_risk,
+                frame["channel"].astype(str).to_numpy() == self.sleeping_dog_channel,
+                spend >= np.nanmedian(spend),
+            ],
+            ["lost_cause", "sure_thing", "sleeping_dog", "persuadable"],
+            default="other",
+        )
+        effect = pd.Series(kind).map(
+            {
+                "lost_cause": 0.0,
+                "sure_thing": 0.0,
+                "sleeping_dog": self.sleeping_dog,
+                "persuadable": self.persuadable,
+                "other": self.other,
+            }
+        )
+        untreated = 1.0 - risk
+        return untreated, np.clip(effect.to_numpy(dtype=float), -untreated, 1.0 - untreated), kind
+
+
+TRUTH_COLUMNS = ["true_uplift", "untreated_retention", "effect_type"]
+
+
+def population(scores_path: Path, replicas: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The customers of a score file and the features they were scored on (its kept snapshot),
+    row for row, `replicas` times over with suffixed ids (a shop `replicas` times the size)."""
+    from pipeline.stages.score import snapshot_archive
+
+    scores = read_scores(scores_path)
+    score_date = dt.date.fromisoformat(scores["score_date"].iloc[0])
+    snapshot = pd.read_parquet(snapshot_archive(Path(scores_path).parent, score_date))
+    snapshot = snapshot.drop(columns=["cutoff", "horizon_days"], errors="ignore")
+    snapshot = scores[["customer_id"]].merge(snapshot, on="customer_id", how="left", validate="one_to_one")
+    copies = range(replicas)
+    return tuple(  # type: ignore[return-value]
+        pd.concat(
+            [f.assign(customer_id=f["customer_id"] + f"~{j}") if replicas > 1 else f for j in copies],
+            ignore_index=True,
+        )
+        for f in (scores, snapshot)
+    )
+
+
+def play_weeks(
+    customers: pd.DataFrame,
+    snapshot: pd.DataFrame,
+    params: ScoreParams,
+    weeks: int,
+    seed: int,
+    effects: PlantedEffects = PlantedEffects(),
+    jitter: float = 0.25,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`weeks` calendar weeks of weekly files on the same customers, as `churn outcomes` would
+    return them once their windows closed: the outcome table (one row per customer and kept week)
+    and, row for row, the truth (the effect of a contact, the untreated chance of retention, the
+    kind of customer).
+
+    Each week's file is made as `score` makes it: its value at risk moves by a lognormal factor
+    (sd `jitter`) so the list's cut-off moves, the list and its holdout come from
+    `outreach.outreach_plan`, the exploration sample from `outreach.exploration_sample` (keyed by
+    the seed). Only the weeks `churn outcomes` keeps are played (every ceil(horizon / 7)-th, whose
+    windows do not overlap: `measure.apart`), and only those whose window has closed by the end.
+    A row is retained with chance untreated + effect x contact."""
+    from pipeline.core.outreach import exploration_sample, outreach_plan
+    from pipeline.core.uplift import OUTCOME_COLUMNS
+
+    horizon = int(customers["horizon_days"].iloc[0])
+    step = math.ceil(horizon / 7)
+    start = dt.date.fromisoformat(str(customers["score_date"].iloc[0]))
+    keyed = params.model_copy(update={"holdout_key": f"{params.holdout_key}|simulation-{seed}"})
+    rng = np.random.default_rng(seed)
+    ids = customers["customer_id"].astype(str)
+    campaign = customers["recommended_campaign"].to_numpy(dtype=str)
+    tiers = customers["risk_tier"].to_numpy(dtype=str)
+    suppressed = customers["do_not_contact"].to_numpy(dtype=bool)
+    if not (snapshot["customer_id"].to_numpy() == customers["customer_id"].to_numpy()).all():
+        raise ValueError("the snapshot must hold the scored customers, row for row")
+    features = snapshot.drop(columns=[c for c in snapshot.columns if c in OUTCOME_COLUMNS]).reset_index(
+        drop=True
+    )
+    untreated, effect, kind = effects.of(
+        pd.concat([customers[["churn_probability"]].reset_index(drop=True), features], axis=1)
+    )
+    tables, truths = [], []
+    for w in range(0, weeks - step + 1, step):
+        day = start + dt.timedelta(days=7 * w)
+        label = f"{day.isocalendar().year}-W{day.isocalendar().week:02d}"
+        at_risk = customers["value_at_risk"].to_numpy(dtype=float) * np.exp(
+            jitter * rng.standard_normal(len(ids))
+        )
+        outreach, holdout, _ = outreach_plan(
+            customer_ids=ids,
+            value_at_risk=at_risk,
+            campaign=campaign,
+            risk_tier=tiers,
+            week=label,
+            params=keyed,
+            suppressed=suppressed,
+        )
+        explored = exploration_sample(
+            customer_ids=ids,
+            outreach=outreach,
+            holdout=holdout,
+            campaign=campaign,
+            week=label,
+            params=keyed,
+            suppressed=suppressed,
+        )
+        contact = (outreach & ~holdout) | explored.contacted
+        retained = rng.random(len(ids)) < untreated + effect * contact
+        week = pd.DataFrame(
+            {
+                "customer_id": ids.to_numpy(),
+                "week": label,
+                "score_date": day.isoformat(),
+                "horizon_days": horizon,
+                "churn_probability": customers["churn_probability"].to_numpy(),
+                "value_at_risk": np.round(at_risk, 2),
+                "predicted_value": customers["predicted_value"].to_numpy(),
+                "risk_tier": tiers,
+                "recommended_campaign": campaign,
+                "outreach": outreach,
+                "holdout": holdout & outreach,
+                "exploration": explored.contacted,
+                "contact": contact,
+                "contact_probability": explored.contact_probability,
+                "contact_policy": explored.policy,
+                "retained": retained.astype(int),
+            }
+        )
+        tables.append(pd.concat([week, features], axis=1))
+        truths.append(
+            pd.DataFrame({"true_uplift": effect, "untreated_retention": untreated, "effect_type": kind})
+        )
+    if not tables:
+        raise ValueError(f"{weeks} weeks hold no {horizon}-day window that has closed")
+    return pd.concat(tables, ignore_index=True), pd.concat(truths, ignore_index=True)

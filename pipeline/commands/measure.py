@@ -28,6 +28,7 @@ from pipeline.core.io import atomic_path, unescape_formulas, write_csv, write_js
 from pipeline.core.metrics import classification_metrics
 from pipeline.core.orders import orders_from_lines
 from pipeline.core.tables import SCORE_FILE_SCHEMA, read_table
+from pipeline.core.uplift import OUTCOME_COLUMNS
 from pipeline.stages.score import snapshot_archive
 
 log = logging.getLogger(__name__)
@@ -175,13 +176,6 @@ def report(result: dict, tiers: pd.DataFrame, deciles: pd.DataFrame, source: str
     for title, table in (("By risk tier", tiers), ("By risk decile", deciles)):
         lines += [f"## {title}", "", table.to_markdown(index=False, floatfmt=".3f"), ""]
     return "\n".join(lines)
-
-
-OUTCOME_COLUMNS = [
-    "customer_id", "week", "score_date", "horizon_days", "churn_probability", "value_at_risk",
-    "predicted_value", "risk_tier", "recommended_campaign", "outreach", "holdout", "exploration",
-    "contact", "contact_probability", "contact_policy", "retained",
-]  # fmt: skip
 
 
 def contact_columns(scores: pd.DataFrame) -> pd.DataFrame:

@@ -1,0 +1,139 @@
+"""Benchmark: does the uplift ranking find whom a contact changes, and does its policy-value estimate
+cover the truth? On many weeks of simulated files whose effect per customer is known
+(`followup.play_weeks`, docs/uplift.md).
+
+Per seed: the simulated outcome table of `--weeks` calendar weeks on the customers of a score file
+(`--replicas` times over), the uplift learner(s) fitted on the earlier kept weeks and judged on the
+later ones (`uplift.evaluate`). Prints, per seed and learner:
+- the Qini of the learner's ranking, scored on the true effects, as a share of the true effects'
+  own Qini;
+- the doubly robust (and inverse-propensity) estimate of the incremental value per week of the
+  uplift policy minus the value-at-risk policy, its 95% interval, the true difference, and whether
+  the interval covers it;
+- the true incremental value per week of each policy.
+With `--switch`, for each seed the first number of kept weeks at which the switch rule fires.
+
+    python benchmarks/uplift.py --scores data/scores/churn_scores_2026-W47.csv --seeds 100
+    python benchmarks/uplift.py --scores ... --seeds 5 --switch --weeks 520 --replicas 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.commands.followup import play_weeks, population
+from pipeline.core.params import load_params
+from pipeline.core.uplift import evaluate, qini_coefficient
+
+
+def _true_value(contacts: np.ndarray, effect: np.ndarray, value: np.ndarray, cost: float, weeks: int) -> float:
+    return float((contacts * (effect * value - cost)).sum() / weeks)
+
+
+def one_seed(args: argparse.Namespace, seed: int) -> list[dict]:
+    params = load_params(args.params).score
+    scores, snapshot = population(args.scores, args.replicas)
+    table, truth = play_weeks(customers=scores, snapshot=snapshot, params=params, weeks=args.weeks, seed=seed)
+    out = []
+    for learner in args.learners:
+        started = time.perf_counter()
+        ev = evaluate(table, budget=params.contact_budget * args.replicas, cost=args.cost, learner=learner)
+        true = truth.loc[ev.test.index]
+        tau, value = true["true_uplift"].to_numpy(), ev.test["predicted_value"].to_numpy(dtype=float)
+        w = len(ev.test_weeks)
+        true_u = _true_value(ev.uplift_contacts, tau, value, args.cost, w)
+        true_v = _true_value(ev.value_at_risk_contacts, tau, value, args.cost, w)
+        d, di = ev.comparison.difference, ev.ipw_comparison.difference
+        out.append(
+            {
+                "seed": seed,
+                "learner": learner,
+                "rows": len(table),
+                "train_weeks": len(ev.train_weeks),
+                "test_weeks": w,
+                "qini_ratio": qini_coefficient(ev.effect, tau)["qini"] / qini_coefficient(tau, tau)["qini"],
+                "qini_realized": ev.qini["qini"],
+                "true_uplift_policy": true_u,
+                "true_value_at_risk_policy": true_v,
+                "true_difference": true_u - true_v,
+                "dr_difference": d.value,
+                "dr_low": d.low,
+                "dr_high": d.high,
+                "dr_covers": d.low <= true_u - true_v <= d.high,
+                "dr_uplift_covers": ev.comparison.uplift.low <= true_u <= ev.comparison.uplift.high,
+                "ipw_difference": di.value,
+                "ipw_low": di.low,
+                "ipw_high": di.high,
+                "ipw_covers": di.low <= true_u - true_v <= di.high,
+                "switch": ev.comparison.switch,
+                "excluded_deciles": ev.excluded_deciles,
+                "seconds": time.perf_counter() - started,
+            }
+        )
+    return out
+
+
+def switch_weeks(args: argparse.Namespace, seed: int) -> dict:
+    """The first count of kept weeks (each a ceil(horizon / 7)-week step) at which the rule fires,
+    trying 2, 3, 4, 6, 8, 12, ... kept weeks of the same simulated history."""
+    params = load_params(args.params).score
+    scores, snapshot = population(args.scores, args.replicas)
+    table, _ = play_weeks(customers=scores, snapshot=snapshot, params=params, weeks=args.weeks, seed=seed)
+    weeks = sorted(table["week"].unique())
+    step = math.ceil(int(table["horizon_days"].iloc[0]) / 7)
+    tried = []
+    k = 2
+    while k <= len(weeks):
+        part = table[table["week"].isin(weeks[:k])]
+        ev = evaluate(part, budget=params.contact_budget * args.replicas, cost=args.cost, learner="dr")
+        d = ev.comparison.difference
+        tried.append({"kept_weeks": k, "difference": round(d.value, 1), "low": round(d.low, 1)})
+        if ev.comparison.switch:
+            return {"seed": seed, "kept_weeks": k, "calendar_weeks": k * step, "tried": tried}
+        k = k + 1 if k < 4 else k + k // 2
+    return {"seed": seed, "kept_weeks": None, "calendar_weeks": None, "tried": tried}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scores", type=Path, required=True, help="a score file with its kept snapshot")
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--seeds", type=int, default=100)
+    parser.add_argument("--first-seed", type=int, default=1)
+    parser.add_argument("--weeks", type=int, default=104, help="calendar weeks simulated")
+    parser.add_argument("--replicas", type=int, default=1, help="the shop this many times over")
+    parser.add_argument("--learners", nargs="+", default=["dr"], choices=["t", "x", "dr"])
+    parser.add_argument("--cost", type=float, default=1.0, help="cost of a contact, in the currency")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--switch", action="store_true", help="measure when the switch rule fires")
+    args = parser.parse_args()
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    with ProcessPoolExecutor(args.workers) as pool:
+        if args.switch:
+            for result in pool.map(switch_weeks, [args] * len(seeds), seeds):
+                print(json.dumps(result), flush=True)
+            return
+        rows = [r for batch in pool.map(one_seed, [args] * len(seeds), seeds) for r in batch]
+    for r in rows:
+        print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()}), flush=True)
+    print(f"\n{'learner':>8}{'seeds':>7}{'Qini ratio (median)':>21}{'DR covers':>11}{'IPW covers':>12}"
+          f"{'true U-V > 0':>14}{'switch':>8}{'s/fit':>7}")  # fmt: skip
+    for learner in args.learners:
+        mine = [r for r in rows if r["learner"] == learner]
+        print(
+            f"{learner:>8}{len(mine):>7}{float(np.median([r['qini_ratio'] for r in mine])):>21.3f}"
+            f"{sum(r['dr_covers'] for r in mine):>11}{sum(r['ipw_covers'] for r in mine):>12}"
+            f"{sum(r['true_difference'] > 0 for r in mine):>14}{sum(r['switch'] for r in mine):>8}"
+            f"{float(np.median([r['seconds'] for r in mine])):>7.1f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
