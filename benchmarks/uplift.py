@@ -33,7 +33,9 @@ from pipeline.core.params import load_params
 from pipeline.core.uplift import evaluate, qini_coefficient
 
 
-def _true_value(contacts: np.ndarray, effect: np.ndarray, value: np.ndarray, cost: float, weeks: int) -> float:
+def _true_value(
+    contacts: np.ndarray, effect: np.ndarray, value: np.ndarray, cost: float, weeks: int
+) -> float:
     return float((contacts * (effect * value - cost)).sum() / weeks)
 
 
@@ -92,7 +94,7 @@ def switch_weeks(args: argparse.Namespace, seed: int) -> dict:
     k = 2
     while k <= len(weeks):
         part = table[table["week"].isin(weeks[:k])]
-        ev = evaluate(part, budget=params.contact_budget * args.replicas, cost=args.cost, learner="dr")
+        ev = evaluate(part, budget=params.contact_budget * args.replicas, cost=args.cost, learner="x")
         d = ev.comparison.difference
         tried.append({"kept_weeks": k, "difference": round(d.value, 1), "low": round(d.low, 1)})
         if ev.comparison.switch:
@@ -109,7 +111,7 @@ def main() -> None:
     parser.add_argument("--first-seed", type=int, default=1)
     parser.add_argument("--weeks", type=int, default=104, help="calendar weeks simulated")
     parser.add_argument("--replicas", type=int, default=1, help="the shop this many times over")
-    parser.add_argument("--learners", nargs="+", default=["dr"], choices=["t", "x", "dr"])
+    parser.add_argument("--learners", nargs="+", default=["x"], choices=["t", "x", "dr"])
     parser.add_argument("--cost", type=float, default=1.0, help="cost of a contact, in the currency")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--switch", action="store_true", help="measure when the switch rule fires")

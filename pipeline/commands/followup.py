@@ -143,7 +143,7 @@ def population(scores_path: Path, replicas: int = 1) -> tuple[pd.DataFrame, pd.D
     snapshot = snapshot.drop(columns=["cutoff", "horizon_days"], errors="ignore")
     snapshot = scores[["customer_id"]].merge(snapshot, on="customer_id", how="left", validate="one_to_one")
     copies = range(replicas)
-    return tuple(  # type: ignore[return-value]
+    return tuple(
         pd.concat(
             [f.assign(customer_id=f["customer_id"] + f"~{j}") if replicas > 1 else f for j in copies],
             ignore_index=True,
@@ -172,6 +172,7 @@ def play_weeks(
     the seed). Only the weeks `churn outcomes` keeps are played (every ceil(horizon / 7)-th, whose
     windows do not overlap: `measure.apart`), and only those whose window has closed by the end.
     A row is retained with chance untreated + effect x contact."""
+    from pipeline.core.cutoffs import iso_week_label
     from pipeline.core.outreach import exploration_sample, outreach_plan
     from pipeline.core.uplift import OUTCOME_COLUMNS
 
@@ -195,7 +196,7 @@ def play_weeks(
     tables, truths = [], []
     for w in range(0, weeks - step + 1, step):
         day = start + dt.timedelta(days=7 * w)
-        label = f"{day.isocalendar().year}-W{day.isocalendar().week:02d}"
+        label = iso_week_label(day)
         at_risk = customers["value_at_risk"].to_numpy(dtype=float) * np.exp(
             jitter * rng.standard_normal(len(ids))
         )
