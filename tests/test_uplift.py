@@ -54,13 +54,14 @@ def test_dr_and_ipw_scores_on_hand_made_rows():
     y, t = np.array([1, 0, 1, 0]), np.array([1, 1, 0, 0])
     e = np.array([0.5, 0.25, 0.5, 0.8])
     mu0, mu1 = np.full(4, 0.2), np.full(4, 0.6)
-    assert dr_scores(y, t, e, mu0, mu1) == pytest.approx([1.2, -2.0, -1.2, 1.4])
-    assert dr_scores(y, t, e, np.zeros(4), np.zeros(4)) == pytest.approx([2.0, 0.0, -2.0, 0.0])
+    assert dr_scores(y=y, t=t, e=e, mu0=mu0, mu1=mu1) == pytest.approx([1.2, -2.0, -1.2, 1.4])
+    ipw = dr_scores(y=y, t=t, e=e, mu0=np.zeros(4), mu1=np.zeros(4))
+    assert ipw == pytest.approx([2.0, 0.0, -2.0, 0.0])
 
 
 def test_dr_scores_refuse_a_chance_of_zero_or_one():
     with pytest.raises(ValueError, match="strictly between 0 and 1"):
-        dr_scores(np.array([1]), np.array([1]), np.array([1.0]), np.zeros(1), np.zeros(1))
+        dr_scores(y=np.array([1]), t=np.array([1]), e=np.array([1.0]), mu0=np.zeros(1), mu1=np.zeros(1))
 
 
 @settings(max_examples=examples(100), deadline=None)
@@ -73,8 +74,9 @@ def test_dr_scores_refuse_a_chance_of_zero_or_one():
 )
 def test_dr_score_averaged_over_the_draw_is_the_customers_own_effect(y0, y1, e, mu0, mu1):
     # whatever the outcome models, e Gamma(contacted) + (1 - e) Gamma(not) = y1 - y0
-    contacted = dr_scores(np.array([y1]), np.array([1]), np.array([e]), np.array([mu0]), np.array([mu1]))
-    untouched = dr_scores(np.array([y0]), np.array([0]), np.array([e]), np.array([mu0]), np.array([mu1]))
+    models = {"e": np.array([e]), "mu0": np.array([mu0]), "mu1": np.array([mu1])}
+    contacted = dr_scores(y=np.array([y1]), t=np.array([1]), **models)
+    untouched = dr_scores(y=np.array([y0]), t=np.array([0]), **models)
     assert e * contacted[0] + (1 - e) * untouched[0] == pytest.approx(y1 - y0, abs=1e-9)
 
 
@@ -112,7 +114,14 @@ def test_top_k_per_week_among_the_allowed():
     score = np.array([5.0, 4.0, 3.0, 9.0, 1.0, 2.0])
     weeks = np.array(["a", "a", "a", "b", "b", "b"])
     allowed = np.array([False, True, True, True, True, True])
-    assert top_k(score, weeks, 2, allowed).tolist() == [False, True, True, True, False, True]
+    assert top_k(score=score, groups=weeks, k=2, allowed=allowed).tolist() == [
+        False,
+        True,
+        True,
+        True,
+        False,
+        True,
+    ]
 
 
 def test_uplift_policy_contacts_only_a_positive_net_gain_and_never_an_excluded_row():

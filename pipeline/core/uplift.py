@@ -396,7 +396,7 @@ def uplift_policy(
     allowed = np.asarray(eligible, dtype=bool) & (gain > 0)
     if excluded is not None:
         allowed &= ~np.asarray(excluded, dtype=bool)
-    return top_k(gain, weeks, budget, allowed)
+    return top_k(score=gain, groups=weeks, k=budget, allowed=allowed)
 
 
 @dataclass(frozen=True)
