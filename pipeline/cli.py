@@ -611,6 +611,28 @@ def outcomes(
     )
 
 
+@app.command()
+def uplift(
+    outcomes: Annotated[Path, _opt("The outcome table of `churn outcomes` (Parquet).")],
+    out_dir: Annotated[
+        Path, typer.Option("--out-dir", help="Folder for uplift.json, CSVs, uplift.md and model/.")
+    ],
+    params: ParamsOpt = PARAMS,
+) -> None:
+    """Learn whom outreach changes from the randomized contacts of past weeks, judge it on later
+    weeks (Qini, policy values with intervals clustered by customer) and decide the file's ranking:
+    uplift only when its gain over value at risk is surely above zero (docs/uplift.md)."""
+    from pipeline.commands import uplift as command
+
+    _run(
+        _echo(command.main),
+        inputs=("params_path", "outcomes:parquet"),
+        params_path=params,
+        outcomes=outcomes,
+        out_dir=out_dir,
+    )
+
+
 @app.command("simulate-followup")
 def simulate_followup(
     customers: Annotated[Path, _opt("The simulator's per-customer latent rates (Parquet).")],

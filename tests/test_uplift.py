@@ -19,9 +19,11 @@ from pipeline.core.uplift import (
     fit_dr,
     fit_t,
     fit_x,
+    load_learner,
     qini_coefficient,
     qini_curve,
     randomized,
+    save_learner,
     split_weeks,
     top_k,
     uplift_features,
@@ -295,3 +297,12 @@ def test_evaluate_judges_the_later_weeks_and_contacts_within_the_budget():
     assert got.comparison.uplift.value == pytest.approx(19_500, rel=0.15)
     assert got.comparison.difference.value == pytest.approx(10_000, rel=0.3)
     assert got.qini["qini"] > 0
+
+
+@pytest.mark.parametrize("fit", [fit_t, fit_x, fit_dr])
+def test_a_kept_learner_predicts_what_it_predicted_when_fitted(fit, tmp_path):
+    table = planted()
+    model = fit(table, SMALL)
+    save_learner(model, tmp_path / "model")
+    kept = load_learner(tmp_path / "model")
+    np.testing.assert_allclose(kept.effect(table), model.effect(table), rtol=0, atol=1e-12)

@@ -328,6 +328,16 @@ class MonitorParams(_Frozen):
         return self
 
 
+class UpliftParams(_Frozen):
+    """Whom a contact changes (`churn uplift`, docs/uplift.md): the learner that ranks, the cost
+    of one contact in `score.currency`, and the share of the past weeks it learns from (the later
+    weeks judge it)."""
+
+    learner: Literal["t", "x", "dr"] = "x"
+    contact_cost: Annotated[float, Field(ge=0.0)] = 1.0
+    train_share: Annotated[float, Field(gt=0.0, lt=1.0)] = 2 / 3
+
+
 class MlflowParams(_Frozen):
     experiment: str
     registered_model: str
@@ -345,6 +355,7 @@ class Params(_Frozen):
     explain: ExplainParams
     score: ScoreParams
     monitor: MonitorParams
+    uplift: UpliftParams = UpliftParams()
     mlflow: MlflowParams
 
 

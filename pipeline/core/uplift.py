@@ -20,14 +20,17 @@ Qini curve and coefficient, and the value of a contact policy against another at
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from pipeline.core.io import write_json
 from pipeline.core.model import model_frame
 
 Z_95 = 1.959963984540054
@@ -573,4 +576,56 @@ def evaluate(
         qini=qini_coefficient(effect, gamma),
         deciles=decile_table(effect, gamma, ids),
         at_budget=clustered_mean(gamma[contacts], ids[contacts]) if contacts.any() else Estimate(0.0, 0.0, 0),
+    )
+
+
+@dataclass(frozen=True)
+class SavedUplift:
+    """An uplift learner as kept on disk: its LightGBM boosters (text) and how their predictions
+    combine into an effect (T: mu1 - mu0; X: g tau0 + (1 - g) tau1; DR: tau)."""
+
+    learner: str
+    features: list[str]
+    treated_share: float
+    boosters: dict[str, lgb.Booster]
+
+    def effect(self, table: pd.DataFrame) -> np.ndarray:
+        x = model_frame(table, self.features)
+        p = {name: np.asarray(b.predict(x)) for name, b in self.boosters.items()}
+        if self.learner == "t":
+            return p["mu1"] - p["mu0"]
+        if self.learner == "x":
+            return self.treated_share * p["tau0"] + (1.0 - self.treated_share) * p["tau1"]
+        return p["tau"]
+
+
+UPLIFT_MODEL_FILE = "uplift_model.json"
+
+
+def save_learner(model: UpliftLearner, folder: Path) -> None:
+    """The learner's boosters as LightGBM text beside a JSON that says how they combine."""
+    if isinstance(model, TLearner):
+        parts, learner, share = {"mu0": model.mu0_model, "mu1": model.mu1_model}, "t", 0.0
+    elif isinstance(model, XLearner):
+        parts, learner, share = {"tau0": model.tau0_model, "tau1": model.tau1_model}, "x", model.treated_share
+    else:
+        parts, learner, share = {"tau": model.tau_model}, "dr", 0.0
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, estimator in parts.items():
+        if getattr(estimator, "n_classes_", 2) != 2:
+            raise ValueError(f"the {name} model saw one outcome only; it cannot be kept")
+        estimator.booster_.save_model(str(folder / f"{name}.txt"))
+    write_json(
+        {"learner": learner, "features": model.features, "treated_share": share, "boosters": sorted(parts)},
+        folder / UPLIFT_MODEL_FILE,
+    )
+
+
+def load_learner(folder: Path) -> SavedUplift:
+    meta = json.loads((folder / UPLIFT_MODEL_FILE).read_text(encoding="utf-8"))
+    return SavedUplift(
+        learner=meta["learner"],
+        features=meta["features"],
+        treated_share=float(meta["treated_share"]),
+        boosters={name: lgb.Booster(model_file=str(folder / f"{name}.txt")) for name in meta["boosters"]},
     )
