@@ -14,6 +14,11 @@ app = typer.Typer(help="Churn-prediction pipeline stages.", no_args_is_help=True
 
 ParamsOpt = Annotated[Path, typer.Option("--params", help="Parameter file.")]
 PARAMS = Path("params.yaml")
+# churn uplift's folder (data/uplift): its uplift.json says how the list is ranked, and why
+UpliftOpt = Annotated[
+    Path | None,
+    typer.Option(help="churn uplift's folder: its decision ranks the list (score) and is reported (report)."),
+]
 
 
 def _opt(help_text: str) -> object:
@@ -455,6 +460,7 @@ def score(
     headline: Annotated[
         Path | None, typer.Option(help="Headline metrics for dvc metrics show (JSON): a few numbers.")
     ] = None,
+    uplift: UpliftOpt = None,
     params: ParamsOpt = PARAMS,
 ) -> None:
     """Write the weekly churn-risk file for CRM import, and its manifest. Only a production run
@@ -470,6 +476,7 @@ def score(
             "fits:json",
             "suppression",
             "verdict:json",
+            "uplift_dir",
         ),
         params_path=params,
         snapshot_path=snapshot,
@@ -481,6 +488,7 @@ def score(
         verdict=verdict,
         republish=republish,
         headline_out=headline,
+        uplift_dir=uplift,
     )
 
 
@@ -532,6 +540,7 @@ def report(
     backtest: Annotated[
         Path | None, typer.Option(help="backtest's metrics (JSON): mean ROC AUC per scorer beside it.")
     ] = None,
+    uplift: UpliftOpt = None,
     params: ParamsOpt = PARAMS,
 ) -> None:
     """Churn and retention rates, cohorts, CLV and value at risk by segment, predicted vs realized
@@ -552,6 +561,7 @@ def report(
             "run_path:json",
             "evaluation_path:json",
             "backtest_path:json",
+            "uplift_dir",
         ),
         params_path=params,
         transactions=transactions,
@@ -567,6 +577,7 @@ def report(
         headline_out=headline,
         evaluation_path=evaluation,
         backtest_path=backtest,
+        uplift_dir=uplift,
     )
 
 

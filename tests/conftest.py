@@ -380,7 +380,7 @@ def explainer(contrib: pd.DataFrame):
     return lambda rows: by_id.loc[rows["customer_id"]].reset_index()
 
 
-def score_table_example():
+def score_table_example(uplift=None):
     snapshot, contrib, p = scoring_inputs()
     pnbd = ParetoNBD(r=0.55, alpha=10.6, s=0.61, beta=11.7)
     return score_table(
@@ -390,6 +390,7 @@ def score_table_example():
         pnbd=pnbd,
         model_version="churn-model/3",
         params=load_params(ROOT / "params.yaml").score.model_copy(update={"contact_budget": 50}),
+        uplift=uplift,
     )
 
 

@@ -152,7 +152,8 @@ def test_churn_measure_writes_the_report_and_logs_to_mlflow(tmp_path, monkeypatc
         contact=scores["outreach"] & ~scores["holdout"],
         contact_probability=np.where(scores["outreach"], 0.9, 0.0),
         contact_policy=np.where(scores["outreach"], "value_at_risk", "none"),
-        schema_version="1.1",
+        predicted_uplift=np.nan,
+        schema_version="1.2",
     )
     full = full[[f["name"] for f in SCORE_FILE_SCHEMA["fields"]]].astype(
         {"horizon_days": "Int64", "risk_decile": "Int64"}

@@ -1,3 +1,5 @@
+import json
+
 import ibis
 import numpy as np
 import pandas as pd
@@ -156,3 +158,40 @@ def test_a_missing_section_says_why_and_every_table_scrolls_inside_the_page():
     assert (
         "<h2>Segment movement</h2><p class='missing'>Not shown: only one weekly file &lt;yet&gt;</p>" in page
     )
+
+
+def test_the_uplift_section_says_why_until_there_are_policy_values(tmp_path):
+    from pipeline.stages.report import UPLIFT_TITLE, uplift_section
+
+    (tmp_path / "uplift.json").write_text(
+        json.dumps({"ranking": "value_at_risk", "weeks": 0, "why": "no week of outcomes yet"})
+    )
+    cards, tables, images, missing = uplift_section(tmp_path, "GBP")
+    assert cards == {"outreach list ranked by": "value at risk", "weeks of outcomes for uplift": "0"}
+    assert (tables, images, missing) == ({}, {}, {UPLIFT_TITLE: "no week of outcomes yet"})
+
+
+def test_the_uplift_section_shows_policy_values_deciles_and_the_qini_curve(tmp_path):
+    from pipeline.stages.report import uplift_section
+
+    def estimate(value: float) -> dict:
+        return {"value": value, "se": 1.0, "ci_low": value - 2, "ci_high": value + 2, "clusters": 9}
+
+    comparison = {"uplift": estimate(30.0), "value_at_risk": estimate(10.0), "difference": estimate(20.0)}
+    decision = {
+        "ranking": "uplift",
+        "weeks": 8,
+        "why": "surely above zero",
+        "qini": {"qini": 0.01, "auuc": 0.02},
+        "policy_value_per_week": {"doubly_robust": comparison, "inverse_propensity": comparison},
+    }
+    (tmp_path / "uplift.json").write_text(json.dumps(decision))
+    pd.DataFrame({"share": [0, 0.5, 1], "gain": [0, 0.02, 0.01], "random": [0, 0.005, 0.01]}).to_csv(
+        tmp_path / "qini.csv", index=False
+    )
+    cards, tables, images, missing = uplift_section(tmp_path, "GBP")
+    assert cards["outreach list ranked by"] == "uplift" and cards["weeks of outcomes for uplift"] == "8"
+    (values,) = tables.values()
+    assert values.index.tolist() == ["doubly robust", "inverse propensity"]
+    assert values.loc["doubly robust"].tolist() == [30.0, 10.0, 20.0, 18.0, 22.0]
+    assert len(images) == 1 and not missing

@@ -121,7 +121,7 @@ def test_published_file_escapes_formulas_and_reads_back_valid_against_the_publis
     manifest = json.loads(out.with_suffix(".manifest.json").read_text())
     assert manifest["rows"] == 300 and manifest["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
     assert (manifest["schema_version"], manifest["as_of"], manifest["horizon_days"]) == (
-        "1.1",
+        "1.2",
         "2026-11-16",
         90,
     )
@@ -262,3 +262,68 @@ def test_a_file_its_manifest_does_not_describe_is_kept_and_replaced_whatever_the
     assert (
         tmp_path / "superseded" / f"churn_scores_2026-W47.{digest}.csv"
     ).read_bytes() == b"edited by hand\n"
+
+
+def _uplift_folder(folder, cost: float = 1.0):
+    """A kept X-learner that learned that a contact keeps web customers (+0.4) and drives store
+    customers away (-0.3), with the decision that ranks by it."""
+    from pipeline.core.uplift import Boosting, fit_x, save_learner, sleeping_dog_guard, training_scores
+
+    snapshot, _, _ = _scoring(n=6000, seed=9)
+    rng = np.random.default_rng(9)
+    t = rng.random(len(snapshot)) < 0.5
+    effect = np.where(snapshot["channel"] == "web", 0.4, -0.3)
+    rows = snapshot.drop(columns=["cutoff", "horizon_days"]).assign(
+        churn_probability=rng.uniform(0, 1, len(snapshot)),
+        predicted_value=rng.gamma(2.0, 50.0, len(snapshot)),
+        week=np.repeat(["2026-W01", "2026-W14"], len(snapshot) // 2),
+        contact=t,
+        contact_probability=0.5,
+        retained=(rng.random(len(snapshot)) < 0.4 + effect * t).astype(int),
+    )
+    boosting = Boosting(n_estimators=60, learning_rate=0.1, num_leaves=4, min_child_samples=40)
+    model = fit_x(rows, boosting)
+    save_learner(model, folder / "model")
+    gamma, _ = training_scores(rows, boosting)
+    guard = sleeping_dog_guard(model.effect(rows), gamma, rows["customer_id"])
+    decision = {
+        "ranking": "uplift",
+        "model": "model",
+        "guard": guard.as_dict(),
+        "contact_cost": cost,
+        "why": "test",
+    }
+    (folder / "uplift.json").write_text(json.dumps(decision))
+    return guard
+
+
+def test_once_uplift_ranks_the_list_holds_whom_a_contact_changes_most(tmp_path):
+    from pipeline.core.uplift import read_ranking
+
+    guard = _uplift_folder(tmp_path)
+    assert guard.excluded  # the store customers' deciles are sleeping dogs
+    decision, ranking = read_ranking(tmp_path)
+    assert decision["why"] == "test" and ranking is not None and ranking.cost == 1.0
+    snapshot, _, _ = _scoring()
+    table = _table(uplift=ranking)
+    table = validate(table, SCORES, "weekly score file")
+    listed = table[table["outreach"]].sort_values("outreach_rank")
+    channel = snapshot.set_index("customer_id").loc[listed["customer_id"], "channel"]
+    assert len(listed) == 50 and (channel == "web").all()
+    assert (listed["contact_policy"] == "uplift").all() and table["predicted_uplift"].notna().all()
+    gain = listed["predicted_uplift"] * listed["predicted_value"] - 1.0
+    assert (gain > 0).all() and gain.round(3).is_monotonic_decreasing
+    web = snapshot.set_index("customer_id").loc[table["customer_id"], "channel"].to_numpy() == "web"
+    assert (
+        table.loc[web, "predicted_uplift"].mean() > 0.25 > -0.15 > table.loc[~web, "predicted_uplift"].mean()
+    )
+    assert (
+        table["holdout"].sum() == 5
+        and (table.loc[table["exploration"], "contact_policy"] == "exploration").all()
+    )
+
+
+def test_until_uplift_ranks_the_file_has_no_predicted_uplift():
+    table = _table()
+    assert table["predicted_uplift"].isna().all()
+    assert set(table.loc[table["outreach"], "contact_policy"]) == {"value_at_risk"}

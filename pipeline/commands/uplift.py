@@ -25,6 +25,8 @@ from pipeline.core.errors import PipelineError
 from pipeline.core.io import atomic_path, write_csv, write_json
 from pipeline.core.params import Params, load_params
 from pipeline.core.uplift import (
+    CLUSTER,
+    DECISION_FILE,
     LEARNERS,
     OUTCOME,
     OUTCOME_COLUMNS,
@@ -35,6 +37,8 @@ from pipeline.core.uplift import (
     qini_curve,
     randomized,
     save_learner,
+    sleeping_dog_guard,
+    training_scores,
 )
 
 log = logging.getLogger(__name__)
@@ -203,16 +207,19 @@ def main(params_path: Path, outcomes: Path, out_dir: Path) -> str:
             pd.concat([curve.iloc[::step], curve.iloc[[-1]]]).drop_duplicates().round(6), out_dir / "qini.csv"
         )
     if summary["ranking"] == "uplift":
+        # the model the file ranks by learns from every week, and its guard from all their rows
         rows = randomized(table)
         boosting = Boosting()
+        gamma, cross_fitted = training_scores(rows, boosting)
         final = (
-            fit_dr(rows, boosting)
+            fit_dr(rows, boosting, outcomes=cross_fitted)
             if params.uplift.learner == "dr"
             else LEARNERS[params.uplift.learner](rows, boosting)
         )
         save_learner(final, out_dir / MODEL_DIR)
         summary["model"] = MODEL_DIR
-    write_json(summary, out_dir / "uplift.json")
+        summary["guard"] = sleeping_dog_guard(final.effect(rows), gamma, rows[CLUSTER]).as_dict()
+    write_json(summary, out_dir / DECISION_FILE)
     with atomic_path(out_dir / "uplift.md") as tmp:
         text = markdown(summary=summary, deciles=deciles, guards=guards, currency=params.score.currency)
         tmp.write_text(text, encoding="utf-8")

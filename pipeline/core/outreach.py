@@ -115,15 +115,20 @@ def outreach_plan(
     week: str,
     params: ScoreParams,
     suppressed: np.ndarray | None = None,
+    allowed: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The outreach list: of the customers with a campaign and a risk tier in `outreach_tiers`,
     the `contact_budget` with the highest value at risk (rank 1 = first to call). A valuable
     customer at low risk is not on it, so no one is called "at risk" below the tiers asked for.
+    With `allowed`, the list is the customers with a campaign among `allowed` instead of the
+    tiers, ranked by the `value_at_risk` argument (the uplift ranking passes its net gain).
     Of the list, exactly round(holdout_share x size) customers, those with the lowest holdout
     draws, are held out: on the list, never contacted, so that the list's realized retention can
     be compared with theirs. Suppressed (do-not-contact) customers are never on the list."""
     n = len(customer_ids)
-    eligible = (campaign != params.no_campaign) & np.isin(risk_tier, params.outreach_tiers)
+    eligible = (campaign != params.no_campaign) & (
+        np.isin(risk_tier, params.outreach_tiers) if allowed is None else np.asarray(allowed, dtype=bool)
+    )
     if suppressed is not None:
         eligible &= ~suppressed
     # highest value at risk first; ties by customer id, so the list does not depend on row order
@@ -139,8 +144,9 @@ def outreach_plan(
     return outreach, holdout, rank
 
 
-# who chose a row for contact (the file's `contact_policy`)
-LIST_POLICY, EXPLORATION_POLICY, NO_POLICY = "value_at_risk", "exploration", "none"
+# who chose a row for contact (the file's `contact_policy`): the list ranked by value at risk or
+# by uplift, the exploration sample's pool, nobody
+LIST_POLICY, UPLIFT_POLICY, EXPLORATION_POLICY, NO_POLICY = "value_at_risk", "uplift", "exploration", "none"
 
 
 @dataclass(frozen=True)
@@ -165,6 +171,7 @@ def exploration_sample(
     week: str,
     params: ScoreParams,
     suppressed: np.ndarray | None = None,
+    list_policy: str = LIST_POLICY,
 ) -> Exploration:
     """k = min(`exploration_budget`, round(`exploration_share` x N)) of the N customers off the
     outreach list who have a campaign and are not suppressed: those with the lowest keyed draws
@@ -188,6 +195,6 @@ def exploration_sample(
     if len(members):
         probability[members] = k / len(members)
     policy = np.full(n, NO_POLICY, dtype=object)
-    policy[outreach] = LIST_POLICY
+    policy[outreach] = list_policy
     policy[members] = EXPLORATION_POLICY
     return Exploration(contacted=contacted, contact_probability=probability, policy=policy.astype(str))

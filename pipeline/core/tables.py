@@ -44,8 +44,9 @@ TRANSACTIONS = pa.DataFrameSchema(
     name="transactions",
 )
 
-# 1.1 added contact, exploration, contact_probability and contact_policy (docs/score_file.md)
-SCHEMA_VERSION = "1.1"
+# 1.1 added contact, exploration, contact_probability and contact_policy; 1.2 added
+# predicted_uplift and the contact policy "uplift" (docs/score_file.md)
+SCHEMA_VERSION = "1.2"
 
 
 def _field(name: str, kind: str, description: str, **constraints: object) -> dict:
@@ -79,7 +80,7 @@ SCORE_FILE_SCHEMA: dict = {
         _field("lifecycle_stage", "string", "new, active, at_risk, lapsed or reactivated.", required=True, enum=list(LIFECYCLE_STAGES)),
         _field("segment", "string", "Value tier and lifecycle stage, e.g. High-value at-risk.", required=True),
         _field("predicted_value", "number", "Expected spend over the value horizon.", required=True, minimum=0),
-        _field("value_at_risk", "number", "churn_probability x predicted_value: the outreach order.", required=True, minimum=0),
+        _field("value_at_risk", "number", "churn_probability x predicted_value: the outreach order until the list ranks by uplift.", required=True, minimum=0),
         *(
             field
             for k in (1, 2, 3)
@@ -89,14 +90,15 @@ SCORE_FILE_SCHEMA: dict = {
             )
         ),
         _field("recommended_campaign", "string", "The first campaign rule that fits; none = leave alone.", required=True, pattern="^[a-z][a-z0-9_]*$"),
-        _field("outreach", "boolean", "On this week's outreach list (top value_at_risk within the contact budget).", required=True),
+        _field("outreach", "boolean", "On this week's outreach list (top value_at_risk, or top net uplift gain, within the contact budget).", required=True),
         _field("outreach_rank", "integer", "1 = call first; empty when not on the list.", minimum=1),
         _field("holdout", "boolean", "Randomized control: on the list but NOT to be contacted.", required=True),
         _field("do_not_contact", "boolean", "On the suppression list: scored and counted, never on the outreach list.", required=True),
         _field("exploration", "boolean", "In this week's randomized exploration sample below the list's cut-off: to be contacted.", required=True),
         _field("contact", "boolean", "To be contacted this week: on the list and not held out, or in the exploration sample.", required=True),
         _field("contact_probability", "number", "The chance this row had of being contacted under this week's randomization (exact).", required=True, minimum=0, maximum=1),
-        _field("contact_policy", "string", "What chose the row: value_at_risk (the list), exploration (the sample's pool) or none.", required=True, enum=["value_at_risk", "exploration", "none"]),
+        _field("contact_policy", "string", "What chose the row: the list ranked by value_at_risk or by uplift, exploration (the sample's pool) or none.", required=True, enum=["value_at_risk", "uplift", "exploration", "none"]),
+        _field("predicted_uplift", "number", "Predicted change in the chance of retention if contacted; empty while the list ranks by value at risk.", minimum=-1, maximum=1),
         _field("model_version", "string", "Registered model name/version that scored the file.", required=True),
         _field("schema_version", "string", "Version of this schema.", required=True, enum=[SCHEMA_VERSION]),
     ],

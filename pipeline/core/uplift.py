@@ -382,6 +382,30 @@ def decile_of(predicted: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return 1 + (np.asarray(predicted, dtype=float)[:, None] < np.asarray(edges)[None, :]).sum(axis=1)
 
 
+@dataclass(frozen=True)
+class SleepingDogGuard:
+    """The deciles of predicted uplift whose realized uplift (the mean doubly robust score of the
+    weeks learned from) has a 95% upper bound below zero: a contact drives those customers away,
+    so they are never contacted. `edges` are the deciles' inner edges, highest first."""
+
+    edges: list[float]
+    excluded: list[int]
+
+    def excludes(self, effect: np.ndarray) -> np.ndarray:
+        return np.isin(decile_of(effect, np.asarray(self.edges)), self.excluded)
+
+    def as_dict(self) -> dict:
+        return {"edges": [round(e, 8) for e in self.edges], "excluded_deciles": self.excluded}
+
+
+def sleeping_dog_guard(effect: np.ndarray, gamma: np.ndarray, clusters: pd.Series) -> SleepingDogGuard:
+    table = decile_table(effect, gamma, clusters)
+    return SleepingDogGuard(
+        edges=[float(e) for e in decile_edges(effect)],
+        excluded=table.loc[table["ci_high"] < 0, "decile"].astype(int).tolist(),
+    )
+
+
 def uplift_policy(
     effect: np.ndarray,
     value: np.ndarray,
@@ -530,9 +554,7 @@ def evaluate(
         model: UpliftLearner = fit_dr(train, boosting, outcomes=train_outcomes)
     else:
         model = LEARNERS[learner](train, boosting)
-    train_effect = model.effect(train)
-    guard = decile_table(train_effect, train_gamma, train[CLUSTER])
-    excluded = guard.loc[guard["ci_high"] < 0, "decile"].astype(int).tolist()
+    guard = sleeping_dog_guard(model.effect(train), train_gamma, train[CLUSTER])
     effect = model.effect(test)
     mu0, mu1 = fit_t(train, boosting).outcomes(test)
     y, t, e = test[OUTCOME].to_numpy(), test[TREATMENT].to_numpy(), test[PROPENSITY].to_numpy()
@@ -546,7 +568,7 @@ def evaluate(
         weeks=weeks,
         budget=budget,
         cost=cost,
-        excluded=np.isin(decile_of(effect, decile_edges(train_effect)), excluded),
+        excluded=guard.excludes(effect),
     )
     listed = test["outreach"].to_numpy(dtype=bool)
 
@@ -570,7 +592,7 @@ def evaluate(
         ipw=ipw,
         uplift_contacts=contacts,
         value_at_risk_contacts=listed,
-        excluded_deciles=excluded,
+        excluded_deciles=guard.excluded,
         comparison=compare(gamma),
         ipw_comparison=compare(ipw),
         qini=qini_coefficient(effect, gamma),
@@ -628,4 +650,40 @@ def load_learner(folder: Path) -> SavedUplift:
         features=meta["features"],
         treated_share=float(meta["treated_share"]),
         boosters={name: lgb.Booster(model_file=str(folder / f"{name}.txt")) for name in meta["boosters"]},
+    )
+
+
+DECISION_FILE = "uplift.json"  # `churn uplift`'s summary: the ranking it decided, and why
+
+
+@dataclass(frozen=True)
+class UpliftRanking:
+    """What the score stage needs to rank by uplift: the kept learner, its sleeping-dog guard and
+    the cost of a contact."""
+
+    model: SavedUplift
+    guard: SleepingDogGuard
+    cost: float
+    why: str
+
+    def net_gain(self, table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per row: the predicted uplift, effect x predicted value - cost, and whether the guard
+        lets the row be contacted."""
+        effect = self.model.effect(table)
+        gain = effect * table[VALUE].to_numpy(dtype=float) - self.cost
+        return effect, gain, ~self.guard.excludes(effect)
+
+
+def read_ranking(folder: Path) -> tuple[dict, UpliftRanking | None]:
+    """`churn uplift`'s decision in `folder`, and the uplift ranking when it decided so."""
+    decision = json.loads((Path(folder) / DECISION_FILE).read_text(encoding="utf-8"))
+    if decision.get("ranking") != "uplift":
+        return decision, None
+    return decision, UpliftRanking(
+        model=load_learner(Path(folder) / decision["model"]),
+        guard=SleepingDogGuard(
+            edges=decision["guard"]["edges"], excluded=decision["guard"]["excluded_deciles"]
+        ),
+        cost=float(decision["contact_cost"]),
+        why=decision["why"],
     )

@@ -38,6 +38,7 @@ from pipeline.core.orders import orders_from_lines
 from pipeline.core.partitions import read_snapshots
 from pipeline.core.records import Fits, read_record
 from pipeline.core.tables import LABEL, SCORE_FILE_SCHEMA, read_table
+from pipeline.core.uplift import DECISION_FILE
 
 log = logging.getLogger(__name__)
 DAY = pd.Timedelta(days=1)
@@ -291,6 +292,52 @@ def cohort_text(cohorts: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+UPLIFT_TITLE = "Uplift: whom outreach changes"
+
+
+def uplift_section(folder: Path, currency: str) -> tuple[dict, dict, dict, dict]:
+    """From `churn uplift`'s folder: summary cards (how the list is ranked, weeks of outcomes so
+    far), the policy values with their intervals and the deciles as tables, the Qini curve as a
+    figure; or why they cannot be shown yet."""
+    decision = read_json(Path(folder) / DECISION_FILE)
+    cards = {
+        "outreach list ranked by": decision["ranking"].replace("_", " "),
+        "weeks of outcomes for uplift": f"{decision['weeks']:,}",
+    }
+    if "policy_value_per_week" not in decision:
+        return cards, {}, {}, {UPLIFT_TITLE: decision["why"]}
+    values = pd.DataFrame(
+        [
+            {
+                "estimate": name.replace("_", " "),
+                f"uplift top-k ({currency}/week)": c["uplift"]["value"],
+                f"value-at-risk top-k ({currency}/week)": c["value_at_risk"]["value"],
+                "difference": c["difference"]["value"],
+                "95% CI low": c["difference"]["ci_low"],
+                "95% CI high": c["difference"]["ci_high"],
+            }
+            for name, c in decision["policy_value_per_week"].items()
+        ]
+    ).set_index("estimate")
+    tables = {f"{UPLIFT_TITLE}: incremental retained value per week, net of contact cost": values}
+    images = {}
+    if (deciles := Path(folder) / "deciles.csv").exists():
+        tables["Predicted vs realized uplift by decile"] = pd.read_csv(deciles).set_index("decile")
+    if (qini := Path(folder) / "qini.csv").exists():
+        curve = pd.read_csv(qini)
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.plot(curve["share"], curve["gain"], label="uplift ranking")
+        ax.plot(curve["share"], curve["random"], ls="--", color="grey", label="random")
+        ax.set(
+            xlabel="share contacted (later weeks)",
+            ylabel="cumulative uplift per customer",
+            title=f"Qini {decision['qini']['qini']:.4f}; ranked by {cards['outreach list ranked by']}",
+        )
+        ax.legend()
+        images[f"{UPLIFT_TITLE}: Qini curve"] = _png(fig)
+    return cards, tables, images, {}
+
+
 def _embed(path: Path) -> str | None:
     return base64.b64encode(path.read_bytes()).decode("ascii") if path.exists() else None
 
@@ -341,6 +388,7 @@ def main(
     headline_out: Path | None = None,
     evaluation_path: Path | None = None,
     backtest_path: Path | None = None,
+    uplift_dir: Path | None = None,
 ) -> dict:
     from pipeline.core.params import load_params
 
@@ -406,6 +454,14 @@ def main(
         "Predicted vs realized churn per cutoff": pvr.set_index("cutoff"),
         "Cohort retention (share ordering in month k)": cohort_text(cohorts),
     }
+    if uplift_dir is not None:
+        cards, uplift_tables, uplift_images, uplift_missing = uplift_section(uplift_dir, currency)
+        summary |= cards
+        tables |= uplift_tables
+        images |= uplift_images
+        missing |= uplift_missing
+    else:
+        missing[UPLIFT_TITLE] = "the report was made without churn uplift's folder (churn report --uplift)"
     movement_title = "Segment movement since last week (customers)"
     if movement is not None:
         tables[movement_title] = movement

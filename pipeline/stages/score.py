@@ -38,6 +38,7 @@ from pipeline.core.io import (
 from pipeline.core.model import CHAMPION_FILE, SUMMARY_FILE, ChurnModel, label_horizon, risk_deciles
 from pipeline.core.outreach import (
     LIST_POLICY,
+    UPLIFT_POLICY,
     campaigns,
     exploration_sample,
     lifecycle_stages,
@@ -52,6 +53,7 @@ from pipeline.core.reasons import Reason, top_reasons
 from pipeline.core.records import Fits, Verdict, read_record
 from pipeline.core.runs import run_kind
 from pipeline.core.tables import SCHEMA_VERSION, SCORE_FILE_SCHEMA, SCORES, validate
+from pipeline.core.uplift import UpliftRanking, read_ranking
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +78,15 @@ def score_table(
     model_version: str,
     params: ScoreParams,
     do_not_contact: AbstractSet[str] = frozenset(),
+    uplift: UpliftRanking | None = None,
 ) -> pd.DataFrame:
     """The score file's rows, in the contract's column order, sorted by customer id. `explain`
     gives the SHAP contributions of the snapshot rows it is passed (in their order); it is called
     for the rows that get reasons (`score.reasons_for`): exact SHAP costs some 30-300 times a
-    prediction, so at scale only the outreach list is explained."""
+    prediction, so at scale only the outreach list is explained. With `uplift` (once `churn
+    uplift` has decided so, docs/uplift.md) the list is the customers with a campaign whose
+    predicted uplift x predicted value - contact cost is highest and above zero, sleeping dogs
+    left out; otherwise the highest value at risk in the outreach tiers."""
     score_date = pd.Timestamp(snapshot["cutoff"].iloc[0]).date()
     week = iso_week_label(score_date)
     tier = risk_tiers(p, params)
@@ -91,14 +97,21 @@ def score_table(
     campaign = campaigns(lifecycle=stage, value_tier=v_tier, risk_tier=tier, params=params)
     ids = snapshot["customer_id"].astype(str)
     suppressed = ids.isin(do_not_contact).to_numpy()
+    effect, priority, allowed = np.full(len(ids), np.nan), at_risk, None
+    if uplift is not None:
+        effect, priority, allowed = uplift.net_gain(
+            snapshot.assign(churn_probability=p, predicted_value=value)
+        )
+        allowed &= priority > 0
     outreach, holdout, rank = outreach_plan(
         customer_ids=ids,
-        value_at_risk=at_risk,
+        value_at_risk=priority,
         campaign=campaign,
         risk_tier=tier,
         week=week,
         params=params,
         suppressed=suppressed,
+        allowed=allowed,
     )
     explore = exploration_sample(
         customer_ids=ids,
@@ -108,6 +121,7 @@ def score_table(
         week=week,
         params=params,
         suppressed=suppressed,
+        list_policy=LIST_POLICY if uplift is None else UPLIFT_POLICY,
     )
     explained = np.flatnonzero(outreach) if params.reasons_for == "outreach" else np.arange(len(snapshot))
     rows = snapshot.iloc[explained]
@@ -156,6 +170,7 @@ def score_table(
     table["contact"] = (outreach & ~holdout) | explore.contacted
     table["contact_probability"] = np.round(explore.contact_probability, 6)
     table["contact_policy"] = explore.policy
+    table["predicted_uplift"] = np.round(effect, 6)
     table["model_version"] = model_version
     table["schema_version"] = SCHEMA_VERSION
     table = table.astype({"horizon_days": "Int64", "risk_decile": "Int64"})
@@ -282,6 +297,7 @@ def main(
     verdict: Path | None = None,
     republish: bool = False,
     headline_out: Path | None = None,
+    uplift_dir: Path | None = None,
 ) -> Path:
     """Score the snapshot; a production run publishes into `scores_dir`, an experiment
     (`core/runs.py`) writes the file it would publish under `preview_dir` and touches nothing
@@ -308,6 +324,7 @@ def main(
     fitted = read_record(fits, Fits).btyd_at(score_date, "pareto_nbd")
     version = f"{champion['registered_model']}/{champion['model_version']}"
     do_not_contact = read_suppression(suppression, params)
+    decision, ranking = read_ranking(uplift_dir) if uplift_dir is not None else ({}, None)
 
     def explain(rows: pd.DataFrame) -> pd.DataFrame:
         return contributions(model, rows, params.explain.chunk_rows)
@@ -320,6 +337,7 @@ def main(
         model_version=version,
         params=params.score,
         do_not_contact=do_not_contact,
+        uplift=ranking,
     )
     table = validate(table, SCORES, "weekly score file")
     extra = {
@@ -328,8 +346,9 @@ def main(
         "inputs_sha256": {"scoring_snapshot": manifest.sha256(Path(snapshot_path))},
         "table_schema": SCORE_FILE_SCHEMA["name"],
         # how the list was ranked: by value at risk until randomized outcomes show that ranking by
-        # predicted uplift retains more (docs/uplift.md)
-        "ranking": LIST_POLICY,
+        # predicted uplift retains more (churn uplift, docs/uplift.md)
+        "ranking": LIST_POLICY if ranking is None else UPLIFT_POLICY,
+        "ranking_why": decision.get("why", "no uplift decision given"),
     }
     with permissions_of(snapshot_path):
         if kind.publishes:
