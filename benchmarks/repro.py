@@ -102,7 +102,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp) / "project"
         shutil.copytree(ROOT / "pipeline", work / "pipeline", ignore=shutil.ignore_patterns("__pycache__"))
-        for name in ("dvc.yaml", "data/suppression.csv"):
+        for name in ("dvc.yaml", "data/suppression.csv", "data/uplift/uplift.json"):
             (work / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(ROOT / name, work / name)
         params = yaml.safe_load((ROOT / "params.yaml").read_text())

@@ -418,6 +418,8 @@ def project(tmp_path_factory: pytest.TempPathFactory, as_user: UserRunner, run) 
     shutil.copy(ROOT / "dvc.yaml", work / "dvc.yaml")
     (work / "data").mkdir()
     shutil.copy(ROOT / "data" / "suppression.csv", work / "data" / "suppression.csv")
+    (work / "data" / "uplift").mkdir()
+    shutil.copy(ROOT / "data" / "uplift" / "uplift.json", work / "data" / "uplift" / "uplift.json")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["simulate"]["n_customers"] = 2500
     params["train"]["num_threads"] = 1
