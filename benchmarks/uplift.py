@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.commands.followup import play_weeks, population
-from pipeline.core.params import load_params
+from pipeline.core.params import ScoreParams, load_params
 from pipeline.core.uplift import evaluate, qini_coefficient
 
 
@@ -39,8 +39,15 @@ def _true_value(
     return float((contacts * (effect * value - cost)).sum() / weeks)
 
 
-def one_seed(args: argparse.Namespace, seed: int) -> list[dict]:
+def score_params(args: argparse.Namespace) -> ScoreParams:
     params = load_params(args.params).score
+    if args.exploration_budget is not None:
+        params = params.model_copy(update={"exploration_budget": args.exploration_budget})
+    return params
+
+
+def one_seed(args: argparse.Namespace, seed: int) -> list[dict]:
+    params = score_params(args)
     scores, snapshot = population(args.scores, args.replicas)
     table, truth = play_weeks(customers=scores, snapshot=snapshot, params=params, weeks=args.weeks, seed=seed)
     out = []
@@ -84,8 +91,8 @@ def one_seed(args: argparse.Namespace, seed: int) -> list[dict]:
 
 def switch_weeks(args: argparse.Namespace, seed: int) -> dict:
     """The first count of kept weeks (each a ceil(horizon / 7)-week step) at which the rule fires,
-    trying 2, 3, 4, 6, 8, 12, ... kept weeks of the same simulated history."""
-    params = load_params(args.params).score
+    trying 2, 3, 4, 6, 9, 13, ... kept weeks of the same simulated history."""
+    params = score_params(args)
     scores, snapshot = population(args.scores, args.replicas)
     table, _ = play_weeks(customers=scores, snapshot=snapshot, params=params, weeks=args.weeks, seed=seed)
     weeks = sorted(table["week"].unique())
@@ -114,6 +121,7 @@ def main() -> None:
     parser.add_argument("--learners", nargs="+", default=["x"], choices=["t", "x", "dr"])
     parser.add_argument("--cost", type=float, default=1.0, help="cost of a contact, in the currency")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--exploration-budget", type=int, help="score.exploration_budget in the simulation")
     parser.add_argument("--switch", action="store_true", help="measure when the switch rule fires")
     args = parser.parse_args()
     seeds = range(args.first_seed, args.first_seed + args.seeds)
