@@ -136,3 +136,23 @@ def test_every_model_feature_belongs_to_a_cause_with_something_to_say():
     btyd = ["pnbd_p_no_order", "pnbd_expected_orders", "pnbd_p_alive", "bgnbd_p_no_order", "bgnbd_p_alive"]
     for feature in [*feature_columns(snapshot), *btyd]:
         assert cause_of(feature).sentences, feature
+
+
+def test_reasons_for_contact_are_plain_facts_weighed_in_points_of_uplift():
+    # the same contributions read as an uplift model's, in retention probability: b's lapse cause
+    # adds 0.8 + 0.1 + 0.3 = 1.2, channel 0.2; a's order count 0.6
+    reasons = top_reasons(CONTRIB, SNAPSHOT, 3, eligible=DEFAULT_CAUSES, why="contact")
+    assert [(r.text, round(r.points, 4)) for r in reasons[0]] == [
+        ("No order for 74 days; usually 21 days between orders", 120.0),
+        ("Buys via web", 20.0),
+    ]
+    assert [(r.text, round(r.points, 4)) for r in reasons[1]] == [("1 order(s) so far", 60.0)]
+
+
+def test_every_cause_has_a_plain_sentence_for_contact():
+    from pipeline.core.reasons import CONTACT_SENTENCES
+
+    assert set(CONTACT_SENTENCES) == set(CAUSE_NAMES)
+    assert not any(
+        "leave more often" in s.text for sentences in CONTACT_SENTENCES.values() for s in sentences
+    )

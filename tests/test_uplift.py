@@ -306,3 +306,24 @@ def test_a_kept_learner_predicts_what_it_predicted_when_fitted(fit, tmp_path):
     save_learner(model, tmp_path / "model")
     kept = load_learner(tmp_path / "model")
     np.testing.assert_allclose(kept.effect(table), model.effect(table), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("fit", [fit_x, fit_dr])
+def test_a_kept_learners_shap_values_add_up_to_its_uplift(fit, tmp_path):
+    table = planted()
+    save_learner(fit(table, SMALL), tmp_path / "model")
+    kept = load_learner(tmp_path / "model")
+    contrib = kept.contributions(table)
+    assert contrib["customer_id"].tolist() == table["customer_id"].tolist()
+    total = contrib.drop(columns="customer_id").sum(axis=1).to_numpy()
+    np.testing.assert_allclose(total, kept.effect(table), rtol=0, atol=1e-9)
+    a = (table["segment"] == "A").to_numpy()
+    assert contrib.loc[a, "segment"].mean() > 0.1 > -0.1 > contrib.loc[~a, "segment"].mean()
+
+
+def test_the_t_learners_uplift_has_no_additive_shap_values(tmp_path):
+    save_learner(fit_t(planted(), SMALL), tmp_path / "model")
+    kept = load_learner(tmp_path / "model")
+    assert not kept.explains
+    with pytest.raises(ValueError, match="no additive SHAP"):
+        kept.contributions(planted(20))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -140,6 +141,27 @@ CAUSES: tuple[Cause, ...] = (
 
 CAUSE_NAMES = tuple(cause.name for cause in CAUSES)
 
+# Reasons for contact, once the list is ranked by uplift: the causes that raise the predicted
+# effect of a contact, said as plain facts of the customer's own values. The risk sentences above
+# would not be true here ("where customers leave more often" says nothing of a contact's effect).
+CONTACT_SENTENCES: dict[str, tuple[Sentence, ...]] = {
+    "lapse": (Sentence("No order for {recency_days:.0f} days; usually {gap_mean:.0f} days between orders"),
+              Sentence("No order for {recency_days:.0f} days")),
+    "order_rate": (Sentence("{n_orders:.0f} order(s) so far, {orders_90d:.0f} in the last 90 days"),
+                   Sentence("{n_orders:.0f} order(s) so far")),
+    "spend": (Sentence("Spends {avg_order_value:,.2f} {currency} an order on average"),),
+    "returns": (Sentence("Returned {n_return_lines:.0f} item(s)", lambda v: _num(v, "n_return_lines") > 0),
+                Sentence("Has returned nothing", lambda v: _num(v, "n_return_lines") == 0)),
+    "breadth": (Sentence("Buys from {distinct_categories:.0f} product categories"),),
+    "basket": (Sentence("{items_per_order:.1f} items per order on average"),),
+    "season": (Sentence("{orders_same_window_last_year:.0f} order(s) in these weeks last year",
+                        lambda v: _num(v, "tenure_days") > 365),),
+    "channel": (Sentence("Buys via {channel}"),),
+    "tenure": (Sentence("Customer for {tenure_days:.0f} days"),),
+    "habits": (Sentence("Weekend orders: {weekend_share:.0%}; usual order time {hour_mean:.0f}h"),),
+    "country": (Sentence("Buys from {country}"),),
+}  # fmt: skip
+
 
 def cause_of(feature: str) -> Cause:
     """The cause a feature belongs to; a feature no cause lists is its own cause, never said."""
@@ -179,7 +201,7 @@ def render(cause: Cause, values: Values) -> str | None:
 @dataclass(frozen=True)
 class Reason:
     text: str
-    points: float  # percentage points of churn probability this cause adds
+    points: float  # percentage points of churn probability (or of predicted uplift) this cause adds
 
 
 def top_reasons(
@@ -191,12 +213,16 @@ def top_reasons(
     min_points: float = 0.0,
     currency: str = "",
     base: str = "base_value",
+    why: Literal["risk", "contact"] = "risk",
 ) -> list[list[Reason]]:
     """For each row, up to `n` causes from `eligible` that raise churn risk most and have a true
     sentence for the customer, with their weight in probability points: the model's probability
     minus what it would be without the cause's SHAP contributions, sigma(f) - sigma(f - phi_cause),
     f the raw score. Causes group correlated features, so one cause is never listed twice. Causes
-    adding less than `min_points` are left out, so a row may get fewer than `n` reasons."""
+    adding less than `min_points` are left out, so a row may get fewer than `n` reasons.
+    With `why="contact"` the contributions are an uplift model's, already on the probability scale
+    (retention points): the causes that raise the predicted effect of a contact most, weighed
+    100 phi_cause and said by `CONTACT_SENTENCES`."""
     unknown = sorted(set(eligible) - set(CAUSE_NAMES))
     if unknown:
         raise ReasonError(
@@ -207,6 +233,8 @@ def top_reasons(
     members: dict[str, list[str]] = {}
     for feature in features:
         cause = cause_of(feature)
+        if why == "contact":
+            cause = Cause(cause.name, cause.features, CONTACT_SENTENCES.get(cause.name, ()))
         causes.setdefault(cause.name, cause)
         members.setdefault(cause.name, []).append(feature)
     names = list(members)
@@ -215,7 +243,10 @@ def top_reasons(
     raw = contrib[model_features].to_numpy().sum(axis=1) + (
         contrib[base].to_numpy() if base in contrib else 0.0
     )
-    points = 100.0 * (_sigmoid(raw)[:, None] - _sigmoid(raw[:, None] - pushes))
+    if why == "contact":
+        points = 100.0 * pushes
+    else:
+        points = 100.0 * (_sigmoid(raw)[:, None] - _sigmoid(raw[:, None] - pushes))
     sayable = np.array([name in eligible for name in names])
     order = np.argsort(-pushes, axis=1, kind="stable")
     out = []

@@ -85,8 +85,8 @@ SCORE_FILE_SCHEMA: dict = {
             field
             for k in (1, 2, 3)
             for field in (
-                _field(f"reason_{k}", "string", f"Reason {k} the customer is at risk, in plain words."),
-                _field(f"reason_{k}_points", "number", f"Percentage points of churn probability reason {k} adds.", minimum=0, maximum=100),
+                _field(f"reason_{k}", "string", f"Reason {k} the customer is at risk (once the list ranks by uplift: a contact helps), in plain words."),
+                _field(f"reason_{k}_points", "number", f"Percentage points of churn probability (of predicted uplift, once it ranks) reason {k} adds.", minimum=0, maximum=100),
             )
         ),
         _field("recommended_campaign", "string", "The first campaign rule that fits; none = leave alone.", required=True, pattern="^[a-z][a-z0-9_]*$"),

@@ -620,6 +620,33 @@ class SavedUplift:
             return self.treated_share * p["tau0"] + (1.0 - self.treated_share) * p["tau1"]
         return p["tau"]
 
+    @property
+    def explains(self) -> bool:
+        """Whether the effect's SHAP values add up on the probability scale: the X and DR
+        learners' boosters are regressions of effects; the T-learner's are two classifiers in
+        log-odds, whose difference of probabilities no sum of contributions gives."""
+        return self.learner in ("x", "dr")
+
+    def contributions(self, table: pd.DataFrame) -> pd.DataFrame:
+        """One row per customer: each feature's SHAP value for the predicted uplift (retention
+        probability) and the base value, summing to the prediction (TreeSHAP, linear in the
+        X-learner's mix)."""
+        if not self.explains:
+            raise ValueError(f"the {self.learner}-learner's uplift has no additive SHAP values")
+        x = model_frame(table, self.features)
+        weights = (
+            {"tau": 1.0}
+            if self.learner == "dr"
+            else {"tau0": self.treated_share, "tau1": 1.0 - self.treated_share}
+        )
+        raw = np.zeros((len(x), len(self.features) + 1))
+        for name, w in weights.items():
+            raw += w * np.asarray(self.boosters[name].predict(x, pred_contrib=True))
+        frame = pd.DataFrame(raw[:, :-1], columns=self.features)
+        frame.insert(0, "customer_id", table["customer_id"].to_numpy())
+        frame["base_value"] = raw[:, -1]
+        return frame
+
 
 UPLIFT_MODEL_FILE = "uplift_model.json"
 

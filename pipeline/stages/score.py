@@ -125,7 +125,14 @@ def score_table(
     )
     explained = np.flatnonzero(outreach) if params.reasons_for == "outreach" else np.arange(len(snapshot))
     rows = snapshot.iloc[explained]
-    contrib = explain(rows)
+    # once uplift ranks, the reasons are why a contact helps: the uplift model's SHAP values
+    uplift_reasons = uplift is not None and uplift.model.explains
+    if uplift is not None and uplift_reasons:
+        contrib = uplift.model.contributions(
+            rows.assign(churn_probability=p[explained], predicted_value=value[explained])
+        )
+    else:
+        contrib = explain(rows)
     if not contrib["customer_id"].reset_index(drop=True).equals(rows["customer_id"].reset_index(drop=True)):
         raise ValueError("SHAP contributions are not aligned with the rows they explain")
     reasons: list[list[Reason]] = [[] for _ in range(len(snapshot))]
@@ -138,6 +145,7 @@ def score_table(
             eligible=params.reason_causes,
             min_points=params.min_reason_points,
             currency=params.currency,
+            why="contact" if uplift_reasons else "risk",
         ),
         strict=True,
     ):
