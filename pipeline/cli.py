@@ -671,6 +671,34 @@ def simulate_followup(
     )
 
 
+@app.command("simulate-outcomes")
+def simulate_outcomes(
+    scores: Annotated[Path, _opt("A score file of the simulated shop, with its kept snapshot beside it.")],
+    out: Annotated[Path, _opt("The outcome table to write (Parquet), as churn outcomes writes it.")],
+    truth: Annotated[Path, _opt("Each row's true effect of a contact and kind of customer (Parquet).")],
+    weeks: Annotated[int, typer.Option(help="Calendar weeks to play.")] = 104,
+    replicas: Annotated[int, typer.Option(help="The shop this many times over.")] = 1,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 1,
+    params: ParamsOpt = PARAMS,
+) -> None:
+    """Play many weekly files on a score file's customers, with a known effect of contact per
+    customer (persuadables, sure things, lost causes, sleeping dogs): an outcome table to try
+    `churn uplift` on before real weeks have passed (docs/uplift.md)."""
+    from pipeline.commands import followup
+
+    _run(
+        _echo(followup.weeks_main),
+        inputs=("params_path", "scores_path"),
+        params_path=params,
+        scores_path=scores,
+        weeks=weeks,
+        seed=seed,
+        replicas=replicas,
+        out=out,
+        truth_out=truth,
+    )
+
+
 @app.command()
 def erase(
     customer: Annotated[list[str], typer.Option(help="A customer id as in the export (repeat for several).")],

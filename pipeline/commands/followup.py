@@ -247,3 +247,23 @@ def play_weeks(
     if not tables:
         raise ValueError(f"{weeks} weeks hold no {horizon}-day window that has closed")
     return pd.concat(tables, ignore_index=True), pd.concat(truths, ignore_index=True)
+
+
+def weeks_main(
+    params_path: Path, scores_path: Path, weeks: int, seed: int, replicas: int, out: Path, truth_out: Path
+) -> str:
+    """`churn simulate-outcomes`: the outcome table of `weeks` simulated weeks on a score file's
+    customers, and the truth behind it, for trying `churn uplift` before real weeks have passed."""
+    from pipeline.core.params import load_params
+
+    scores, snapshot = population(scores_path, replicas)
+    table, truth = play_weeks(
+        customers=scores, snapshot=snapshot, params=load_params(params_path).score, weeks=weeks, seed=seed
+    )
+    write_parquet(table, out)
+    write_parquet(pd.concat([table[["customer_id", "week"]], truth], axis=1), truth_out)
+    kinds = truth["effect_type"].value_counts()
+    return (
+        f"{out}: {len(table):,} customer-weeks in {table['week'].nunique()} week(s), "
+        f"{int(table['contact'].sum()):,} contacted; kinds per customer-week: {kinds.to_dict()}"
+    )

@@ -178,7 +178,7 @@ def markdown(summary: dict, deciles: pd.DataFrame | None, guards: pd.DataFrame, 
         lines += [
             "### Predicted against realized uplift, by decile",
             "",
-            deciles.to_markdown(index=False, floatfmt=".4f"),
+            deciles.to_markdown(index=False, floatfmt=(".0f", ".0f", ".4f", ".4f", ".4f", ".4f")),
             "",
         ]
     lines += [
