@@ -119,3 +119,45 @@ def test_too_few_weeks_for_a_closed_window_are_refused():
     scores, snapshot = shop()
     with pytest.raises(ValueError, match="no 90-day window"):
         play_weeks(customers=scores, snapshot=snapshot, params=PARAMS, weeks=12, seed=1)
+
+
+def test_simulate_outcomes_writes_an_outcome_table_churn_uplift_reads(tmp_path):
+    import datetime as dt
+
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+    from pipeline.commands.uplift import read_outcomes
+    from pipeline.core.uplift import OUTCOME_COLUMNS
+    from pipeline.stages.score import publish, snapshot_archive
+    from tests.conftest import score_table_example, scoring_inputs
+
+    snapshot, _, _ = scoring_inputs()
+    scores = publish(score_table_example(), tmp_path / "scores", {"model_version": "churn-model/3"})
+    archive = snapshot_archive(tmp_path / "scores", dt.date(2026, 11, 16))
+    archive.parent.mkdir()
+    snapshot.to_parquet(archive)
+    out, truth = tmp_path / "outcomes.parquet", tmp_path / "truth.parquet"
+    result = CliRunner().invoke(
+        app,
+        [
+            "simulate-outcomes",
+            "--scores",
+            str(scores),
+            "--out",
+            str(out),
+            "--truth",
+            str(truth),
+            "--weeks",
+            "30",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    table = read_outcomes(out)
+    assert len(table) == 600 and list(table.columns[: len(OUTCOME_COLUMNS)]) == OUTCOME_COLUMNS
+    assert "channel" in table.columns and "cutoff" not in table.columns
+    known = pd.read_parquet(truth)
+    assert (known["customer_id"] == table["customer_id"]).all() and set(known["effect_type"]) <= {
+        "lost_cause", "sure_thing", "sleeping_dog", "persuadable", "other",
+    }  # fmt: skip
+    assert "600 customer-weeks in 2 week(s)" in result.output
