@@ -284,7 +284,7 @@ def _uplift_folder(folder, cost: float = 1.0):
     boosting = Boosting(n_estimators=60, learning_rate=0.1, num_leaves=4, min_child_samples=40)
     model = fit_x(rows, boosting)
     save_learner(model, folder / "model")
-    gamma, _ = training_scores(rows, boosting)
+    gamma = training_scores(rows, boosting)
     guard = sleeping_dog_guard(model.effect(rows), gamma, rows["customer_id"])
     decision = {
         "ranking": "uplift",

@@ -167,13 +167,13 @@ def play_weeks(
     kind of customer).
 
     Each week's file is made as `score` makes it: its value at risk moves by a lognormal factor
-    (sd `jitter`) so the list's cut-off moves, the list and its holdout come from
-    `outreach.outreach_plan`, the exploration sample from `outreach.exploration_sample` (keyed by
-    the seed). Only the weeks `churn outcomes` keeps are played (every ceil(horizon / 7)-th, whose
-    windows do not overlap: `measure.apart`), and only those whose window has closed by the end.
+    (sd `jitter`) so the list's cut-off moves, and the list, its holdout and the exploration
+    sample come from `outreach.plan_week` (keyed by the seed). Only the weeks `churn outcomes`
+    keeps are played (every ceil(horizon / 7)-th, whose windows do not overlap: `measure.apart`),
+    and only those whose window has closed by the end.
     A row is retained with chance untreated + effect x contact."""
     from pipeline.core.cutoffs import iso_week_label
-    from pipeline.core.outreach import exploration_sample, outreach_plan
+    from pipeline.core.outreach import plan_week
     from pipeline.core.uplift import OUTCOME_COLUMNS
 
     horizon = int(customers["horizon_days"].iloc[0])
@@ -200,25 +200,16 @@ def play_weeks(
         at_risk = customers["value_at_risk"].to_numpy(dtype=float) * np.exp(
             jitter * rng.standard_normal(len(ids))
         )
-        outreach, holdout, _ = outreach_plan(
+        plan = plan_week(
             customer_ids=ids,
-            value_at_risk=at_risk,
+            priority=at_risk,
             campaign=campaign,
             risk_tier=tiers,
             week=label,
             params=keyed,
             suppressed=suppressed,
         )
-        explored = exploration_sample(
-            customer_ids=ids,
-            outreach=outreach,
-            holdout=holdout,
-            campaign=campaign,
-            week=label,
-            params=keyed,
-            suppressed=suppressed,
-        )
-        contact = (outreach & ~holdout) | explored.contacted
+        outreach, holdout, explored, contact = plan.outreach, plan.holdout, plan.exploration, plan.contact
         retained = rng.random(len(ids)) < untreated + effect * contact
         week = pd.DataFrame(
             {

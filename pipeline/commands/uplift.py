@@ -210,9 +210,9 @@ def main(params_path: Path, outcomes: Path, out_dir: Path) -> str:
         # the model the file ranks by learns from every week, and its guard from all their rows
         rows = randomized(table)
         boosting = Boosting()
-        gamma, cross_fitted = training_scores(rows, boosting)
+        gamma = training_scores(rows, boosting)
         final = (
-            fit_dr(rows, boosting, outcomes=cross_fitted)
+            fit_dr(rows, boosting, scores=gamma)
             if params.uplift.learner == "dr"
             else LEARNERS[params.uplift.learner](rows, boosting)
         )

@@ -198,3 +198,54 @@ def exploration_sample(
     policy[outreach] = list_policy
     policy[members] = EXPLORATION_POLICY
     return Exploration(contacted=contacted, contact_probability=probability, policy=policy.astype(str))
+
+
+@dataclass(frozen=True)
+class WeekPlan:
+    """A week's decisions: the list, its rank and holdout, the exploration sample and each row's
+    chance of contact, and whom to contact: (on the list and not held out) or explored."""
+
+    outreach: np.ndarray
+    holdout: np.ndarray
+    rank: np.ndarray
+    exploration: Exploration
+
+    @property
+    def contact(self) -> np.ndarray:
+        return (self.outreach & ~self.holdout) | self.exploration.contacted
+
+
+def plan_week(
+    customer_ids: pd.Series,
+    priority: np.ndarray,
+    campaign: np.ndarray,
+    risk_tier: np.ndarray,
+    week: str,
+    params: ScoreParams,
+    suppressed: np.ndarray | None = None,
+    allowed: np.ndarray | None = None,
+    list_policy: str = LIST_POLICY,
+) -> WeekPlan:
+    """The outreach list by `priority` (`outreach_plan`), then the exploration sample below it
+    (`exploration_sample`), as the weekly file makes them."""
+    outreach, holdout, rank = outreach_plan(
+        customer_ids=customer_ids,
+        value_at_risk=priority,
+        campaign=campaign,
+        risk_tier=risk_tier,
+        week=week,
+        params=params,
+        suppressed=suppressed,
+        allowed=allowed,
+    )
+    exploration = exploration_sample(
+        customer_ids=customer_ids,
+        outreach=outreach,
+        holdout=holdout,
+        campaign=campaign,
+        week=week,
+        params=params,
+        suppressed=suppressed,
+        list_policy=list_policy,
+    )
+    return WeekPlan(outreach=outreach, holdout=holdout, rank=rank, exploration=exploration)

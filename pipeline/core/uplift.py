@@ -222,19 +222,12 @@ def fit_dr(
     table: pd.DataFrame,
     boosting: Boosting = Boosting(),
     folds: int = 2,
-    outcomes: tuple[np.ndarray, np.ndarray] | None = None,
+    scores: np.ndarray | None = None,
 ) -> DRLearner:
-    """`outcomes`: the cross-fitted mu0 and mu1 of the rows, when already at hand."""
+    """`scores`: the rows' doubly robust scores (`training_scores`), when already at hand."""
     features = uplift_features(table)
     _arms(table[TREATMENT].to_numpy())
-    mu0, mu1 = outcomes if outcomes is not None else cross_fitted_outcomes(table, boosting, folds)
-    gamma = dr_scores(
-        y=table[OUTCOME].to_numpy(),
-        t=table[TREATMENT].to_numpy(),
-        e=table[PROPENSITY].to_numpy(),
-        mu0=mu0,
-        mu1=mu1,
-    )
+    gamma = scores if scores is not None else training_scores(table, boosting, folds)
     return DRLearner(features=features, tau_model=boosting.regressor(model_frame(table, features), gamma))
 
 
@@ -488,19 +481,16 @@ def split_weeks(table: pd.DataFrame, train_share: float = 2 / 3) -> tuple[np.nda
     return train, ~train
 
 
-def training_scores(
-    train: pd.DataFrame, boosting: Boosting = Boosting(), folds: int = 2
-) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-    """The doubly robust score of every training row, and the cross-fitted outcome models behind it."""
+def training_scores(train: pd.DataFrame, boosting: Boosting = Boosting(), folds: int = 2) -> np.ndarray:
+    """The doubly robust score of every training row, its outcome models cross-fitted by customer."""
     mu0, mu1 = cross_fitted_outcomes(train, boosting, folds)
-    gamma = dr_scores(
+    return dr_scores(
         y=train[OUTCOME].to_numpy(),
         t=train[TREATMENT].to_numpy(),
         e=train[PROPENSITY].to_numpy(),
         mu0=mu0,
         mu1=mu1,
     )
-    return gamma, (mu0, mu1)
 
 
 @dataclass(frozen=True)
@@ -549,9 +539,9 @@ def evaluate(
     rows = randomized(table)
     in_train, in_test = split_weeks(rows, train_share)
     train, test = rows[in_train], rows[in_test]
-    train_gamma, train_outcomes = training_scores(train, boosting)
+    train_gamma = training_scores(train, boosting)
     if learner == "dr":
-        model: UpliftLearner = fit_dr(train, boosting, outcomes=train_outcomes)
+        model: UpliftLearner = fit_dr(train, boosting, scores=train_gamma)
     else:
         model = LEARNERS[learner](train, boosting)
     guard = sleeping_dog_guard(model.effect(train), train_gamma, train[CLUSTER])

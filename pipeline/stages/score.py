@@ -40,9 +40,8 @@ from pipeline.core.outreach import (
     LIST_POLICY,
     UPLIFT_POLICY,
     campaigns,
-    exploration_sample,
     lifecycle_stages,
-    outreach_plan,
+    plan_week,
     predicted_value,
     segment_names,
     value_tiers,
@@ -103,26 +102,18 @@ def score_table(
             snapshot.assign(churn_probability=p, predicted_value=value)
         )
         allowed &= priority > 0
-    outreach, holdout, rank = outreach_plan(
+    plan = plan_week(
         customer_ids=ids,
-        value_at_risk=priority,
+        priority=priority,
         campaign=campaign,
         risk_tier=tier,
         week=week,
         params=params,
         suppressed=suppressed,
         allowed=allowed,
-    )
-    explore = exploration_sample(
-        customer_ids=ids,
-        outreach=outreach,
-        holdout=holdout,
-        campaign=campaign,
-        week=week,
-        params=params,
-        suppressed=suppressed,
         list_policy=LIST_POLICY if uplift is None else UPLIFT_POLICY,
     )
+    outreach, holdout, rank, explore = plan.outreach, plan.holdout, plan.rank, plan.exploration
     explained = np.flatnonzero(outreach) if params.reasons_for == "outreach" else np.arange(len(snapshot))
     rows = snapshot.iloc[explained]
     # once uplift ranks, the reasons are why a contact helps: the uplift model's SHAP values
@@ -175,7 +166,7 @@ def score_table(
     table["holdout"] = holdout
     table["do_not_contact"] = suppressed
     table["exploration"] = explore.contacted
-    table["contact"] = (outreach & ~holdout) | explore.contacted
+    table["contact"] = plan.contact
     table["contact_probability"] = np.round(explore.contact_probability, 6)
     table["contact_policy"] = explore.policy
     table["predicted_uplift"] = np.round(effect, 6)
