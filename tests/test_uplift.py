@@ -327,3 +327,15 @@ def test_the_t_learners_uplift_has_no_additive_shap_values(tmp_path):
     assert not kept.explains
     with pytest.raises(ValueError, match="no additive SHAP"):
         kept.contributions(planted(20))
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["{not json", '{"ranking": "uplift", "why": "x"}', '["uplift"]'],
+)
+def test_a_damaged_decision_is_one_clear_error_naming_the_file(text, tmp_path):
+    from pipeline.core.uplift import DecisionError, read_ranking
+
+    (tmp_path / "uplift.json").write_text(text)
+    with pytest.raises(DecisionError, match=r"uplift\.json: not a decision of churn uplift"):
+        read_ranking(tmp_path)

@@ -30,6 +30,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from pipeline.core.errors import PipelineError
 from pipeline.core.io import write_json
 from pipeline.core.model import model_frame
 
@@ -691,16 +692,26 @@ class UpliftRanking:
         return effect, gain, ~self.guard.excludes(effect)
 
 
+class DecisionError(PipelineError):
+    """`churn uplift`'s decision cannot be read."""
+
+
 def read_ranking(folder: Path) -> tuple[dict, UpliftRanking | None]:
     """`churn uplift`'s decision in `folder`, and the uplift ranking when it decided so."""
-    decision = json.loads((Path(folder) / DECISION_FILE).read_text(encoding="utf-8"))
-    if decision.get("ranking") != "uplift":
-        return decision, None
-    return decision, UpliftRanking(
-        model=load_learner(Path(folder) / decision["model"]),
-        guard=SleepingDogGuard(
+    path = Path(folder) / DECISION_FILE
+    try:
+        decision = json.loads(path.read_text(encoding="utf-8"))
+        if decision.get("ranking") != "uplift":
+            return decision, None
+        guard = SleepingDogGuard(
             edges=decision["guard"]["edges"], excluded=decision["guard"]["excluded_deciles"]
-        ),
-        cost=float(decision["contact_cost"]),
-        why=decision["why"],
-    )
+        )
+        model = load_learner(Path(folder) / decision["model"])
+        return decision, UpliftRanking(
+            model=model, guard=guard, cost=float(decision["contact_cost"]), why=decision["why"]
+        )
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise DecisionError(
+            f"{path}: not a decision of churn uplift ({type(exc).__name__}: {exc}); "
+            f"rerun churn uplift --out-dir {folder}"
+        ) from exc
