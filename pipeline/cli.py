@@ -264,6 +264,13 @@ def backtest(
     headline: Annotated[
         Path | None, typer.Option(help="Headline metrics for dvc metrics show (JSON): a few numbers.")
     ] = None,
+    judged: Annotated[
+        Path | None,
+        typer.Option(
+            help="train's judged model folder (models/candidate/evaluation): the model of the origin it was "
+            "fitted for, when fitted by the same recipe from the same snapshots, instead of fitting it again."
+        ),
+    ] = None,
     params: ParamsOpt = PARAMS,
 ) -> None:
     """Rolling-origin backtest of the model and the baselines over the last cutoffs."""
@@ -271,7 +278,7 @@ def backtest(
 
     _run(
         stage.main,
-        inputs=("params_path", "snapshots_path:parquet", "run_path:json"),
+        inputs=("params_path", "snapshots_path:parquet", "run_path:json", "judged_dir"),
         params_path=params,
         snapshots_path=snapshots,
         run_path=run,
@@ -280,6 +287,7 @@ def backtest(
         auc_out=auc_plot,
         figure_out=figure,
         headline_out=headline,
+        judged_dir=judged,
     )
 
 

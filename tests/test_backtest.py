@@ -1,3 +1,6 @@
+import warnings
+from pathlib import Path
+
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -7,6 +10,7 @@ from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.commands.quality import load_mapping
+from pipeline.core.model import EVALUATION_DIR
 from pipeline.core.params import ParamsError, load_params
 from pipeline.stages.backtest import summary
 from pipeline.stages.simulate import simulate
@@ -149,3 +153,74 @@ def test_a_fault_at_an_origin_is_raised_not_skipped(monkeypatch):
     snapshots = pd.DataFrame({"cutoff": pd.to_datetime(["2026-01-05", "2026-01-19"])})
     with pytest.raises(ValueError, match="Input contains NaN"):
         stage.backtest(snapshots, None, 2)
+
+
+def _history(cutoffs: int = 8) -> pd.DataFrame:
+    """The same 600 customers at cutoffs 14 days apart, each cutoff its own draw."""
+    from tests.conftest import train_snapshots
+
+    frames = []
+    for k in range(cutoffs):
+        one = train_snapshots(seed=k)
+        one["spend"] = one["n_orders"] * 20.0
+        one["tenure_days"] = one["recency_days"] + 30.0 * one["n_orders"]
+        one["cutoff"] = pd.Timestamp("2024-01-01") + pd.Timedelta(days=14 * k)
+        frames.append(one)
+    return pd.concat(frames, ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[Path, Path]:
+    """A snapshot file of 8 cutoffs and the candidate folder the train stage made from it."""
+    from pipeline.core.io import write_parquet
+    from pipeline.stages import train
+
+    folder = tmp_path_factory.mktemp("trained")
+    path = folder / "train.parquet"
+    write_parquet(_history(), path)
+    with warnings.catch_warnings():  # MLflow warns about integer columns while logging the run
+        warnings.simplefilter("ignore", UserWarning)
+        train.main(
+            params_path=ROOT / "params.yaml",
+            snapshots_path=path,
+            out_dir=folder / "cand",
+            run_out=folder / "run.json",
+        )
+    return path, folder / "cand" / EVALUATION_DIR
+
+
+def test_the_origin_train_judged_is_read_not_refitted_and_every_metric_is_the_same(trained, monkeypatch):
+    from pipeline.core.partitions import read_snapshots
+    from pipeline.stages import backtest as stage
+
+    path, folder = trained
+    params = load_params(ROOT / "params.yaml")
+    fits = []
+    real_fit = stage.fit_churn_model
+    monkeypatch.setattr(
+        stage, "fit_churn_model", lambda rows, p: fits.append(rows["cutoff"].max()) or real_fit(rows, p)
+    )
+    snapshots = read_snapshots(path)
+
+    judged = stage.read_judged(folder, path, params.train)
+    assert judged is not None and judged.split.test == [pd.Timestamp("2024-04-08")]
+    reused = stage.backtest(snapshots, params=params, origins=3, judged=judged)
+    assert len(fits) == 2  # the two earlier origins; the latest is train's judged model
+    fitted = stage.backtest(snapshots, params=params, origins=3)
+    assert len(fits) == 5
+    pd.testing.assert_frame_equal(reused, fitted)
+    assert reused["cutoff"].nunique() == 3
+
+
+def test_a_judged_model_of_another_recipe_or_other_snapshots_is_not_read(trained, tmp_path):
+    from pipeline.core.io import write_parquet
+    from pipeline.stages import backtest as stage
+
+    path, folder = trained
+    params = load_params(ROOT / "params.yaml")
+    assert stage.read_judged(folder, path, params.train) is not None
+    assert stage.read_judged(folder, path, params.train.model_copy(update={"learning_rate": 0.1})) is None
+    other = tmp_path / "other.parquet"
+    write_parquet(_history(cutoffs=9), other)
+    assert stage.read_judged(folder, other, params.train) is None
+    assert stage.read_judged(None, path, params.train) is None

@@ -302,3 +302,12 @@ def test_a_feature_that_is_not_a_number_stops_featurize_naming_the_column_and_th
         "  pnbd_p_no_order: 2 customer-cutoff(s) not a number (e.g. b at 2026-01-05, c at 2026-01-05)"
     )
     check_finite(frame.drop(columns=["spend", "pnbd_p_no_order"]), "fine")  # a missing gap is allowed
+
+
+def test_fits_in_parallel_processes_are_those_fitted_one_after_another():
+    from pipeline.core.btyd import fit_models
+    from pipeline.core.features import fit_each
+    from tests.test_btyd import simulate_pareto
+
+    samples = [simulate_pareto((0.55, 10.6, 0.6, 11.7), n=800, seed=k) for k in range(3)]
+    assert fit_each(samples, parallel_from=0) == [fit_models(s) for s in samples]

@@ -61,3 +61,17 @@ def test_the_experiment_opens_on_its_training_runs_and_says_what_its_metric_grou
     mlflow.create_experiment("older")
     tracking.configure("older")
     assert mlflow.get_experiment_by_name("older").tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+def test_a_logged_booster_states_its_requirements_pinned_to_what_is_installed():
+    from importlib import metadata
+
+    import lightgbm
+    from packaging.requirements import Requirement
+
+    pins = dict(r.split("==") for r in tracking.model_requirements())
+    assert pins["lightgbm"] == lightgbm.__version__
+    assert pins["mlflow"] == metadata.version("mlflow")
+    # whatever lightgbm itself needs to load is stated too
+    needed = {Requirement(r).name for r in metadata.requires("lightgbm") if "extra" not in r}
+    assert needed <= set(pins)

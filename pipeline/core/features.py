@@ -14,8 +14,11 @@ import dataclasses
 import datetime as dt
 import itertools
 import logging
+import multiprocessing
+import os
 import tempfile
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -273,18 +276,42 @@ def fit_btyd(summaries: Iterable[tuple[dt.date, pd.DataFrame]], params: Featuriz
     an order before it (`summaries`: per cutoff, its rows in customer order). Every fit starts
     from the same point, so a cutoff's fit depends on its own data only and a later run can reuse
     it."""
-    models, fitted = {}, {}
+    samples, customers = {}, {}
     for cutoff, at in summaries:
-        log.info("BTYD fits: cutoff %s, %d customers", cutoff, len(at))
         whole = Summary.from_days(at["n_orders"], at["recency_days"], at["tenure_days"])
-        sample = fit_sample(whole, params.btyd_fit_customers, seed=int(pd.Timestamp(cutoff).value // 10**9))
-        bg, pnbd = models[pd.Timestamp(cutoff)] = fit_models(sample)
+        samples[cutoff] = fit_sample(
+            whole, params.btyd_fit_customers, seed=int(pd.Timestamp(cutoff).value // 10**9)
+        )
+        customers[cutoff] = len(at)
+    log.info("BTYD fits: %d cutoffs, %d customers at most", len(samples), max(customers.values(), default=0))
+    models, fitted = {}, {}
+    for cutoff, (bg, pnbd) in zip(samples, fit_each(list(samples.values())), strict=True):
+        models[pd.Timestamp(cutoff)] = (bg, pnbd)
         fitted[cutoff.isoformat()] = {
             "bgnbd": {k: round(float(v), 6) for k, v in vars(bg).items()},
             "pareto_nbd": {k: round(float(v), 6) for k, v in vars(pnbd).items()},
-            "customers": len(at),
+            "customers": customers[cutoff],
         }
     return BtydFits(models=models, params=fitted)
+
+
+# customers over all fit samples from which the fits run in parallel: a fresh process costs about
+# half a second, a fit on 10,000 customers about a quarter
+PARALLEL_FIT_CUSTOMERS = 50_000
+
+
+def fit_each(
+    samples: list[Summary], parallel_from: int = PARALLEL_FIT_CUSTOMERS
+) -> list[tuple[BGNBD, ParetoNBD]]:
+    """`fit_models` on each sample, one process per core once the samples hold `parallel_from`
+    customers: each fit is its own (same start, its own sample), so the results are those of
+    fitting them one after another, in about half the time on two cores. Fresh processes
+    ("spawn"), not forks of this one, which runs the engine's threads."""
+    workers = min(len(os.sched_getaffinity(0)), len(samples))
+    if workers <= 1 or sum(len(s.x) for s in samples) < parallel_from:
+        return [fit_models(sample) for sample in samples]
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return list(pool.map(fit_models, samples))
 
 
 def per_cutoff(expr: ir.Table) -> Iterator[tuple[dt.date, pd.DataFrame]]:

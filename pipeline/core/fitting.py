@@ -5,13 +5,14 @@ The one recipe for train, backtest, tune and the quality benchmark.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, replace
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from sklearn.metrics import log_loss
+from sklearn.metrics import log_loss, roc_auc_score
 
 from pipeline.core.baselines import RFM
 from pipeline.core.calibration import Calibrator, choose, fit_blend, fit_rfm, initial_score
@@ -59,6 +60,12 @@ def holdout_customers(frame: pd.DataFrame, share: float, seed: int) -> np.ndarra
     return (hashed % 10_000) < round(share * 10_000)
 
 
+def recipe_digest(params: TrainParams) -> str:
+    """sha256 of the recipe's settings: two fits of the same rows with the same digest are the same
+    model (the fit is deterministic)."""
+    return hashlib.sha256(params.model_dump_json().encode()).hexdigest()
+
+
 def cap_rows(rows: pd.DataFrame, max_rows: int | None, seed: int) -> pd.DataFrame:
     """`rows` cut to about `max_rows` when longer: every row of a share max_rows / len(rows) of the
     customers, chosen by a keyed hash of the id independent of `holdout_customers`'s, so a kept
@@ -103,8 +110,10 @@ def fit_churn_model(rows: pd.DataFrame, params: TrainParams) -> Fitted:
     start = _init(rows[~held], params)
     offset_mean = float(np.mean(start)) if start is not None else 0.0
     latest = sorted(rows["cutoff"].unique())[-params.calibration_cutoffs :]
-    recent = rows[held & rows["cutoff"].isin(latest).to_numpy()]
-    p_recent = booster_probability(probe, recent, params.boost_from)
+    valid = rows[held]
+    p_valid = booster_probability(probe, valid, params.boost_from)
+    is_recent = valid["cutoff"].isin(latest).to_numpy()
+    recent, p_recent = valid[is_recent], p_valid[is_recent]
     has_rfm = all(c in rows.columns for c in RFM)
     if params.blend:
         # weights from the probe and an RFM regression that saw neither the held-out customers
@@ -130,10 +139,20 @@ def fit_churn_model(rows: pd.DataFrame, params: TrainParams) -> Fitted:
         booster=booster,
         calibrator=calibrator,
         best_iteration=best,
-        valid_scores={f"valid_{k}": float(v) for k, v in probe.best_score["valid"].items()},
+        valid_scores=_valid_scores(probe, valid[LABEL].to_numpy(), p_valid),
         calibration_losses=losses,
         calibration_cutoffs=[pd.Timestamp(c) for c in latest],
     )
+
+
+def _valid_scores(probe: lgb.Booster, y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    """The early-stopping customers' log loss at the best round and their ROC AUC, computed once
+    here rather than by LightGBM at every round (the AUC's sort was 2.7 s of the backtest's 33 s).
+    No AUC when the held-out customers are of one class."""
+    scores = {"valid_binary_logloss": float(probe.best_score["valid"]["binary_logloss"])}
+    if 0 < y.sum() < len(y):
+        scores["valid_auc"] = float(roc_auc_score(y, p))
+    return scores
 
 
 def split_snapshots(snapshots: pd.DataFrame, params: TrainParams) -> Split:
@@ -171,7 +190,7 @@ def preflight(parts: dict[str, pd.DataFrame], params: TrainParams) -> None:
 def lgb_params(params: TrainParams) -> dict[str, object]:
     return {
         "objective": "binary",
-        "metric": ["binary_logloss", "auc"],
+        "metric": ["binary_logloss"],
         "learning_rate": params.learning_rate,
         "num_leaves": params.num_leaves,
         "min_child_samples": params.min_child_samples,

@@ -6,6 +6,7 @@ origin, the baselines trained on the same rows."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -17,10 +18,19 @@ import pandas as pd
 
 from pipeline.core import tracking
 from pipeline.core.baselines import baseline_scores
-from pipeline.core.fitting import TrainError, cap_rows, fit_churn_model, select, split_snapshots
+from pipeline.core.fitting import (
+    Split,
+    TrainError,
+    cap_rows,
+    fit_churn_model,
+    recipe_digest,
+    select,
+    split_snapshots,
+)
 from pipeline.core.io import atomic_path, csv_bytes, read_json, write_headline, write_json
 from pipeline.core.metrics import best_baseline, classification_metrics
-from pipeline.core.params import Params
+from pipeline.core.model import SUMMARY_FILE, ChurnModel
+from pipeline.core.params import Params, TrainParams
 from pipeline.core.partitions import read_snapshots
 from pipeline.core.tables import LABEL
 
@@ -28,14 +38,44 @@ log = logging.getLogger(__name__)
 MODEL = "model"
 
 
-def origin_metrics(snapshots: pd.DataFrame, origin: pd.Timestamp, params: Params) -> list[dict]:
+@dataclass(frozen=True)
+class Judged:
+    """The train stage's judged model, fitted by this recipe from these snapshots on `split`: the
+    model of the origin with that split, read instead of fitted again (the fit is deterministic, so
+    it is the same model; at the latest origin this saves one of the three trainings)."""
+
+    model: ChurnModel
+    split: Split
+
+
+def read_judged(folder: Path | None, snapshots_path: Path, params: TrainParams) -> Judged | None:
+    """`folder`'s model when its summary says it was fitted by `params` from `snapshots_path`."""
+    if folder is None:
+        return None
+    about = read_json(Path(folder) / SUMMARY_FILE)
+    same = about.get("recipe_sha256") == recipe_digest(params) and about.get(
+        "snapshots_sha256"
+    ) == tracking.snapshots_digest(snapshots_path)
+    if not same:
+        log.info("%s was fitted by another recipe or from other snapshots: every origin is fitted", folder)
+        return None
+    dates = {k: [pd.Timestamp(d) for d in about[f"{k}_cutoffs"]] for k in ("train", "test")}
+    return Judged(model=ChurnModel.load(folder), split=Split(**dates))
+
+
+def origin_metrics(
+    snapshots: pd.DataFrame, origin: pd.Timestamp, params: Params, judged: Judged | None = None
+) -> list[dict]:
     """Model and baseline metrics at one origin, trained on what was known before it."""
     known = snapshots[snapshots["cutoff"] <= origin]
     split = split_snapshots(known, params.train.model_copy(update={"test_cutoffs": 1}))
     train, test = select(snapshots, split.train), select(snapshots, split.test)
-    fitted = fit_churn_model(train, params.train)
+    if judged is not None and judged.split == split:
+        model = judged.model
+    else:
+        model = fit_churn_model(train, params.train).model
     y = test[LABEL].to_numpy()
-    p = fitted.model.probability(test)
+    p = model.probability(test)
     # the baselines learn from the rows the model learnt from (the same `train.max_rows` cap)
     scores = {
         MODEL: (p, True),
@@ -53,7 +93,9 @@ def origin_metrics(snapshots: pd.DataFrame, origin: pd.Timestamp, params: Params
     ]
 
 
-def backtest(snapshots: pd.DataFrame, params: Params, origins: int) -> pd.DataFrame:
+def backtest(
+    snapshots: pd.DataFrame, params: Params, origins: int, judged: Judged | None = None
+) -> pd.DataFrame:
     """Per origin and scorer: ROC AUC, PR AUC, lift and capture, and for probabilities Brier, log
     loss and ECE. Origins whose purged split has no training cutoff left are skipped."""
     cutoffs = sorted(snapshots["cutoff"].unique())
@@ -61,7 +103,9 @@ def backtest(snapshots: pd.DataFrame, params: Params, origins: int) -> pd.DataFr
     for k, origin in enumerate(cutoffs[-origins:], 1):
         log.info("backtest origin %s (%d/%d)", pd.Timestamp(origin).date(), k, min(origins, len(cutoffs)))
         try:
-            rows += origin_metrics(snapshots, pd.Timestamp(origin), params)
+            rows += origin_metrics(
+                snapshots=snapshots, origin=pd.Timestamp(origin), params=params, judged=judged
+            )
         except TrainError as exc:  # only a split the cutoffs cannot give; anything else is a fault
             skipped.append(f"{pd.Timestamp(origin).date()}: {exc}")
             log.warning("origin %s skipped: %s", pd.Timestamp(origin).date(), exc)
@@ -124,11 +168,15 @@ def main(
     auc_out: Path,
     figure_out: Path,
     headline_out: Path | None = None,
+    judged_dir: Path | None = None,
 ) -> None:
     from pipeline.core.params import load_params
 
     params = load_params(params_path)
-    table = backtest(read_snapshots(snapshots_path), params, params.backtest.origins)
+    judged = read_judged(judged_dir, snapshots_path, params.train)
+    table = backtest(
+        read_snapshots(snapshots_path), params=params, origins=params.backtest.origins, judged=judged
+    )
     result = write_outputs(
         table=table, metrics_out=metrics_out, table_out=table_out, auc_out=auc_out, figure_out=figure_out
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
 from pipeline.core import registry, tracking
-from pipeline.core.fitting import Fitted, fit_churn_model, preflight, select, split_snapshots
+from pipeline.core.fitting import Fitted, fit_churn_model, preflight, recipe_digest, select, split_snapshots
 from pipeline.core.io import atomic_path, write_json
 from pipeline.core.model import (
     CALIBRATOR_FILE,
@@ -35,7 +36,7 @@ from pipeline.core.model import (
     model_frame,
 )
 from pipeline.core.params import Params
-from pipeline.core.partitions import read_snapshots, snapshot_files
+from pipeline.core.partitions import read_snapshots
 from pipeline.core.runs import params_digest, run_kind
 from pipeline.core.tables import LABEL
 
@@ -81,6 +82,9 @@ def main(params_path: Path, snapshots_path: Path, out_dir: Path, run_out: Path) 
         "horizon_days": label_horizon(snapshots),
         "train_cutoffs": _dates(split.train),
         "test_cutoffs": _dates(split.test),
+        # what the models were fitted from, so a stage can tell whether refitting would repeat them
+        "recipe_sha256": recipe_digest(params.train),
+        "snapshots_sha256": tracking.snapshots_digest(snapshots_path),
     }
     judged_summary = {**common, **_about(judged, train)}
     save_model(judged, out_dir / EVALUATION_DIR, judged_summary)
@@ -120,10 +124,14 @@ def main(params_path: Path, snapshots_path: Path, out_dir: Path, run_out: Path) 
 def snapshot_dataset(train: pd.DataFrame, snapshots_path: Path) -> MetaDataset:
     """The training snapshot as an MLflow dataset: its file, content digest and schema. (MLflow's
     pandas dataset infers the schema row by row in Python: 9 s for 200k rows.)"""
-    files = snapshot_files(snapshots_path)
-    digest = tracking.folder_digest(files[0].parent, tuple(f.name for f in files))[:16]
+    digest = tracking.snapshots_digest(snapshots_path)[:16]
+    with warnings.catch_warnings():
+        # MLflow registers its local source for two schemes and warns that a path matches both: the
+        # same class either way
+        warnings.filterwarnings("ignore", "The specified dataset source can be interpreted in multiple ways")
+        source = resolve_dataset_source(str(Path(snapshots_path).resolve()))
     return MetaDataset(
-        source=resolve_dataset_source(str(Path(snapshots_path).resolve())),
+        source=source,
         name=f"training-snapshots ({len(train)} rows, cutoffs {train['cutoff'].min().date()}"
         f"..{train['cutoff'].max().date()})",
         digest=digest,
@@ -177,6 +185,7 @@ def record_run(
             booster,
             name="model",
             signature=signature,
+            pip_requirements=tracking.model_requirements(),
             registered_model_name=params.mlflow.registered_model,
         )
         digest = tracking.folder_digest(model_dir, MODEL_FILES)

@@ -8,19 +8,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import mlflow
-import optuna
-import pandas as pd
-from sklearn.metrics import log_loss, roc_auc_score
-
-from pipeline.core import tracking
-from pipeline.core.fitting import fit, holdout_customers, select, split_snapshots
 from pipeline.core.io import write_json
-from pipeline.core.model import booster_probability
 from pipeline.core.params import Params, TrainParams
-from pipeline.core.partitions import read_snapshots
-from pipeline.core.tables import LABEL
+
+if TYPE_CHECKING:
+    import optuna
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +33,14 @@ def suggest(trial: optuna.Trial, base: TrainParams) -> TrainParams:
 
 
 def tune(snapshots: pd.DataFrame, params: Params, trials: int) -> tuple[dict, list[dict]]:
+    import mlflow
+    import optuna
+    from sklearn.metrics import log_loss, roc_auc_score
+
+    from pipeline.core.fitting import fit, holdout_customers, select, split_snapshots
+    from pipeline.core.model import booster_probability
+    from pipeline.core.tables import LABEL
+
     split = split_snapshots(snapshots, params.train)
     rows = select(snapshots, split.train)
     held = holdout_customers(rows, params.train.valid_share, params.train.seed)
@@ -70,6 +73,12 @@ def main(params_path: Path, snapshots_path: Path, out: Path) -> None:
     if params.tune.trials == 0:
         write_json({"trials": 0, "note": "tuning off; set tune.trials to search"}, out)
         return
+    # imported only for a search: the stage runs in every repro, and these imports are 3 s of it
+    import mlflow
+
+    from pipeline.core import tracking
+    from pipeline.core.partitions import read_snapshots
+
     snapshots = read_snapshots(snapshots_path)
     tracking.configure(params.mlflow.experiment)
     with mlflow.start_run(run_name=f"tune-{params.tune.trials}"):
