@@ -4,6 +4,8 @@ import ibis
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.core.features import finish, training_snapshots
 from pipeline.stages.report import cohort_matrix, orders_of, period_rates
@@ -195,3 +197,57 @@ def test_the_uplift_section_shows_policy_values_deciles_and_the_qini_curve(tmp_p
     assert values.index.tolist() == ["doubly robust", "inverse propensity"]
     assert values.loc["doubly robust"].tolist() == [30.0, 10.0, 20.0, 18.0, 22.0]
     assert len(images) == 1 and not missing
+
+
+def _rates_by_definition(rows, start, horizon_days, lookback_days):
+    """The module's formulas, customer by customer in plain Python."""
+    end, since = start + pd.Timedelta(days=horizon_days), start - pd.Timedelta(days=lookback_days)
+    by = {}
+    for customer, ts in rows:
+        by.setdefault(customer, []).append(pd.Timestamp(ts))
+    at_start = {c for c, t in by.items() if any(since <= x < start for x in t)}
+    during = {c for c, t in by.items() if any(start <= x < end for x in t)}
+    new = {c for c, t in by.items() if start <= min(t) < end}
+    return {
+        "customers_at_start": len(at_start),
+        "customers_lost": len(at_start - during),
+        "customers_at_end": len(during),
+        "new_customers": len(new),
+        "reactivated": len(during - new - at_start),
+    }
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    orders=st.lists(
+        st.tuples(st.sampled_from("abcdefg"), st.integers(0, 400), st.sampled_from([0, 7])),
+        min_size=1,
+        max_size=40,
+    ),
+    starts=st.lists(st.integers(0, 400), min_size=1, max_size=4, unique=True),
+    horizon=st.integers(1, 120),
+    lookback=st.integers(1, 200),
+)
+def test_period_rates_count_each_customer_by_the_definition(orders, starts, horizon, lookback):
+    day0 = pd.Timestamp("2024-01-01")
+    # orders at midnight fall exactly on period boundaries
+    rows = [(c, day0 + pd.Timedelta(days=d, hours=h)) for c, d, h in orders]
+    dates = [day0 + pd.Timedelta(days=d) for d in sorted(starts)]
+    rates = period_rates(
+        _orders([(c, str(t)) for c, t in rows]), dates, horizon_days=horizon, lookback_days=lookback
+    )
+    for start, row in zip(dates, rates.itertuples(), strict=True):
+        expected = _rates_by_definition(rows, start, horizon, lookback)
+        n = expected["customers_at_start"]
+        assert row.period_start == start.date().isoformat()
+        assert (row.customers_at_start, row.customers_lost, row.customers_at_end, row.new_customers) == (
+            n,
+            expected["customers_lost"],
+            expected["customers_at_end"],
+            expected["new_customers"],
+        )
+        if n:
+            assert row.reactivated_share == expected["reactivated"] / n
+            assert row.churn_rate == expected["customers_lost"] / n
+        else:
+            assert np.isnan(row.churn_rate) and np.isnan(row.retention_rate)

@@ -1,5 +1,6 @@
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from pipeline.core.shop import CUSTOMER_COLUMNS, ORDER_COLUMNS
@@ -70,3 +71,17 @@ def test_scenarios_differ_as_described():
     # most one_time customers buy once; grocery customers buy far more often than retail ones
     assert (orders["one_time"] == 1).mean() > 0.7 > (orders["retail"] == 1).mean()
     assert orders["grocery"].median() > 3 * orders["retail"].median()
+
+
+def test_damage_changes_one_cell_of_each_drawn_row_to_a_known_bad_value_and_nothing_else():
+    from pipeline.stages.simulate import DAMAGE, RAW_COLUMNS, corrupt
+
+    n = 400
+    table = pa.table({name: [f"{name}-{i}" for i in range(n)] for name in RAW_COLUMNS})
+    out = corrupt(np.random.default_rng(7), table, share=0.25).to_pydict()
+    assert list(out) == RAW_COLUMNS
+    changed = {i: [c for c in RAW_COLUMNS if out[c][i] != f"{c}-{i}"] for i in range(n)}
+    damaged = {i: cells for i, cells in changed.items() if cells}
+    assert all(len(cells) == 1 for cells in damaged.values())
+    assert {(cells[0], out[cells[0]][i]) for i, cells in damaged.items()} == set(DAMAGE)
+    assert len(damaged) == int((np.random.default_rng(7).random(n) < 0.25).sum()) == 107

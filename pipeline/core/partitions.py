@@ -23,6 +23,7 @@ import datetime as dt
 import hashlib
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -234,14 +235,23 @@ def snapshot_files(path: Path) -> list[Path]:
     return [path / n for n in names]
 
 
+def _read_one(file: Path, columns: list[str] | None) -> pa.Table:
+    table = pq.read_table(file, columns=columns)
+    meta = {k: v for k, v in (table.schema.metadata or {}).items() if k != META_KEY}
+    return table.replace_schema_metadata(meta)
+
+
 def read_snapshots(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
     """The training snapshots as one DataFrame in (cutoff, customer) order, each Arrow buffer freed
     as its column is converted (as `io.read_parquet`)."""
-    tables = []
-    for file in snapshot_files(path):
-        table = pq.read_table(file, columns=columns)
-        meta = {k: v for k, v in (table.schema.metadata or {}).items() if k != META_KEY}
-        tables.append(table.replace_schema_metadata(meta))
+    tables = [_read_one(file, columns) for file in snapshot_files(path)]
     return pa.concat_tables(tables, promote_options="default").to_pandas(
         self_destruct=True, split_blocks=True
     )
+
+
+def each_snapshot_file(path: Path, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+    """The training snapshots one file at a time, in cutoff order (in a folder, one cutoff each):
+    for a pass over every row that never holds the table whole."""
+    for file in snapshot_files(path):
+        yield _read_one(file, columns).to_pandas(self_destruct=True, split_blocks=True)

@@ -469,7 +469,7 @@ def _stream(
     tally = Tally()
     with tempfile.TemporaryDirectory(prefix="ingest-") as work:
         con = duckdb.connect()
-        con.execute("SET threads TO 1")
+        con.execute("SET threads TO 2")
         con.execute(f"SET memory_limit = '{params.memory_limit}'")
         con.execute(f"SET temp_directory = '{work}'")
         con.execute("SET preserve_insertion_order = false")  # every output is ordered explicitly
@@ -483,7 +483,8 @@ def _stream(
             tally.input_rows += raw_batch.num_rows
             batch = pa.Table.from_batches([raw_batch]).append_column("source_row", numbers)
             con.register("batch", batch)
-            parsed = con.sql(query).to_arrow_table()
+            # two threads return the batch's rows in any order: put them back in the file's
+            parsed = con.sql(query).to_arrow_table().sort_by("source_row")
             con.unregister("batch")
             if key is not None:  # ids never leave this loop in clear, not even in the quarantine
                 parsed = _pseudonymized(parsed, key, raw_id)

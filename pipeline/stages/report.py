@@ -19,6 +19,8 @@ import base64
 import html
 import io
 import logging
+import uuid
+from collections.abc import Iterable
 from pathlib import Path
 
 import ibis
@@ -35,7 +37,7 @@ from pipeline.core import tracking
 from pipeline.core.io import atomic_path, read_json, write_csv, write_headline, write_json
 from pipeline.core.model import SUMMARY_FILE, ChurnModel
 from pipeline.core.orders import orders_from_lines
-from pipeline.core.partitions import read_snapshots
+from pipeline.core.partitions import each_snapshot_file
 from pipeline.core.records import Fits, read_record
 from pipeline.core.tables import LABEL, SCORE_FILE_SCHEMA, read_table
 from pipeline.core.uplift import DECISION_FILE
@@ -56,54 +58,87 @@ STYLE = (
 COMPARED = {"roc_auc": "ROC AUC", "pr_auc": "PR AUC", "ece": "ECE", "brier": "Brier"}
 
 
-def orders_of(lines: ir.Table) -> pd.DataFrame:
-    """One row per order, by the same definition the features and labels use."""
+def orders_of(lines: ir.Table) -> ir.Table:
+    """One row per order, by the same definition the features and labels use, kept in the engine:
+    the report's activity tables are aggregates of it, computed there (never the orders in pandas)."""
     orders = orders_from_lines(lines)
-    return orders.select("customer_id", "order_ts", amount=orders.value.cast("float64")).to_pandas()
+    orders = orders.select("customer_id", "order_ts", amount=orders.value.cast("float64"))
+    # a temporary table of the engine's, so the tables below do not each aggregate the lines again
+    # (Ibis's own `cache` fails to drop its table on DuckDB when collected)
+    name = f"report_orders_{uuid.uuid4().hex}"
+    return ibis.get_backend(orders).create_table(name, obj=orders, temp=True)
 
 
 def period_rates(
-    orders: pd.DataFrame, starts: list[pd.Timestamp], horizon_days: int, lookback_days: int
+    orders: ir.Table, starts: list[pd.Timestamp], horizon_days: int, lookback_days: int
 ) -> pd.DataFrame:
-    """Churn, retention and reactivation per period [start, start + horizon), by the formulas above."""
-    first = orders.groupby("customer_id")["order_ts"].min()
-    rows = []
-    for start in starts:
-        end = start + horizon_days * DAY
-        before = orders[orders["order_ts"] < start]
-        last = before.groupby("customer_id")["order_ts"].max()
-        at_start = set(last[last >= start - lookback_days * DAY].index)
-        during = set(orders.loc[(orders["order_ts"] >= start) & (orders["order_ts"] < end), "customer_id"])
-        new = set(first[(first >= start) & (first < end)].index)
-        lost = at_start - during
-        n = len(at_start)
-        rows.append(
+    """Churn, retention and reactivation per period [start, start + horizon), by the formulas above.
+    Each order meets the periods whose lookback or period holds it; per (customer, period): an order
+    before the start (in the lookback), an order in the period, and whether the first order ever
+    falls in the period."""
+    periods = ibis.memtable(
+        pd.DataFrame(
             {
-                "period_start": start.date().isoformat(),
-                "customers_at_start": n,
-                "customers_lost": len(lost),
-                "customers_at_end": len(during),
-                "new_customers": len(new),
-                "churn_rate": len(lost) / n if n else np.nan,
-                "retention_rate": (len(during) - len(new)) / n if n else np.nan,
-                "reactivated_share": len(during - new - at_start) / n if n else np.nan,
+                "start": pd.Series(starts, dtype="datetime64[us]"),
+                "end": pd.Series([s + horizon_days * DAY for s in starts], dtype="datetime64[us]"),
+                "since": pd.Series([s - lookback_days * DAY for s in starts], dtype="datetime64[us]"),
             }
         )
-    return pd.DataFrame(rows)
-
-
-def cohort_matrix(orders: pd.DataFrame, until: pd.Timestamp) -> pd.DataFrame:
-    """Share of each first-order-month cohort that ordered in each later month (0 = the first)."""
-    orders = orders[orders["order_ts"] < until]
-    month = orders["order_ts"].dt.to_period("M")
-    cohort = month.groupby(orders["customer_id"]).transform("min")
-    offset = (month - cohort).apply(lambda d: d.n)
-    active = pd.DataFrame(
-        {"cohort": cohort.astype(str), "offset": offset, "customer_id": orders["customer_id"]}
     )
-    active = active.drop_duplicates()
-    sizes = active[active["offset"] == 0].groupby("cohort")["customer_id"].nunique()
-    counts = active.groupby(["cohort", "offset"])["customer_id"].nunique().unstack(fill_value=0)
+    first = orders.group_by("customer_id").aggregate(first_ts=orders.order_ts.min())
+    j = orders.join(periods, (orders.order_ts >= periods.since) & (orders.order_ts < periods.end))
+    per = j.group_by(["customer_id", "start", "end"]).aggregate(
+        before=(j.order_ts < j.start).any(), during=(j.order_ts >= j.start).any()
+    )
+    per = per.join(first, "customer_id")
+    new = per.during & (per.first_ts >= per.start)
+    counts = (
+        per.group_by("start")
+        .aggregate(
+            customers_at_start=per.before.sum(),
+            customers_lost=(per.before & ~per.during).sum(),
+            customers_at_end=per.during.sum(),
+            new_customers=new.sum(),
+            reactivated=(per.during & ~new & ~per.before).sum(),
+        )
+        .to_pandas()
+        .set_index("start")
+    )
+    counts.index = pd.DatetimeIndex(counts.index).astype("datetime64[us]")
+    counts = counts.reindex(pd.DatetimeIndex(starts).astype("datetime64[us]")).fillna(0).astype("int64")
+    n = counts["customers_at_start"].to_numpy(dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return pd.DataFrame(
+            {
+                "period_start": [s.date().isoformat() for s in starts],
+                "customers_at_start": counts["customers_at_start"].to_numpy(),
+                "customers_lost": counts["customers_lost"].to_numpy(),
+                "customers_at_end": counts["customers_at_end"].to_numpy(),
+                "new_customers": counts["new_customers"].to_numpy(),
+                "churn_rate": np.where(n > 0, counts["customers_lost"] / n, np.nan),
+                "retention_rate": np.where(
+                    n > 0, (counts["customers_at_end"] - counts["new_customers"]) / n, np.nan
+                ),
+                "reactivated_share": np.where(n > 0, counts["reactivated"] / n, np.nan),
+            }
+        )
+
+
+def cohort_matrix(orders: ir.Table, until: pd.Timestamp) -> pd.DataFrame:
+    """Share of each first-order-month cohort that ordered in each later month (0 = the first)."""
+    before = orders.filter(orders.order_ts < until.to_datetime64())
+    active = before.select(
+        "customer_id", month=before.order_ts.year() * 12 + before.order_ts.month() - 1
+    ).distinct()
+    active = active.mutate(cohort=active.month.min().over(group_by=active.customer_id))
+    counts = (
+        active.group_by([active.cohort, (active.month - active.cohort).name("offset")])
+        .aggregate(n=active.count())
+        .to_pandas()
+    )
+    counts["cohort"] = [f"{m // 12:04d}-{m % 12 + 1:02d}" for m in counts["cohort"]]
+    counts = counts.set_index(["cohort", "offset"])["n"].unstack(fill_value=0)
+    sizes = counts[0]
     last_full = until.to_period("M") - 1  # the month `until` falls in is not over
     matrix = counts.div(sizes, axis=0)
     for c in matrix.index:  # months not over yet are unknown, not zero
@@ -111,6 +146,16 @@ def cohort_matrix(orders: pd.DataFrame, until: pd.Timestamp) -> pd.DataFrame:
         matrix.loc[c, matrix.columns > ends] = np.nan
     matrix.insert(0, "customers", sizes)
     return matrix
+
+
+def last_year_activity(orders: ir.Table, since: pd.Timestamp) -> tuple[float, float]:
+    """Average order value and orders per ordering customer, over the orders from `since` on."""
+    recent = orders.filter(orders.order_ts >= since.to_datetime64())
+    row = recent.aggregate(
+        value=recent.amount.mean(), orders=recent.count(), customers=recent.customer_id.nunique()
+    ).to_pandas()
+    orders_n, customers = int(row["orders"].iloc[0]), int(row["customers"].iloc[0])
+    return float(row["value"].iloc[0]), (orders_n / customers if customers else float("nan"))
 
 
 def segment_table(scores: pd.DataFrame, snapshot: pd.DataFrame) -> pd.DataFrame:
@@ -194,17 +239,35 @@ def segment_movement(current: pd.DataFrame, previous: pd.DataFrame | None) -> pd
     return pd.crosstab(joined["segment_before"], joined["segment_now"])
 
 
-def predicted_vs_realized(train: pd.DataFrame, model: ChurnModel, test_cutoffs: list[str]) -> pd.DataFrame:
-    p = model.probability(train)
-    frame = pd.DataFrame(
-        {"cutoff": train["cutoff"].dt.date.astype(str), "predicted": p, "realized": train[LABEL]}
+def predicted_vs_realized(
+    pieces: Iterable[pd.DataFrame], model: ChurnModel, trained_on: list[str]
+) -> pd.DataFrame:
+    """Per cutoff: the model's mean predicted churn against the realized rate, and whether the
+    model was trained without that cutoff's labels. `pieces`: the snapshots a piece at a time (a
+    file each), so the table is never held whole; per-cutoff sums are added up over the pieces."""
+    sums = []
+    for piece in pieces:
+        frame = pd.DataFrame(
+            {
+                "cutoff": piece["cutoff"].dt.date.astype(str),
+                "predicted": model.probability(piece),
+                "realized": piece[LABEL],
+            }
+        )
+        sums.append(
+            frame.groupby("cutoff").agg(
+                customers=("realized", "size"), predicted=("predicted", "sum"), realized=("realized", "sum")
+            )
+        )
+    total = pd.concat(sums).groupby(level=0).sum()
+    out = pd.DataFrame(
+        {
+            "customers": total["customers"],
+            "predicted_churn_rate": total["predicted"] / total["customers"],
+            "realized_churn_rate": total["realized"] / total["customers"],
+        }
     )
-    out = frame.groupby("cutoff").agg(
-        customers=("realized", "size"),
-        predicted_churn_rate=("predicted", "mean"),
-        realized_churn_rate=("realized", "mean"),
-    )
-    out["held_out"] = out.index.isin(test_cutoffs)
+    out["held_out"] = ~out.index.isin(trained_on)
     return out.reset_index().round(6)
 
 
@@ -409,10 +472,8 @@ def main(
     movement = segment_movement(scores, previous)
     train_summary = read_json(Path(model_dir) / SUMMARY_FILE)
     trained_on = train_summary.get("scoring_cutoffs", train_summary["train_cutoffs"])
-    snapshots = read_snapshots(snapshots_path)
-    unseen = sorted(set(snapshots["cutoff"].dt.date.astype(str)) - set(trained_on))
-    pvr = predicted_vs_realized(snapshots, ChurnModel.load(model_dir), unseen)
-    last_year = orders[orders["order_ts"] >= score_date - 365 * DAY]
+    pvr = predicted_vs_realized(each_snapshot_file(snapshots_path), ChurnModel.load(model_dir), trained_on)
+    last_value, last_frequency = last_year_activity(orders, since=score_date - 365 * DAY)
     summary = {
         "as of": score_date.date().isoformat(),
         "customers scored": f"{len(scores):,}",
@@ -420,8 +481,8 @@ def main(
         "retention rate, last closed period": f"{rates['retention_rate'].iloc[-1]:.1%}",
         "predicted churn, next period": f"{scores['churn_probability'].mean():.1%}",
         "value at risk": money(scores["value_at_risk"].sum(), currency),
-        "average order value (last year)": money(last_year["amount"].mean(), currency),
-        "orders per customer (last year)": f"{last_year.groupby('customer_id').size().mean():.2f}",
+        "average order value (last year)": money(last_value, currency),
+        "orders per customer (last year)": f"{last_frequency:.2f}",
         "on the outreach list": f"{int(scores['outreach'].sum()):,} ("
         f"{int(scores['holdout'].sum())} held out)",
     }
