@@ -287,3 +287,17 @@ def test_piece_and_row_group_sizes_do_not_change_a_partition(small_shop, tmp_pat
     assert _files(tmp_path / "pieces") == _files(tmp_path / "whole")
     assert pq.ParquetFile(snapshot_files(tmp_path / "whole")[0]).metadata.num_row_groups == 1
     shutil.rmtree(tmp_path / "pieces")
+
+
+def test_the_latest_cutoffs_read_alone_are_those_rows_of_the_whole_table(small_shop, tmp_path):
+    folder = tmp_path / "train"
+    _run(small_shop, folder)
+    whole = read_snapshots(folder)
+    cutoffs = sorted(whole["cutoff"].unique())
+    assert len(cutoffs) == 6
+    for n in (1, 2):
+        expected = whole[whole["cutoff"].isin(cutoffs[-n:])].reset_index(drop=True)
+        pd.testing.assert_frame_equal(read_snapshots(folder, latest=n), expected)
+        # the same from one file holding every cutoff
+        write_parquet(whole, tmp_path / "one.parquet")
+        pd.testing.assert_frame_equal(read_snapshots(tmp_path / "one.parquet", latest=n), expected)

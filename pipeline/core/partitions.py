@@ -241,13 +241,20 @@ def _read_one(file: Path, columns: list[str] | None) -> pa.Table:
     return table.replace_schema_metadata(meta)
 
 
-def read_snapshots(path: Path, columns: list[str] | None = None) -> pd.DataFrame:
+def read_snapshots(path: Path, columns: list[str] | None = None, latest: int | None = None) -> pd.DataFrame:
     """The training snapshots as one DataFrame in (cutoff, customer) order, each Arrow buffer freed
-    as its column is converted (as `io.read_parquet`)."""
-    tables = [_read_one(file, columns) for file in snapshot_files(path)]
-    return pa.concat_tables(tables, promote_options="default").to_pandas(
-        self_destruct=True, split_blocks=True
-    )
+    as its column is converted (as `io.read_parquet`). `latest`: only the rows of the latest that
+    many cutoffs (in a folder, only their files are read)."""
+    files = snapshot_files(path)
+    if latest is not None and len(files) > 1:
+        files = files[-latest:]
+    table = pa.concat_tables([_read_one(file, columns) for file in files], promote_options="default")
+    if latest is not None and len(files) == 1 and Path(path).is_file():
+        kept = sorted(set(table.column("cutoff").to_pylist()))[-latest:]
+        table = table.filter(
+            pc.is_in(table.column("cutoff"), pa.array(kept, table.schema.field("cutoff").type))
+        )
+    return table.to_pandas(self_destruct=True, split_blocks=True)
 
 
 def each_snapshot_file(path: Path, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:

@@ -154,8 +154,7 @@ def main(
     from pipeline.core.params import load_params
 
     params = load_params(params_path)
-    train = read_snapshots(snapshots_path)
-    reference = train[train["cutoff"] == train["cutoff"].max()].reset_index(drop=True)
+    reference = read_snapshots(snapshots_path, latest=1)  # the latest cutoff's file, not the table
     current = pd.read_parquet(snapshot_path)
     model = ChurnModel.load(model_dir)
     contrib = pd.read_parquet(shap_path)
