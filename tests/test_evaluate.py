@@ -1,4 +1,5 @@
 import numpy as np
+import pandas as pd
 import pytest
 
 from pipeline.stages.evaluate import lift_table
@@ -90,3 +91,25 @@ def test_the_held_out_report_becomes_mlflow_metrics_grouped_by_prefix():
         "segment/new.rows": 10.0,
         "champion/roc_auc": 0.79,
     }
+
+
+def test_the_held_out_rows_are_the_test_cutoffs_whole_and_the_training_cutoffs_baseline_columns(
+    small_shop, tmp_path
+):
+    from pipeline.core.baselines import TRAINING_INPUTS
+    from pipeline.core.partitions import read_snapshots
+    from pipeline.stages.evaluate import held_out_rows
+    from tests.test_partitions import _run
+
+    folder = tmp_path / "train"
+    _run(small_shop, folder)
+    whole = read_snapshots(folder)
+    cutoffs = sorted(whole["cutoff"].unique())
+    summary = {
+        "test_cutoffs": [str(pd.Timestamp(cutoffs[-1]).date())],
+        "train_cutoffs": [str(pd.Timestamp(c).date()) for c in cutoffs[:3]],
+    }
+    test, fit_rows = held_out_rows(folder, summary)
+    pd.testing.assert_frame_equal(test, whole[whole["cutoff"] == cutoffs[-1]].reset_index(drop=True))
+    expected = whole.loc[whole["cutoff"].isin(cutoffs[:3]), list(TRAINING_INPUTS)]
+    pd.testing.assert_frame_equal(fit_rows.reset_index(drop=True), expected.reset_index(drop=True))

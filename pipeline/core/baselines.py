@@ -12,6 +12,8 @@ from pipeline.core.numerics import logistic_regression
 from pipeline.core.tables import LABEL
 
 RFM = ("recency_days", "n_orders", "spend", "tenure_days")
+# the snapshot columns the baselines learn from: a stage that only fits them reads no others
+TRAINING_INPUTS = ("customer_id", "cutoff", LABEL, *RFM)
 
 
 def rfm_matrix(snapshot: pd.DataFrame) -> np.ndarray:

@@ -30,7 +30,7 @@ from sklearn.metrics import (
 )
 
 from pipeline.core import registry, tracking
-from pipeline.core.baselines import baseline_scores
+from pipeline.core.baselines import TRAINING_INPUTS, baseline_scores
 from pipeline.core.calibration import expected_calibration_error, reliability_table
 from pipeline.core.errors import SnapshotError
 from pipeline.core.fitting import cap_rows
@@ -207,13 +207,22 @@ def segment_figure(table: pd.DataFrame, segments: dict[str, dict[str, float]]) -
     return fig
 
 
+def held_out_rows(snapshots_path: Path, summary: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The test cutoffs' rows, every column (they are the latest cutoffs: only their files are
+    read), and the training cutoffs' rows with only the columns the baselines learn from."""
+    test_cutoffs = pd.to_datetime(summary["test_cutoffs"])
+    test = read_snapshots(snapshots_path, latest=len(test_cutoffs))
+    test = test[test["cutoff"].isin(test_cutoffs)].reset_index(drop=True)
+    fit_rows = read_snapshots(snapshots_path, columns=list(TRAINING_INPUTS))
+    return test, fit_rows[fit_rows["cutoff"].isin(pd.to_datetime(summary["train_cutoffs"]))]
+
+
 def evaluate(
-    snapshots: pd.DataFrame, model: ChurnModel, summary: dict, params: EvaluateParams, train: TrainParams
-) -> tuple[dict, np.ndarray, pd.DataFrame, dict[str, np.ndarray]]:
-    """Metrics of the calibrated model, the raw model and every baseline on the held-out cutoffs;
-    the model's probabilities, the held-out rows and each baseline's score."""
-    test = snapshots[snapshots["cutoff"].isin(pd.to_datetime(summary["test_cutoffs"]))].reset_index(drop=True)
-    fit_rows = snapshots[snapshots["cutoff"].isin(pd.to_datetime(summary["train_cutoffs"]))]
+    test: pd.DataFrame, fit_rows: pd.DataFrame, model: ChurnModel, params: EvaluateParams, train: TrainParams
+) -> tuple[dict, np.ndarray, dict[str, np.ndarray]]:
+    """Metrics of the calibrated model, the raw model and every baseline on the held-out rows
+    `test`, the baselines fitted on `fit_rows`; the model's probabilities and each baseline's
+    score."""
     y = test[LABEL].to_numpy()
     raw = model.raw_probability(test)
     p = model.calibrator.apply(raw, test)
@@ -231,7 +240,7 @@ def evaluate(
         },
         "segments": segment_metrics(y, p, segment_masks(test, params.new_customer_days)),
     }
-    return report, p, test, {name: score for name, (score, _) in baselines.items()}
+    return report, p, {name: score for name, (score, _) in baselines.items()}
 
 
 def champion_metrics(test: pd.DataFrame, name: str, horizon_days: int, top_share: float) -> dict | None:
@@ -324,12 +333,9 @@ def main(
     summary = read_json(model_dir / SUMMARY_FILE)
     # the model trained only on what was known at the test cutoffs; the scoring model saw them
     judged = ChurnModel.load(model_dir / EVALUATION_DIR)
-    report, p, test, scores = evaluate(
-        snapshots=read_snapshots(snapshots_path),
-        model=judged,
-        summary=summary,
-        params=params.evaluate,
-        train=params.train,
+    test, fit_rows = held_out_rows(snapshots_path, summary)
+    report, p, scores = evaluate(
+        test=test, fit_rows=fit_rows, model=judged, params=params.evaluate, train=params.train
     )
     y = test[LABEL].to_numpy()
     tracking.configure(params.mlflow.experiment)
