@@ -311,3 +311,15 @@ def test_fits_in_parallel_processes_are_those_fitted_one_after_another():
 
     samples = [simulate_pareto((0.55, 10.6, 0.6, 11.7), n=800, seed=k) for k in range(3)]
     assert fit_each(samples, parallel_from=0) == [fit_models(s) for s in samples]
+
+
+def test_fits_run_where_the_os_cannot_say_which_cores_a_process_may_use(monkeypatch):
+    import os
+
+    from pipeline.core.btyd import fit_models
+    from pipeline.core.features import fit_each
+    from tests.test_btyd import simulate_pareto
+
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)  # as on macOS and Windows
+    samples = [simulate_pareto((0.55, 10.6, 0.6, 11.7), n=300, seed=k) for k in range(2)]
+    assert fit_each(samples, parallel_from=0) == [fit_models(s) for s in samples]

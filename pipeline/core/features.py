@@ -307,7 +307,9 @@ def fit_each(
     customers: each fit is its own (same start, its own sample), so the results are those of
     fitting them one after another, in about half the time on two cores. Fresh processes
     ("spawn"), not forks of this one, which runs the engine's threads."""
-    workers = min(len(os.sched_getaffinity(0)), len(samples))
+    # the cores this process may use (Linux); elsewhere every core of the machine
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    workers = min(cores, len(samples))
     if workers <= 1 or sum(len(s.x) for s in samples) < parallel_from:
         return [fit_models(sample) for sample in samples]
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
