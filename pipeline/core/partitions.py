@@ -245,15 +245,11 @@ def read_snapshots(path: Path, columns: list[str] | None = None, latest: int | N
     """The training snapshots as one DataFrame in (cutoff, customer) order, each Arrow buffer freed
     as its column is converted (as `io.read_parquet`). `latest`: only the rows of the latest that
     many cutoffs (in a folder, only their files are read)."""
-    files = snapshot_files(path)
-    if latest is not None and len(files) > 1:
-        files = files[-latest:]
+    files = snapshot_files(path)[-latest:] if latest is not None else snapshot_files(path)
     table = pa.concat_tables([_read_one(file, columns) for file in files], promote_options="default")
-    if latest is not None and len(files) == 1 and Path(path).is_file():
-        kept = sorted(set(table.column("cutoff").to_pylist()))[-latest:]
-        table = table.filter(
-            pc.is_in(table.column("cutoff"), pa.array(kept, table.schema.field("cutoff").type))
-        )
+    if latest is not None:  # a single file holds every cutoff
+        kept = pc.unique(table.column("cutoff")).sort()[-latest:]
+        table = table.filter(pc.is_in(table.column("cutoff"), kept))
     return table.to_pandas(self_destruct=True, split_blocks=True)
 
 

@@ -121,10 +121,9 @@ def main(params_path: Path, snapshots_path: Path, out_dir: Path, run_out: Path) 
     )
 
 
-def snapshot_dataset(train: pd.DataFrame, snapshots_path: Path) -> MetaDataset:
-    """The training snapshot as an MLflow dataset: its file, content digest and schema. (MLflow's
-    pandas dataset infers the schema row by row in Python: 9 s for 200k rows.)"""
-    digest = tracking.snapshots_digest(snapshots_path)[:16]
+def snapshot_dataset(train: pd.DataFrame, snapshots_path: Path, digest: str) -> MetaDataset:
+    """The training snapshot as an MLflow dataset: its file, content digest (`snapshots_digest`)
+    and schema. (MLflow's pandas dataset infers the schema row by row in Python: 9 s for 200k rows.)"""
     with warnings.catch_warnings():
         # MLflow registers its local source for two schemes and warns that a path matches both: the
         # same class either way
@@ -134,7 +133,7 @@ def snapshot_dataset(train: pd.DataFrame, snapshots_path: Path) -> MetaDataset:
         source=source,
         name=f"training-snapshots ({len(train)} rows, cutoffs {train['cutoff'].min().date()}"
         f"..{train['cutoff'].max().date()})",
-        digest=digest,
+        digest=digest[:16],
         schema=infer_signature(train.head(1000).astype({LABEL: "float64"})).inputs,
     )
 
@@ -176,7 +175,9 @@ def record_run(
             }
         )
         mlflow.log_artifacts(str(model_dir), MODEL_ARTIFACTS)
-        mlflow.log_input(snapshot_dataset(train, snapshots_path), context="training")
+        mlflow.log_input(
+            snapshot_dataset(train, snapshots_path, summary["snapshots_sha256"]), context="training"
+        )
         x = model_frame(train.head(200), booster.feature_name())
         signature = infer_signature(
             x.astype({c: "string" for c in x.select_dtypes("category")}), np.zeros(len(x))
