@@ -11,10 +11,13 @@ later ones (`uplift.evaluate`). Prints, per seed and learner:
   uplift policy minus the value-at-risk policy, its 95% interval, the true difference, and whether
   the interval covers it;
 - the true incremental value per week of each policy.
-With `--switch`, for each seed the first number of kept weeks at which the switch rule fires.
+With `--switch`, every look of the switch rule on each seed's history, and the first look at which
+it fires, beside a plain 95% interval checked at every look; `--effects risk --jitter 0` plays
+effects that follow churn risk, where value at risk is the best ranking and any switch is wrong.
 
     python benchmarks/uplift.py --scores data/scores/churn_scores_2026-W47.csv --seeds 100
-    python benchmarks/uplift.py --scores ... --seeds 5 --switch --weeks 520 --replicas 10
+    python benchmarks/uplift.py --scores ... --seeds 10 --switch --weeks 156
+    python benchmarks/uplift.py --scores ... --seeds 10 --switch --weeks 156 --effects risk --jitter 0
 """
 
 from __future__ import annotations
@@ -22,15 +25,19 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
-from pipeline.commands.followup import play_weeks, population
+from pipeline.commands.followup import PlantedEffects, RiskEffects, play_weeks, population
 from pipeline.core.params import ScoreParams, load_params
-from pipeline.core.uplift import evaluate, qini_coefficient
+from pipeline.core.uplift import Evaluation, evaluate, qini_coefficient
+
+EFFECTS = {"planted": PlantedEffects(), "risk": RiskEffects()}
 
 
 def _true_value(
@@ -46,19 +53,43 @@ def score_params(args: argparse.Namespace) -> ScoreParams:
     return params
 
 
-def one_seed(args: argparse.Namespace, seed: int) -> list[dict]:
+def simulated(args: argparse.Namespace, seed: int) -> tuple[ScoreParams, pd.DataFrame, pd.DataFrame]:
+    """The score params, and the seed's simulated outcome table with its truth."""
     params = score_params(args)
     scores, snapshot = population(args.scores, args.replicas)
-    table, truth = play_weeks(customers=scores, snapshot=snapshot, params=params, weeks=args.weeks, seed=seed)
+    table, truth = play_weeks(
+        customers=scores,
+        snapshot=snapshot,
+        params=params,
+        weeks=args.weeks,
+        seed=seed,
+        effects=EFFECTS[args.effects],
+        jitter=args.jitter,
+    )
+    return params, table, truth
+
+
+def true_values(ev: Evaluation, truth: pd.DataFrame, cost: float) -> tuple[float, float]:
+    """The true incremental value per week of the uplift and the value-at-risk policy on the test
+    weeks of `ev`."""
+    true = truth.loc[ev.test.index]
+    tau, value = true["true_uplift"].to_numpy(), ev.test["predicted_value"].to_numpy(dtype=float)
+    w = len(ev.test_weeks)
+    return (
+        _true_value(ev.uplift_contacts, tau, value, cost, w),
+        _true_value(ev.value_at_risk_contacts, tau, value, cost, w),
+    )
+
+
+def one_seed(args: argparse.Namespace, seed: int) -> list[dict]:
+    params, table, truth = simulated(args, seed)
     out = []
     for learner in args.learners:
         started = time.perf_counter()
         ev = evaluate(table, budget=params.contact_budget * args.replicas, cost=args.cost, learner=learner)
-        true = truth.loc[ev.test.index]
-        tau, value = true["true_uplift"].to_numpy(), ev.test["predicted_value"].to_numpy(dtype=float)
+        true_u, true_v = true_values(ev, truth, args.cost)
         w = len(ev.test_weeks)
-        true_u = _true_value(ev.uplift_contacts, tau, value, args.cost, w)
-        true_v = _true_value(ev.value_at_risk_contacts, tau, value, args.cost, w)
+        tau = truth.loc[ev.test.index, "true_uplift"].to_numpy()
         d, di = ev.comparison.difference, ev.ipw_comparison.difference
         out.append(
             {
@@ -90,24 +121,58 @@ def one_seed(args: argparse.Namespace, seed: int) -> list[dict]:
 
 
 def switch_weeks(args: argparse.Namespace, seed: int) -> dict:
-    """The first count of kept weeks (each a ceil(horizon / 7)-week step) at which the rule fires,
-    trying 2, 3, 4, 6, 9, 13, ... kept weeks of the same simulated history."""
-    params = score_params(args)
-    scores, snapshot = population(args.scores, args.replicas)
-    table, _ = play_weeks(customers=scores, snapshot=snapshot, params=params, weeks=args.weeks, seed=seed)
+    """Every look of the switch rule on one simulated history (look j: the first j + 2 kept weeks
+    in the table, j + 1 of them used; each kept week is one period), and the first look at which
+    each rule fires: the sequential bound (`uplift.Look`) and a plain 95% interval at every look.
+    Calendar weeks count to the close of the window of the latest kept week in the table."""
+    params, table, truth = simulated(args, seed)
     weeks = sorted(table["week"].unique())
     step = math.ceil(int(table["horizon_days"].iloc[0]) / 7)
-    tried = []
-    k = 2
-    while k <= len(weeks):
+    looks = []
+    for k in range(3, len(weeks) + 1):
         part = table[table["week"].isin(weeks[:k])]
         ev = evaluate(part, budget=params.contact_budget * args.replicas, cost=args.cost, learner="x")
         d = ev.comparison.difference
-        tried.append({"kept_weeks": k, "difference": round(d.value, 1), "low": round(d.low, 1)})
-        if ev.comparison.switch:
-            return {"seed": seed, "kept_weeks": k, "calendar_weeks": k * step, "tried": tried}
-        k = k + 1 if k < 4 else k + k // 2
-    return {"seed": seed, "kept_weeks": None, "calendar_weeks": None, "tried": tried}
+        true_u, true_v = true_values(ev, truth, args.cost)
+        looks.append(
+            {
+                "look": ev.look.number,
+                "calendar_weeks": k * step,
+                "difference": round(d.value, 1),
+                "se": round(d.se, 1),
+                "z": round(ev.look.z, 4),
+                "true_difference": round(true_u - true_v, 1),
+                "sequential": ev.comparison.switch,
+                "plain": bool(d.low > 0),
+            }
+        )
+
+    def first(rule: str) -> dict | None:
+        return next(
+            ({"look": x["look"], "calendar_weeks": x["calendar_weeks"]} for x in looks if x[rule]), None
+        )
+
+    return {
+        "seed": seed,
+        "effects": args.effects,
+        "sequential": first("sequential"),
+        "plain": first("plain"),
+        "looks": looks,
+    }
+
+
+def switch_summary(results: list[dict]) -> None:
+    n = len(results)
+    print(f"\n{'rule':>12}{'fired':>8}{'median calendar weeks':>24}{'range':>12}")
+    for rule in ("sequential", "plain"):
+        fired = sorted(r[rule]["calendar_weeks"] for r in results if r[rule])
+        median = f"{statistics.median(fired):g}" if fired else "-"
+        span = f"{fired[0]}-{fired[-1]}" if fired else "-"
+        print(f"{rule:>12}{len(fired):>5}/{n:<2}{median:>24}{span:>12}")
+    wrong = sum(x["true_difference"] <= 0 for r in results for x in r["looks"])
+    print(
+        f"looks whose true difference is not above zero: {wrong} of {sum(len(r['looks']) for r in results)}"
+    )
 
 
 def main() -> None:
@@ -123,12 +188,24 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--exploration-budget", type=int, help="score.exploration_budget in the simulation")
     parser.add_argument("--switch", action="store_true", help="measure when the switch rule fires")
+    parser.add_argument(
+        "--effects",
+        choices=sorted(EFFECTS),
+        default="planted",
+        help="planted: the five kinds of customer; risk: effects that follow churn risk (no gain to find)",
+    )
+    parser.add_argument(
+        "--jitter", type=float, default=0.25, help="sd of the weekly log factor of value at risk"
+    )
     args = parser.parse_args()
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     with ProcessPoolExecutor(args.workers) as pool:
         if args.switch:
+            results = []
             for result in pool.map(switch_weeks, [args] * len(seeds), seeds):
                 print(json.dumps(result), flush=True)
+                results.append(result)
+            switch_summary(results)
             return
         rows = [r for batch in pool.map(one_seed, [args] * len(seeds), seeds) for r in batch]
     for r in rows:

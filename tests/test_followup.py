@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.commands.followup import PlantedEffects, play_weeks
+from pipeline.commands.followup import PlantedEffects, RiskEffects, play_weeks
 from pipeline.core.params import load_params
 from tests.conftest import ROOT
 
@@ -32,6 +32,17 @@ def test_planted_effects_by_kind_in_order_of_precedence_and_within_bounds():
     # the persuadables' 0.9 is cut to 1 - their untreated retention, 0.5 and 0.7
     assert effect == pytest.approx([0.0, 0.0, -0.05, 0.5, 0.02, 0.3])
     assert untreated == pytest.approx([0.05, 0.9, 0.5, 0.5, 0.5, 0.7])
+
+
+def test_effects_that_follow_risk_make_value_at_risk_the_best_ranking():
+    frame = pd.DataFrame({"churn_probability": [0.9, 0.5, 0.1]})
+    untreated, effect, kind = RiskEffects(share=0.2).of(frame)
+    assert effect == pytest.approx([0.18, 0.1, 0.02]) and untreated == pytest.approx([0.1, 0.5, 0.9])
+    assert kind.tolist() == ["follows_risk"] * 3
+    # each contact's true worth, effect x value, ranks as the value at risk does
+    value = np.array([10.0, 100.0, 50.0])
+    worth, at_risk = effect * value, frame["churn_probability"].to_numpy() * value
+    assert np.argsort(worth).tolist() == np.argsort(at_risk).tolist() == [2, 0, 1]
 
 
 def shop(n: int = 300) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -179,10 +179,17 @@ def test_the_uplift_section_shows_policy_values_deciles_and_the_qini_curve(tmp_p
     def estimate(value: float) -> dict:
         return {"value": value, "se": 1.0, "ci_low": value - 2, "ci_high": value + 2, "clusters": 9}
 
-    comparison = {"uplift": estimate(30.0), "value_at_risk": estimate(10.0), "difference": estimate(20.0)}
+    comparison = {
+        "uplift": estimate(30.0),
+        "value_at_risk": estimate(10.0),
+        "difference": estimate(20.0),
+        "switch_bound_z": 2.6692,
+        "switch_low": 17.3308,
+    }
     decision = {
         "ranking": "uplift",
         "weeks": 8,
+        "look": {"number": 2, "z": 2.6692},
         "why": "surely above zero",
         "qini": {"qini": 0.01, "auuc": 0.02},
         "policy_value_per_week": {"doubly_robust": comparison, "inverse_propensity": comparison},
@@ -193,9 +200,10 @@ def test_the_uplift_section_shows_policy_values_deciles_and_the_qini_curve(tmp_p
     )
     cards, tables, images, missing = uplift_section(tmp_path, "GBP")
     assert cards["outreach list ranked by"] == "uplift" and cards["weeks of outcomes for uplift"] == "8"
+    assert cards["switch rule"] == "look 2: 2.67 standard errors above zero"
     (values,) = tables.values()
     assert values.index.tolist() == ["doubly robust", "inverse propensity"]
-    assert values.loc["doubly robust"].tolist() == [30.0, 10.0, 20.0, 18.0, 22.0]
+    assert values.loc["doubly robust"].tolist() == [30.0, 10.0, 20.0, 18.0, 22.0, 17.3308]
     assert len(images) == 1 and not missing
 
 

@@ -3,16 +3,18 @@ import json
 import mlflow
 import numpy as np
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.commands.followup import PlantedEffects, play_weeks
 from pipeline.core.params import load_params
-from pipeline.core.uplift import load_learner
+from pipeline.core.uplift import Look, load_learner
 from tests.conftest import ROOT
 from tests.test_followup import shop
 
 PARAMS = ROOT / "params.yaml"
+THIRD_LOOK = Look(number=3, period_weeks=13, weeks=["2027-W33"])
 
 
 def outcome_table(
@@ -43,14 +45,23 @@ def run(outcomes, out, tmp_path, budget: int = 400) -> str:
 def test_a_strong_effect_switches_the_ranking_and_keeps_the_model(tmp_path):
     # contact keeps every persuadable (untreated 0.5 + 0.5) and loses every sleeping dog
     outcomes = tmp_path / "outcomes.parquet"
-    outcome_table(outcomes, weeks=60, effects=PlantedEffects(persuadable=0.5, sleeping_dog=-0.5))
+    outcome_table(outcomes, weeks=73, effects=PlantedEffects(persuadable=0.5, sleeping_dog=-0.5))
     out = tmp_path / "uplift"
     printed = run(outcomes, out, tmp_path)
     summary = json.loads((out / "uplift.json").read_text())
-    assert summary["weeks"] == 4 and summary["train_weeks"] == ["2026-W47", "2027-W07", "2027-W20"]
+    # five kept weeks, one a period: the third look has the first four, learns from three
+    assert summary["weeks"] == 5 and summary["look"]["number"] == 3 and summary["look"]["weeks_used"] == 4
+    assert summary["train_weeks"] == ["2026-W47", "2027-W07", "2027-W20"] and summary["test_weeks"] == [
+        "2027-W33"
+    ]
     assert summary["ranking"] == "uplift" and "ranking uplift" in printed
     d = summary["policy_value_per_week"]["doubly_robust"]["difference"]
-    assert d["ci_low"] > 0 and summary["policy_value_per_week"]["doubly_robust"]["switch"]
+    dr = summary["policy_value_per_week"]["doubly_robust"]
+    assert dr["switch_bound_z"] == summary["look"]["z"] == 2.9311 and dr["switch"]
+    assert (
+        d["value"] - THIRD_LOOK.z * d["se"] == pytest.approx(dr["switch_low"], abs=1e-3)
+        and dr["switch_low"] > 0
+    )
     kept = load_learner(out / "model")
     table = pd.read_parquet(outcomes)
     effect = kept.effect(table)
@@ -59,7 +70,7 @@ def test_a_strong_effect_switches_the_ranking_and_keeps_the_model(tmp_path):
     )[2]
     assert effect[kinds == "persuadable"].mean() > 0.3 and effect[kinds == "sleeping_dog"].mean() < -0.2
     guards = pd.read_csv(out / "guardrails.csv")
-    assert guards["week"].tolist() == ["2026-W47", "2027-W07", "2027-W20", "2027-W33"]
+    assert guards["week"].tolist() == ["2026-W47", "2027-W07", "2027-W20", "2027-W33", "2027-W46"]
     assert (guards["list_contacted"] == 360).all()
     assert "Uplift: whom outreach changes" in (out / "uplift.md").read_text()
     assert (out / "qini.csv").exists() and len(pd.read_csv(out / "deciles.csv")) == 10
@@ -85,7 +96,7 @@ def test_one_week_of_outcomes_is_not_enough(tmp_path):
     run(outcomes, out, tmp_path)
     summary = json.loads((out / "uplift.json").read_text())
     assert summary["weeks"] == 1 and summary["ranking"] == "value_at_risk"
-    assert "judged on weeks after" in summary["why"]
+    assert "first looks at two periods of 13 weeks" in summary["why"]
     assert np.isfinite(pd.read_csv(out / "guardrails.csv")["list_churn_contacted"]).all()
 
 

@@ -129,6 +129,21 @@ class PlantedEffects:
         return untreated, np.clip(effect.to_numpy(dtype=float), -untreated, 1.0 - untreated), kind
 
 
+@dataclass(frozen=True)
+class RiskEffects:
+    """A contact adds `share` x churn probability to the chance of retention: the effect follows
+    churn risk exactly, so the value at risk, P(churn) x value, is each contact's true worth up to
+    a factor. Played without the weekly jitter, the list is then the best contact policy there
+    is, and the uplift policy can only match or lose: the case in which the switch rule must not
+    fire."""
+
+    share: float = 0.1
+
+    def of(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        risk = frame["churn_probability"].to_numpy(dtype=float)
+        return 1.0 - risk, self.share * risk, np.full(len(risk), "follows_risk")
+
+
 TRUTH_COLUMNS = ["true_uplift", "untreated_retention", "effect_type"]
 
 
@@ -158,7 +173,7 @@ def play_weeks(
     params: ScoreParams,
     weeks: int,
     seed: int,
-    effects: PlantedEffects = PlantedEffects(),
+    effects: PlantedEffects | RiskEffects = PlantedEffects(),
     jitter: float = 0.25,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """`weeks` calendar weeks of weekly files on the same customers, as `churn outcomes` would

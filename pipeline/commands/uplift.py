@@ -5,8 +5,10 @@ The learner (`uplift.learner`) is fitted on the earlier weeks' randomized rows a
 later ones: Qini/AUUC and predicted against realized uplift by decile, the uplift at the real
 budget, and the incremental value per week of contacting the uplift top-k against the
 value-at-risk top-k, by doubly robust and inverse-propensity estimates with intervals clustered by
-customer. The file switches to uplift ranking only when the doubly robust interval of the
-difference is above zero; the model for it is then refitted on every week and kept in `model/`.
+customer. The file switches to uplift ranking only when the doubly robust difference is above
+zero by the bound of the switch rule's latest look (`uplift.Look`: scheduled looks, one per
+horizon, whose false-switch chances add up to at most 2.5%); the model for it is then refitted on
+every week and kept in `model/`.
 Guardrails per week: churn among the contacted against their controls, on the list and in the
 exploration sample. Logged to MLflow and written as JSON, CSV and Markdown.
 """
@@ -103,9 +105,6 @@ def summarize(table: pd.DataFrame, params: Params) -> tuple[dict, Evaluation | N
         "budget": params.score.contact_budget,
         "ranking": "value_at_risk",
     }
-    if len(weeks) < 2:
-        summary["why"] = "one week of outcomes: an uplift model is judged on weeks after those it learns from"
-        return summary, None
     try:
         ev = evaluate(
             table,
@@ -118,7 +117,14 @@ def summarize(table: pd.DataFrame, params: Params) -> tuple[dict, Evaluation | N
         summary["why"] = f"no evaluation: {exc}"
         return summary, None
     difference = ev.comparison.difference
+    look = ev.look
+    verdict = (
+        "above zero at this look's bound: switch"
+        if ev.comparison.switch
+        else "not surely above zero yet at this look's bound"
+    )
     summary |= {
+        "look": look.as_dict(),
         "train_weeks": ev.train_weeks,
         "test_weeks": ev.test_weeks,
         "policy_value_per_week": {
@@ -131,12 +137,10 @@ def summarize(table: pd.DataFrame, params: Params) -> tuple[dict, Evaluation | N
         "ranking": "uplift" if ev.comparison.switch else "value_at_risk",
         "why": (
             f"uplift top-k beats value-at-risk top-k by {difference.value:,.0f} a week "
-            f"(95% CI {difference.low:,.0f} to {difference.high:,.0f})"
-            + (
-                ": the whole interval is above zero"
-                if ev.comparison.switch
-                else ": not surely above zero yet"
-            )
+            f"(95% CI {difference.low:,.0f} to {difference.high:,.0f}); look {look.number} of the "
+            f"switch rule ({len(look.weeks)} weeks, through {look.weeks[-1]}) asks for "
+            f"{look.z:.2f} standard errors above zero, lower bound {ev.comparison.switch_low:,.0f}: "
+            f"{verdict}"
         ),
     }
     return summary, ev
@@ -167,8 +171,13 @@ def markdown(summary: dict, deciles: pd.DataFrame | None, guards: pd.DataFrame, 
                 f"| {name.replace('_', ' ')} | {u:,.0f} | {v:,.0f} "
                 f"| {d['value']:,.0f} ({d['ci_low']:,.0f} to {d['ci_high']:,.0f}) |"
             )
-        q = summary["qini"]
+        q, look = summary["qini"], summary["look"]
         lines += [
+            "",
+            f"Switch rule: look {look['number']} (weeks through {look['through_week']}, periods of "
+            f"{look['period_weeks']} weeks) asks the doubly robust difference to be {look['z']:.2f} "
+            f"standard errors above zero (one-sided level {look['alpha']:.2g}; every look together "
+            "switches wrongly with chance at most 2.5%).",
             "",
             f"Qini {q['qini']:.5f}, AUUC {q['auuc']:.5f} (doubly robust gains on the later weeks). "
             f"Sleeping-dog deciles never contacted: {summary['excluded_deciles'] or 'none'}.",

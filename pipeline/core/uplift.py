@@ -25,6 +25,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from statistics import NormalDist
 
 import lightgbm as lgb
 import numpy as np
@@ -420,21 +421,86 @@ def uplift_policy(
     return top_k(score=gain, groups=weeks, k=budget, allowed=allowed)
 
 
+# the chance that the switch rule ever fires when uplift ranking truly gains nothing, over every
+# look together (one-sided)
+SWITCH_ALPHA = 0.025
+
+
+@dataclass(frozen=True)
+class Look:
+    """One of the scheduled looks of the switch rule. The outcome weeks fall into periods of one
+    horizon (ceil(horizon / 7) weeks) from the first week on; look j uses the weeks of the first
+    j + 1 periods, once a week of a later period is in the table (windows close in week order, so
+    by then every earlier week's has). Between two looks the rule sees the same weeks and so
+    decides the same, however often it runs.
+
+    Look j may be wrong with chance alpha 6 / (pi^2 j^2): the sum over every look is alpha
+    (sum 1/j^2 = pi^2 / 6), so however long the rule keeps looking, it switches with chance at
+    most alpha when uplift ranking truly gains nothing. Checking a plain 95% interval at every
+    look would not bound that chance at all."""
+
+    number: int  # 1 = the first look, at two periods
+    period_weeks: int
+    weeks: list[str]  # the weeks of outcomes it uses
+
+    @property
+    def alpha(self) -> float:
+        return SWITCH_ALPHA * 6.0 / (math.pi**2 * self.number**2)
+
+    @property
+    def z(self) -> float:
+        """How many standard errors above zero the difference must be at this look."""
+        return NormalDist().inv_cdf(1.0 - self.alpha)
+
+    def as_dict(self) -> dict:
+        return {
+            "number": self.number,
+            "period_weeks": self.period_weeks,
+            "weeks_used": len(self.weeks),
+            "through_week": self.weeks[-1],
+            "alpha": round(self.alpha, 8),
+            "z": round(self.z, 4),
+        }
+
+
+def last_look(table: pd.DataFrame) -> tuple[pd.DataFrame, Look]:
+    """The rows of the latest look the outcome table allows, and that look."""
+    starts = pd.to_datetime(table["score_date"])
+    period_days = 7 * math.ceil(int(table["horizon_days"].iloc[0]) / 7)
+    period = ((starts - starts.min()).dt.days // period_days).to_numpy()
+    closed = int(period.max())  # periods before the latest one have every week closed
+    if closed < 2:
+        raise ValueError(
+            f"the switch rule first looks at two periods of {period_days // 7} weeks of outcomes, "
+            f"once a week after them has closed; the outcomes span {closed + 1} period(s)"
+        )
+    used = period < closed
+    weeks = sorted(table.loc[used, "week"].unique())
+    return table[used], Look(number=closed - 1, period_weeks=period_days // 7, weeks=weeks)
+
+
 @dataclass(frozen=True)
 class PolicyComparison:
     """Incremental retained value per week of two contact policies over the same rows, and their
-    difference, each net of the contact's cost."""
+    difference, each net of the contact's cost; `bound` is how many standard errors above zero
+    the difference must be for the switch (the look's z)."""
 
     uplift: Estimate
     value_at_risk: Estimate
     difference: Estimate
     weeks: int
+    bound: float
+
+    @property
+    def switch_low(self) -> float:
+        return self.difference.value - self.bound * self.difference.se
 
     @property
     def switch(self) -> bool:
-        """The file ranks by uplift only when the whole 95% interval of the difference is above
-        zero."""
-        return self.difference.low > 0
+        """The file ranks by uplift only when the difference is above zero by the look's bound
+        (`Look`): a one-sided interval at level 1 - alpha_j, wider than 95% from the second look
+        on."""
+        return bool(self.switch_low > 0)
 
     def as_dict(self) -> dict:
         return {
@@ -442,6 +508,8 @@ class PolicyComparison:
             "uplift": self.uplift.as_dict(),
             "value_at_risk": self.value_at_risk.as_dict(),
             "difference": self.difference.as_dict(),
+            "switch_bound_z": round(self.bound, 4),
+            "switch_low": round(self.switch_low, 6),
             "switch": self.switch,
         }
 
@@ -454,6 +522,7 @@ def compare_policies(
     clusters: pd.Series,
     weeks: np.ndarray,
     cost: float,
+    bound: float,
 ) -> PolicyComparison:
     """Each policy's incremental value per week, sum_i pi_i (Gamma_i v_i - cost) / W, from every
     row of the weeks (pi_i is 1 where the policy contacts the row), with the intervals of a mean
@@ -468,7 +537,9 @@ def compare_policies(
     def total(contacts: np.ndarray) -> Estimate:
         return clustered_mean(contacts * (gamma * value - cost), clusters).scaled(per_row)
 
-    return PolicyComparison(uplift=total(pu), value_at_risk=total(pv), difference=total(pu - pv), weeks=w)
+    return PolicyComparison(
+        uplift=total(pu), value_at_risk=total(pv), difference=total(pu - pv), weeks=w, bound=bound
+    )
 
 
 def split_weeks(table: pd.DataFrame, train_share: float = 2 / 3) -> tuple[np.ndarray, np.ndarray]:
@@ -502,6 +573,7 @@ class Evaluation:
     and what they are worth."""
 
     learner: str
+    look: Look
     train_weeks: list[str]
     test: pd.DataFrame
     effect: np.ndarray
@@ -531,13 +603,15 @@ def evaluate(
 ) -> Evaluation:
     """Judge `learner` by time on the outcome table (docs/uplift.md).
 
-    - Rows: the randomized ones (0 < chance of contact < 1).
+    - Rows: the randomized ones (0 < chance of contact < 1) of the weeks the latest look of the
+      switch rule uses (`last_look`).
     - Sleeping dogs: the deciles of predicted uplift whose realized uplift on the training weeks
       (mean doubly robust score) has a 95% upper bound below zero are never contacted.
     - The uplift policy: per week, the `budget` rows with the highest positive predicted uplift x
       predicted value - `cost`. The value-at-risk policy: the week's list (`outreach`), holdout
       included. Both are valued by the doubly robust and the inverse-propensity estimates."""
-    rows = randomized(table)
+    seen, look = last_look(table)
+    rows = randomized(seen)
     in_train, in_test = split_weeks(rows, train_share)
     train, test = rows[in_train], rows[in_test]
     train_gamma = training_scores(train, boosting)
@@ -572,10 +646,12 @@ def evaluate(
             clusters=ids,
             weeks=weeks,
             cost=cost,
+            bound=look.z,
         )
 
     return Evaluation(
         learner=learner,
+        look=look,
         train_weeks=sorted(train["week"].unique()),
         test=test,
         effect=effect,

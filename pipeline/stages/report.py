@@ -369,6 +369,8 @@ def uplift_section(folder: Path, currency: str) -> tuple[dict, dict, dict, dict]
     }
     if "policy_value_per_week" not in decision:
         return cards, {}, {}, {UPLIFT_TITLE: decision["why"]}
+    look = decision["look"]
+    cards["switch rule"] = f"look {look['number']}: {look['z']:.2f} standard errors above zero"
     values = pd.DataFrame(
         [
             {
@@ -378,6 +380,7 @@ def uplift_section(folder: Path, currency: str) -> tuple[dict, dict, dict, dict]
                 "difference": c["difference"]["value"],
                 "95% CI low": c["difference"]["ci_low"],
                 "95% CI high": c["difference"]["ci_high"],
+                "switch rule's lower bound": c["switch_low"],
             }
             for name, c in decision["policy_value_per_week"].items()
         ]
