@@ -147,6 +147,8 @@ class UserRunner:
         env.update(
             PATH=f"{self.bin_dir}:/usr/local/bin:/usr/bin:/bin",
             HOME=str(self.home),
+            # temporary folders inside the home: what a killed command leaves goes with the home
+            TMPDIR=str(self.home / "tmp"),
             OMP_WAIT_POLICY="passive",
         )
         env.pop("VIRTUAL_ENV", None)
@@ -231,12 +233,15 @@ def _world_readable_mirror(target: Path) -> tuple[Path, str, str]:
 @pytest.fixture(scope="session")
 def as_user() -> Iterator[UserRunner]:
     home = Path(tempfile.mkdtemp(prefix="churn-home-"))
+    (home / "tmp").mkdir()
     mirror = None
     if os.geteuid() != 0:
         runner = UserRunner(user=None, bin_dir=Path(sys.executable).parent, home=home)
     else:
         home.chmod(0o755)
-        shutil.chown(home, UNPRIVILEGED, grp.getgrgid(pwd.getpwnam(UNPRIVILEGED).pw_gid).gr_name)
+        group = grp.getgrgid(pwd.getpwnam(UNPRIVILEGED).pw_gid).gr_name
+        for folder in (home, home / "tmp"):
+            shutil.chown(folder, UNPRIVILEGED, group)
         mirror = Path(tempfile.mkdtemp(prefix="churn-mirror-"))
         bin_dir, src, lib = _world_readable_mirror(mirror)
         runner = UserRunner(user=UNPRIVILEGED, bin_dir=bin_dir, home=home, pythonpath=src, library_path=lib)

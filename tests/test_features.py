@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.core.cutoffs import SplitNeeds, cutoffs_needed
-from pipeline.core.features import finish, horizon_report, make_snapshots, training_snapshots
+from pipeline.core.features import LineTables, finish, horizon_report, make_snapshots, training_snapshots
 from tests.conftest import FEATURE_CUTOFF as CUTOFF
 from tests.conftest import FEATURE_LINES as LINES
 from tests.conftest import FEATURE_PARAMS as PARAMS
@@ -227,6 +227,26 @@ def test_rows_at_or_after_the_cutoff_never_change_its_features(history, later):
 def test_row_order_does_not_matter(lines, seed):
     shuffled = lines.sample(frac=1.0, random_state=seed).reset_index(drop=True)
     pd.testing.assert_frame_equal(snapshot(lines), snapshot(shuffled))
+
+
+def _temporary_tables() -> set[str]:
+    rows = ibis.get_backend().raw_sql("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()
+    return {name for (name,) in rows}
+
+
+@FEATURE_SETTINGS
+@given(lines=transactions())
+def test_a_query_per_cutoff_over_the_held_tables_gives_the_rows_of_one_query_over_every_cutoff(lines):
+    """The stage's way (what the lines give held by the engine, then a query per cutoff) against
+    the plain definition over every cutoff at once; the held tables are dropped afterwards."""
+    cutoffs = [CUTOFF - dt.timedelta(days=45), CUTOFF, CUTOFF + dt.timedelta(days=10)]
+    whole = finish(training_snapshots(ibis.memtable(lines), cutoffs, PARAMS).to_pandas(), PARAMS.horizon_days)
+    before = _temporary_tables()
+    with LineTables.of(ibis.memtable(lines)).cached() as tables:
+        assert len(_temporary_tables() - before) == 2  # the events and the first products
+        parts = [training_snapshots(tables, [c], PARAMS).to_pandas() for c in cutoffs]
+    assert _temporary_tables() == before
+    pd.testing.assert_frame_equal(finish(pd.concat(parts, ignore_index=True), PARAMS.horizon_days), whole)
 
 
 def test_horizon_report_counts_churn_and_later_returns():

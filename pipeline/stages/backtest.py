@@ -79,7 +79,9 @@ def origin_metrics(
     # the baselines learn from the rows the model learnt from (the same `train.max_rows` cap)
     scores = {
         MODEL: (p, True),
-        **baseline_scores(cap_rows(train, params.train.max_rows, params.train.seed), test),
+        **baseline_scores(
+            cap_rows(train, params.train.max_rows, params.train.seed), test, params.train.num_threads
+        ),
     }
     top = params.evaluate.top_share
     head = {"cutoff": origin.date().isoformat(), "rows": len(test), "churn_rate": float(y.mean())}

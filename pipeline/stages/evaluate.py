@@ -227,7 +227,7 @@ def evaluate(
     raw = model.raw_probability(test)
     p = model.calibrator.apply(raw, test)
     # the baselines learn from the rows the judged model learnt from (the same `train.max_rows` cap)
-    baselines = baseline_scores(cap_rows(fit_rows, train.max_rows, train.seed), test)
+    baselines = baseline_scores(cap_rows(fit_rows, train.max_rows, train.seed), test, train.num_threads)
     report: dict = {
         "rows": len(test),
         "churn_rate": float(y.mean()),
