@@ -8,7 +8,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.core.cutoffs import SplitNeeds, cutoffs_needed
-from pipeline.core.features import LineTables, finish, horizon_report, make_snapshots, training_snapshots
+from pipeline.core.features import (
+    LineTables,
+    finish,
+    horizon_report,
+    make_snapshots,
+    query_batches,
+    training_snapshots,
+)
 from tests.conftest import FEATURE_CUTOFF as CUTOFF
 from tests.conftest import FEATURE_LINES as LINES
 from tests.conftest import FEATURE_PARAMS as PARAMS
@@ -247,6 +254,15 @@ def test_a_query_per_cutoff_over_the_held_tables_gives_the_rows_of_one_query_ove
         parts = [training_snapshots(tables, [c], PARAMS).to_pandas() for c in cutoffs]
     assert _temporary_tables() == before
     pd.testing.assert_frame_equal(finish(pd.concat(parts, ignore_index=True), PARAMS.horizon_days), whole)
+
+
+def test_cutoffs_are_queried_in_runs_of_at_most_the_groups_allowed_and_a_large_one_alone():
+    day = [dt.date(2025, 1, 1) + dt.timedelta(days=14 * k) for k in range(6)]
+    customers = {day[4]: 30, day[0]: 40, day[1]: 60, day[2]: 120, day[3]: 10, day[5]: 100}
+    assert query_batches(customers, most=100) == [[day[0], day[1]], [day[2]], [day[3], day[4]], [day[5]]]
+    assert query_batches(customers, most=1000) == [day]
+    assert query_batches(customers, most=1) == [[d] for d in day]
+    assert query_batches({}, most=100) == []
 
 
 def test_horizon_report_counts_churn_and_later_returns():

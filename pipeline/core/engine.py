@@ -13,6 +13,7 @@ import os
 import shutil
 import sys
 import tempfile
+import uuid
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,6 +45,20 @@ def connect(params: FeaturizeParams) -> ibis.BaseBackend:
             weakref.finalize(backend, shutil.rmtree, spill, True)
         return backend
     return ibis.pyspark.connect(spark_session(params))
+
+
+def hold(expr: ir.Table, prefix: str) -> ir.Table:
+    """`expr` computed once into a temporary table of its engine's (on DuckDB spilled past the
+    memory limit), for many queries to read instead of each computing it again; it lasts until
+    `release` or the connection's end. (Ibis's own `cache` cannot drop its tables here: the pinned
+    sqlglot writes their DROP TABLE without the name.)"""
+    name = f"{prefix}_{uuid.uuid4().hex}"
+    return ibis.get_backend(expr).create_table(name, obj=expr, temp=True)
+
+
+def release(table: ir.Table) -> None:
+    """Drop a table `hold` made."""
+    ibis.get_backend(table).raw_sql(f'DROP TABLE "{table.op().name}"')
 
 
 def spark_session(params: FeaturizeParams) -> SparkSession:

@@ -6,9 +6,10 @@ no order in [cutoff, cutoff + horizon). A customer is in a snapshot when their l
 the eligibility lookback before the cutoff. Definitions are Ibis expressions, executed on DuckDB
 here and unchanged on any other Ibis backend. Lines are aggregated to orders first and orders are
 range-joined to the cutoffs, so the cost grows with orders x cutoffs, never lines x cutoffs. The
-stage derives what it needs from the lines once (`LineTables.cached`) and then asks for one cutoff's
-snapshot at a time: each query groups one cutoff's customers, a hash table that stays in memory,
-instead of every cutoff's at once, which spilled gigabytes at 10M lines.
+stage derives what it needs from the lines once (`LineTables.cached`) and then asks for the
+snapshots a run of cutoffs at a time (`query_batches`): each query groups at most about 500,000
+(customer, cutoff) pairs, a hash table that stays in memory, instead of every cutoff's at once,
+which spilled gigabytes at 10M lines.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import logging
 import multiprocessing
 import os
 import tempfile
-import uuid
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -34,7 +34,7 @@ import pandas as pd
 
 from pipeline.core.btyd import BGNBD, ParetoNBD, Summary, btyd_predictions, fit_models, fit_sample
 from pipeline.core.cutoffs import Schedule, ScheduleError, SplitNeeds, plan_schedule
-from pipeline.core.engine import record_batches
+from pipeline.core.engine import hold, record_batches, release
 from pipeline.core.errors import PipelineError
 from pipeline.core.io import parquet_stream
 from pipeline.core.orders import DAY_SECONDS, EXACT, orders_from_lines, to_days, to_exact, to_float
@@ -102,32 +102,30 @@ class LineTables:
 
     @contextlib.contextmanager
     def cached(self) -> Iterator[LineTables]:
-        """On DuckDB, these tables computed once into temporary tables (spilled past the memory
-        limit) for the queries of the block, then dropped; the orders are read back from the
-        event table, not held twice. Other engines get the expressions as they are. (Ibis's own
-        `cache` cannot release its tables here: the pinned sqlglot writes its DROP without a name.)"""
-        backend = self.lines._find_backend(use_default=True)
-        if backend.name != "duckdb":
+        """On DuckDB, these tables computed once into temporary tables (`engine.hold`) for the
+        queries of the block, then dropped; the orders are read back from the event table, not
+        held twice. Other engines get the expressions as they are."""
+        if self.lines._find_backend(use_default=True).name != "duckdb":
             yield self
             return
-        held: list[str] = []
+        held: list[ir.Table] = []
 
-        def hold(expr: ir.Table) -> ir.Table:
-            held.append(f"churn_lines_{uuid.uuid4().hex}")
-            return backend.create_table(held[-1], expr, temp=True)
+        def kept(expr: ir.Table) -> ir.Table:
+            held.append(hold(expr, "churn_lines"))
+            return held[-1]
 
         try:
-            events = hold(self.events)
+            events = kept(self.events)
             yield dataclasses.replace(
                 self,
                 orders=events.filter(events.return_amount.isnull()).drop("event_s", "return_amount"),
                 events=events,
-                attributes=hold(self.attributes) if self.attributes is not None else None,
-                firsts={column: hold(table) for column, table in self.firsts.items()},
+                attributes=kept(self.attributes) if self.attributes is not None else None,
+                firsts={column: kept(table) for column, table in self.firsts.items()},
             )
         finally:
-            for name in held:
-                backend.raw_sql(f'DROP TABLE IF EXISTS "{name}"')
+            for table in held:
+                release(table)
 
 
 def _distinct_before(firsts: ir.Table, name: str, cutoffs: ir.Table, dates: list[dt.date]) -> ir.Table:
@@ -552,6 +550,26 @@ def finish(frame: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
 
 # rows per piece of the training snapshots: the stage holds a piece and a row group, not the table
 PIECE_ROWS = 250_000
+# (customer, cutoff) groups one training query aggregates, unless a single cutoff has more: at
+# 10M lines one cutoff's 460,000 took 1.5 GB of DuckDB's memory, and all 24 cutoffs' 9.4M spilled
+# 7.7 GB under the 2 GB limit; on the sample (24 x 40,000) a query per cutoff cost 5 s more than one
+QUERY_GROUPS = 500_000
+
+
+def query_batches(customers: dict[dt.date, int], most: int = QUERY_GROUPS) -> list[list[dt.date]]:
+    """The cutoffs in order, cut into runs of consecutive cutoffs whose customers with an order
+    before them (`customers`, the BTYD summary's counts, an upper bound of the groups) add up to
+    at most `most`; a cutoff with more is a run of its own."""
+    batches: list[list[dt.date]] = []
+    size = 0
+    for cutoff in sorted(customers):
+        if batches and size + customers[cutoff] <= most:
+            batches[-1].append(cutoff)
+            size += customers[cutoff]
+        else:
+            batches.append([cutoff])
+            size = customers[cutoff]
+    return batches
 
 
 def write_snapshots(
@@ -650,19 +668,21 @@ def _write_partitions(
     folder: SnapshotFolder,
     keys: dict[dt.date, str],
 ) -> list[Partition]:
-    """The snapshots at `cutoffs`, one query per cutoff, each streamed from the engine in customer
-    order piece by piece to the cutoff's own file. (One query over every cutoff computes the same
-    rows, but groups all cutoffs' customers in one hash table: at 10M lines it spilled 7.7 GB, and
-    the stage took 89 s at a 3.0 GB peak against 73 s at 2.3 GB, docs/benchmarks.md.)"""
+    """The snapshots at `cutoffs`, a query per run of cutoffs (`query_batches`), each streamed from
+    the engine in (cutoff, customer) order piece by piece, each cutoff's rows to its own file. (One
+    query over every cutoff computes the same rows, but at 10M lines it spilled 7.7 GB, and the
+    stage took 89 s at a 3.0 GB peak against 73 s at 2.3 GB, docs/benchmarks.md.)"""
 
     def pieces() -> Iterator[tuple[dt.date, pd.DataFrame]]:
-        for cutoff in sorted(cutoffs):
-            expr = training_snapshots(tables, [cutoff], params).order_by(SNAPSHOT_ORDER)
+        # a cutoff no customer ordered before has no fit, and no rows
+        customers = {c: int(btyd.params.get(c.isoformat(), {}).get("customers", 0)) for c in cutoffs}
+        for batch_cutoffs in query_batches(customers):
+            expr = training_snapshots(tables, batch_cutoffs, params).order_by(SNAPSHOT_ORDER)
             for batch in record_batches(expr, PIECE_ROWS):
-                if batch.num_rows:
-                    piece = finish(btyd.outputs(batch.to_pandas(), params.horizon), params.horizon)
-                    check_finite(piece, "training snapshots")
-                    yield cutoff, piece
+                piece = finish(btyd.outputs(batch.to_pandas(), params.horizon), params.horizon)
+                check_finite(piece, "training snapshots")
+                for cutoff, rows in piece.groupby("cutoff", sort=True):
+                    yield pd.Timestamp(cutoff).date(), rows
 
     made = []
     for cutoff, parts in itertools.groupby(pieces(), key=lambda item: item[0]):

@@ -19,7 +19,6 @@ import base64
 import html
 import io
 import logging
-import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -34,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.core import tracking
+from pipeline.core.engine import hold
 from pipeline.core.io import atomic_path, read_json, write_csv, write_headline, write_json
 from pipeline.core.model import SUMMARY_FILE, ChurnModel
 from pipeline.core.orders import orders_from_lines
@@ -63,10 +63,8 @@ def orders_of(lines: ir.Table) -> ir.Table:
     the report's activity tables are aggregates of it, computed there (never the orders in pandas)."""
     orders = orders_from_lines(lines)
     orders = orders.select("customer_id", "order_ts", amount=orders.value.cast("float64"))
-    # a temporary table of the engine's, so the tables below do not each aggregate the lines again
-    # (Ibis's own `cache` fails to drop its table on DuckDB when collected)
-    name = f"report_orders_{uuid.uuid4().hex}"
-    return ibis.get_backend(orders).create_table(name, obj=orders, temp=True)
+    # held by the engine, so the tables below do not each aggregate the lines again
+    return hold(orders, "report_orders")
 
 
 def period_rates(
