@@ -249,7 +249,9 @@ def test_a_query_per_cutoff_over_the_held_tables_gives_the_rows_of_one_query_ove
     cutoffs = [CUTOFF - dt.timedelta(days=45), CUTOFF, CUTOFF + dt.timedelta(days=10)]
     whole = finish(training_snapshots(ibis.memtable(lines), cutoffs, PARAMS).to_pandas(), PARAMS.horizon_days)
     before = _temporary_tables()
+    assert not LineTables.of(ibis.memtable(lines)).held
     with LineTables.of(ibis.memtable(lines)).cached() as tables:
+        assert tables.held
         assert len(_temporary_tables() - before) == 2  # the events and the first products
         parts = [training_snapshots(tables, [c], PARAMS).to_pandas() for c in cutoffs]
     assert _temporary_tables() == before

@@ -76,13 +76,14 @@ class LineTables:
     """What the feature, label and summary queries derive from the lines: the orders with their
     gaps (`orders.orders_from_lines`), orders and return lines as one event table, each customer's
     first-order attributes, and per column of `DISTINCT` the first purchases of its values.
-    Built lazily by `of`; `cached` computes them once in the engine for many queries."""
+    Built lazily by `of`; `cached` computes them once in the engine for many queries (`held`)."""
 
     lines: ir.Table
     orders: ir.Table
     events: ir.Table
     attributes: ir.Table | None
     firsts: dict[str, ir.Table]
+    held: bool = False
 
     @classmethod
     def of(cls, lines: ir.Table | LineTables) -> LineTables:
@@ -122,6 +123,7 @@ class LineTables:
                 events=events,
                 attributes=kept(self.attributes) if self.attributes is not None else None,
                 firsts={column: kept(table) for column, table in self.firsts.items()},
+                held=True,
             )
         finally:
             for table in held:
@@ -676,7 +678,10 @@ def _write_partitions(
     def pieces() -> Iterator[tuple[dt.date, pd.DataFrame]]:
         # a cutoff no customer ordered before has no fit, and no rows
         customers = {c: int(btyd.params.get(c.isoformat(), {}).get("customers", 0)) for c in cutoffs}
-        for batch_cutoffs in query_batches(customers):
+        # where the engine does not hold the line tables, each query would derive them again: one
+        # query (Spark spreads a large aggregation over its executors instead of spilling)
+        runs = query_batches(customers) if tables.held else [sorted(cutoffs)]
+        for batch_cutoffs in runs:
             expr = training_snapshots(tables, batch_cutoffs, params).order_by(SNAPSHOT_ORDER)
             for batch in record_batches(expr, PIECE_ROWS):
                 piece = finish(btyd.outputs(batch.to_pandas(), params.horizon), params.horizon)
