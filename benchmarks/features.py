@@ -3,8 +3,8 @@
 Contenders, each in its own process so its peak memory is its own:
 - `pipeline`: the featurize definitions (`training_snapshots`: every feature and the label) on
   DuckDB, one query over every cutoff, collected to Arrow;
-- `pipeline per cutoff`: the same definitions as the featurize stage runs them: what the lines
-  give (`LineTables`) computed once into DuckDB tables, then one query per cutoff;
+- `pipeline per cutoff`: the same definitions as the featurize stage runs them at 10M lines:
+  what the lines give (`LineTables`) computed once into DuckDB tables, then one query per cutoff;
 - `pandas`: the idiomatic pandas way to the same snapshot, a groupby per cutoff
   (`benchmarks/pandas_idiom.py`; a test checks it gives the pipeline's values);
 - `scan`: the floor, a DuckDB scan of the same columns with a trivial aggregate.
@@ -82,7 +82,8 @@ dates = [dt.date.fromisoformat(c) for c in CUTOFFS]
 out = training_snapshots(con.read_parquet(PATH), dates, params).to_pyarrow()
 ROWS = out.num_rows
 """,
-    # as the featurize stage runs it: what the lines give derived once, then a query per cutoff
+    # as the featurize stage runs it at 10M lines: what the lines give derived once, then a query
+    # per cutoff (on a smaller shop the stage puts several cutoffs in one query, `query_batches`)
     "pipeline per cutoff": """
 import ibis, datetime as dt
 from pipeline.core.features import LineTables, training_snapshots

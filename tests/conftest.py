@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import ibis
 import numpy as np
 import pandas as pd
 import pytest
@@ -256,6 +257,13 @@ def as_user() -> Iterator[UserRunner]:
 
 
 # builders shared by several test files
+
+
+def temporary_tables() -> set[str]:
+    """The names of the default DuckDB connection's temporary tables."""
+    rows = ibis.get_backend().raw_sql("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()
+    return {name for (name,) in rows}
+
 
 TRAIN_PARAMS = TrainParams(
     test_cutoffs=1,

@@ -4,6 +4,7 @@ import pytest
 
 from pipeline.core.engine import connect, hold, read_transactions, release
 from tests.conftest import FEATURE_PARAMS as PARAMS
+from tests.conftest import temporary_tables
 
 
 def test_the_duckdb_connection_takes_its_memory_limit_and_spill_folder_from_params(tmp_path):
@@ -51,18 +52,11 @@ def test_without_a_spill_folder_duckdb_spills_to_a_private_folder_of_its_own_rem
 
 
 def test_a_held_table_has_the_rows_of_its_expression_until_it_is_released():
-    backend = ibis.get_backend()
-
-    def temporary() -> set[str]:
-        return {
-            n for (n,) in backend.raw_sql("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()
-        }
-
-    before = temporary()
+    before = temporary_tables()
     source = ibis.memtable(pd.DataFrame({"a": [3, 1, 2]}))
     held = hold(source.filter(source.a > 1), "test")
-    (name,) = temporary() - before
+    (name,) = temporary_tables() - before
     assert name.startswith("test_")
     assert sorted(held.to_pandas()["a"]) == [2, 3]
     release(held)
-    assert temporary() == before
+    assert temporary_tables() == before

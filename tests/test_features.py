@@ -19,7 +19,7 @@ from pipeline.core.features import (
 from tests.conftest import FEATURE_CUTOFF as CUTOFF
 from tests.conftest import FEATURE_LINES as LINES
 from tests.conftest import FEATURE_PARAMS as PARAMS
-from tests.conftest import canonical, examples, featurize_params
+from tests.conftest import canonical, examples, featurize_params, temporary_tables
 
 EXPECTED = {
     "L": dict(
@@ -236,11 +236,6 @@ def test_row_order_does_not_matter(lines, seed):
     pd.testing.assert_frame_equal(snapshot(lines), snapshot(shuffled))
 
 
-def _temporary_tables() -> set[str]:
-    rows = ibis.get_backend().raw_sql("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()
-    return {name for (name,) in rows}
-
-
 @FEATURE_SETTINGS
 @given(lines=transactions())
 def test_a_query_per_cutoff_over_the_held_tables_gives_the_rows_of_one_query_over_every_cutoff(lines):
@@ -248,13 +243,13 @@ def test_a_query_per_cutoff_over_the_held_tables_gives_the_rows_of_one_query_ove
     the plain definition over every cutoff at once; the held tables are dropped afterwards."""
     cutoffs = [CUTOFF - dt.timedelta(days=45), CUTOFF, CUTOFF + dt.timedelta(days=10)]
     whole = finish(training_snapshots(ibis.memtable(lines), cutoffs, PARAMS).to_pandas(), PARAMS.horizon_days)
-    before = _temporary_tables()
+    before = temporary_tables()
     assert not LineTables.of(ibis.memtable(lines)).held
     with LineTables.of(ibis.memtable(lines)).cached() as tables:
         assert tables.held
-        assert len(_temporary_tables() - before) == 2  # the events and the first products
+        assert len(temporary_tables() - before) == 2  # the events and the first products
         parts = [training_snapshots(tables, [c], PARAMS).to_pandas() for c in cutoffs]
-    assert _temporary_tables() == before
+    assert temporary_tables() == before
     pd.testing.assert_frame_equal(finish(pd.concat(parts, ignore_index=True), PARAMS.horizon_days), whole)
 
 
