@@ -50,6 +50,8 @@ def score_params(args: argparse.Namespace) -> ScoreParams:
     params = load_params(args.params).score
     if args.exploration_budget is not None:
         params = params.model_copy(update={"exploration_budget": args.exploration_budget})
+    if args.exploration_even_share is not None:
+        params = params.model_copy(update={"exploration_even_share": args.exploration_even_share})
     return params
 
 
@@ -187,6 +189,11 @@ def main() -> None:
     parser.add_argument("--cost", type=float, default=1.0, help="cost of a contact, in the currency")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--exploration-budget", type=int, help="score.exploration_budget in the simulation")
+    parser.add_argument(
+        "--exploration-even-share",
+        type=float,
+        help="score.exploration_even_share in the simulation (1: every pool member the same chance)",
+    )
     parser.add_argument("--switch", action="store_true", help="measure when the switch rule fires")
     parser.add_argument(
         "--effects",

@@ -97,7 +97,11 @@ def test_each_weeks_contacts_and_their_exact_chances():
         k = round(0.05 * pool.sum())
         assert week["exploration"].sum() == k and not (week["exploration"] & ~pool).any()
         assert (week["contact"] == ((listed & ~held) | week["exploration"])).all()
-        expected = np.where(listed, 0.9, np.where(pool, k / pool.sum(), 0.0))
+        # off the list by predicted value: k x (even / N + (1 - even) x v / sum v), none capped here
+        value, even = week["predicted_value"].to_numpy(), PARAMS.exploration_even_share
+        by_value = k * (even / pool.sum() + (1 - even) * value / value[pool].sum())
+        assert by_value[pool].max() < 1 and by_value[pool].max() > 2 * by_value[pool].min()
+        expected = np.where(listed, 0.9, np.where(pool, by_value, 0.0))
         assert week["contact_probability"].to_numpy() == pytest.approx(expected)
         assert not week.loc[week["recommended_campaign"] == "none", "contact"].any()
 

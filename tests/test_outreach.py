@@ -7,12 +7,14 @@ from hypothesis import strategies as st
 from pipeline.core.btyd import ParetoNBD
 from pipeline.core.outreach import (
     campaigns,
+    exploration_chances,
     exploration_sample,
     holdout_draw,
     lifecycle_stages,
     outreach_plan,
     predicted_value,
     segment_names,
+    systematic_draw,
     value_tiers,
 )
 from pipeline.core.params import load_params
@@ -184,7 +186,7 @@ def test_predicted_value_is_expected_orders_times_expected_order_value():
 
 def test_the_exploration_sample_is_exact_and_every_row_carries_its_chance_of_contact():
     # ten customers: c0-c2 on the list (c1 held out), c3-c7 off it with a campaign, c8 with none,
-    # c9 suppressed. 40% of the 5 in the pool: exactly 2, those with the lowest keyed draws
+    # c9 suppressed. 40% of the 5 in the pool: exactly 2, each with chance 0.4 without values
     ids = pd.Series([f"c{i}" for i in range(10)])
     outreach = np.array([True] * 3 + [False] * 7)
     holdout = np.array([False, True] + [False] * 8)
@@ -195,17 +197,31 @@ def test_the_exploration_sample_is_exact_and_every_row_carries_its_chance_of_con
         customer_ids=ids, outreach=outreach, holdout=holdout, campaign=campaign, week="2026-W47",
         params=params, suppressed=suppressed,
     )  # fmt: skip
+    # the pool in the order of its keyed draws, laid end to end 0.4 each: the keyed start s and
+    # s + 1 fall in the stretches floor(s / 0.4) and floor((s + 1) / 0.4)
     draws = holdout_draw(ids.iloc[3:8], "explore|2026-W47", params.holdout_key)
-    chosen = set(ids.iloc[3:8].iloc[np.argsort(draws)[:2]])
+    start = holdout_draw(pd.Series([""]), "explore-start|2026-W47", params.holdout_key)[0]
+    in_order = ids.iloc[3:8].iloc[np.argsort(draws)].tolist()
+    chosen = {in_order[int(start // 0.4)], in_order[int((start + 1) // 0.4)]}
     assert set(ids[got.contacted]) == chosen and len(chosen) == 2
-    assert got.contact_probability.tolist() == [2 / 3] * 3 + [0.4] * 5 + [0.0, 0.0]
+    assert got.contact_probability.tolist() == pytest.approx([2 / 3] * 3 + [0.4] * 5 + [0.0, 0.0], abs=1e-15)
     assert got.policy.tolist() == ["value_at_risk"] * 3 + ["exploration"] * 5 + ["none", "none"]
     # the budget caps the sample, and the probability with it
     capped = exploration_sample(
         customer_ids=ids, outreach=outreach, holdout=holdout, campaign=campaign, week="2026-W47",
         params=params.model_copy(update={"exploration_budget": 1}), suppressed=suppressed,
     )  # fmt: skip
-    assert int(capped.contacted.sum()) == 1 and capped.contact_probability[3:8].tolist() == [0.2] * 5
+    assert int(capped.contacted.sum()) == 1 and capped.contact_probability[3:8] == pytest.approx([0.2] * 5)
+    # by predicted value (even share 0.2): c3-c7 worth 0, 0, 10, 10, 20 -> chances
+    # 2 x (0.2 / 5 + 0.8 x v / 40) = 0.08, 0.08, 0.48, 0.48, 0.88, adding up to the 2 explored
+    value = np.array([500.0] * 3 + [0.0, 0.0, 10.0, 10.0, 20.0] + [99.0] * 2)
+    weighted = exploration_sample(
+        customer_ids=ids, outreach=outreach, holdout=holdout, campaign=campaign, week="2026-W47",
+        params=params.model_copy(update={"exploration_even_share": 0.2}), value=value, suppressed=suppressed,
+    )  # fmt: skip
+    assert weighted.contact_probability[3:8] == pytest.approx([0.08, 0.08, 0.48, 0.48, 0.88])
+    assert weighted.contact_probability[[0, 1, 2, 8, 9]] == pytest.approx([2 / 3] * 3 + [0.0, 0.0])
+    assert int(weighted.contacted.sum()) == 2
     # another week draws again, independently of the holdout's draws
     weeks = {
         frozenset(ids[exploration_sample(
@@ -214,6 +230,61 @@ def test_the_exploration_sample_is_exact_and_every_row_carries_its_chance_of_con
         ).contacted]) for w in range(40, 52)
     }  # fmt: skip
     assert len(weeks) > 3
+
+
+def test_exploration_chances_follow_value_and_a_capped_member_passes_its_excess_on():
+    # even share 0.2, k = 2: 2 x (0.2 / 5 + 0.8 x v / 8)
+    got = exploration_chances(np.array([1.0, 1.0, 2.0, 4.0, 0.0]), k=2, even_share=0.2)
+    assert got == pytest.approx([0.28, 0.28, 0.48, 0.88, 0.08])
+    # even share 0.5, k = 2, values 10, 1, 1, 0: weights 0.125 + 0.5 v / 12 give the first 1.083,
+    # capped at 1; the other contact goes to the rest in proportion to 1/6, 1/6, 1/8: 4/11, 4/11, 3/11
+    got = exploration_chances(np.array([10.0, 1.0, 1.0, 0.0]), k=2, even_share=0.5)
+    assert got == pytest.approx([1.0, 4 / 11, 4 / 11, 3 / 11])
+    # no values (or none positive, or missing): an even draw
+    none = exploration_chances(np.array([0.0, np.nan, 0.0, 0.0]), k=1, even_share=0.3)
+    assert none == pytest.approx([0.25] * 4)
+    assert exploration_chances(np.array([]), k=0, even_share=0.3).tolist() == []
+
+
+def test_the_systematic_draw_picks_the_stretches_the_points_fall_in_each_with_its_exact_chance():
+    chance = np.array([0.28, 0.28, 0.48, 0.88, 0.08])
+    # laid end to end: [0, 0.28) [0.28, 0.56) [0.56, 1.04) [1.04, 1.92) [1.92, 2); points 0.5, 1.5
+    assert systematic_draw(chance, np.arange(5), start=0.5).tolist() == [False, True, False, True, False]
+    # in the reverse order, from 0.0: stretches 4 [0, 0.08), 3 [0.08, 0.96), 2 [0.96, 1.44), ...;
+    # the points 0 and 1 fall in members 4 and 2
+    order = np.array([4, 3, 2, 1, 0])
+    assert systematic_draw(chance, order, start=0.0).tolist() == [False, False, True, False, True]
+    # over every start, each member is picked with exactly its chance, and always 2 are picked
+    starts = (np.arange(10_000) + 0.5) / 10_000
+    picks = np.array([systematic_draw(chance, order, start=s) for s in starts])
+    assert (picks.sum(axis=1) == 2).all()
+    assert picks.mean(axis=0) == pytest.approx(chance, abs=1e-4)
+
+
+@settings(max_examples=examples(60), deadline=None)
+@given(
+    n=st.integers(1, 300),
+    k=st.integers(0, 300),
+    even=st.floats(0.01, 1.0),
+    sigma=st.floats(0.0, 4.0),
+    zeros=st.floats(0.0, 0.5),
+    seed=st.integers(0, 1000),
+)
+def test_exploration_chances_add_up_to_k_and_none_falls_below_the_even_part(n, k, even, sigma, zeros, seed):
+    k = min(k, n)
+    rng = np.random.default_rng(seed)
+    value = np.where(rng.random(n) < zeros, 0.0, rng.lognormal(3.0, sigma, n))
+    chance = exploration_chances(value, k=k, even_share=even)
+    assert chance.sum() == pytest.approx(k, abs=1e-9)
+    assert (chance <= 1.0 + 1e-12).all()
+    assert (chance >= min(1.0, even * k / n) - 1e-12).all()
+    # a higher value never gets a lower chance
+    by_value = np.argsort(value, kind="stable")
+    assert (np.diff(chance[by_value]) >= -1e-12).all()
+    # whatever the order and the start, exactly k are drawn
+    picked = systematic_draw(chance, rng.permutation(n), start=float(rng.random()))
+    assert int(picked.sum()) == k
+    assert picked[chance >= 1.0 - 1e-12].all()
 
 
 @settings(max_examples=examples(30), deadline=None)
@@ -227,6 +298,7 @@ def test_exploration_takes_exactly_its_share_within_budget_whatever_the_row_orde
     outreach = rng.random(n) < 0.2
     holdout = outreach & (rng.random(n) < 0.1)
     campaign = np.where(rng.random(n) < 0.8, "churn_prevention", "none")
+    value = rng.lognormal(3.0, 1.5, n)
     got = exploration_sample(
         customer_ids=ids,
         outreach=outreach,
@@ -234,6 +306,7 @@ def test_exploration_takes_exactly_its_share_within_budget_whatever_the_row_orde
         campaign=campaign,
         week="2026-W47",
         params=params,
+        value=value,
     )
     pool = ~outreach & (campaign != "none")
     k = min(budget, round(share * int(pool.sum())))
@@ -245,6 +318,6 @@ def test_exploration_takes_exactly_its_share_within_budget_whatever_the_row_orde
     perm = rng.permutation(n)
     again = exploration_sample(
         customer_ids=ids.iloc[perm].reset_index(drop=True), outreach=outreach[perm], holdout=holdout[perm],
-        campaign=campaign[perm], week="2026-W47", params=params,
+        campaign=campaign[perm], week="2026-W47", params=params, value=value[perm],
     )  # fmt: skip
     assert set(ids[got.contacted]) == set(ids.iloc[perm][again.contacted])

@@ -218,6 +218,7 @@ def play_weeks(
         plan = plan_week(
             customer_ids=ids,
             priority=at_risk,
+            value=customers["predicted_value"].to_numpy(dtype=float),
             campaign=campaign,
             risk_tier=tiers,
             week=label,

@@ -155,12 +155,63 @@ class Exploration:
     of contact. `contact_probability` is exact: the list is chosen deterministically and its
     holdout is exactly round(holdout_share x L) of its L rows drawn at random, so a list row is
     contacted with probability 1 - H / L; the exploration sample is exactly k of the N customers
-    below the cut-off who have a campaign and are not suppressed, drawn at random, so each of them
-    is contacted with probability k / N; every other row with 0."""
+    below the cut-off who have a campaign and are not suppressed, each contacted with its own
+    probability (`exploration_chances`, adding up to k); every other row with 0."""
 
     contacted: np.ndarray  # the exploration sample (bool)
     contact_probability: np.ndarray
     policy: np.ndarray  # LIST_POLICY, EXPLORATION_POLICY or NO_POLICY per row
+
+
+def exploration_chances(value: np.ndarray, k: int, even_share: float) -> np.ndarray:
+    """Each pool member's chance of exploration, adding up to k: `even_share` of it spread evenly,
+    the rest in proportion to predicted value, no chance above 1 (a capped member's excess goes to
+    the others in the same proportions).
+
+    Why by value: every estimate of a policy's incremental value weights a customer's outcome by
+    their predicted value and divides it by their chance of contact, so its variance is about
+    sum v_i^2 / p_i over the contacted, least for p_i proportional to v_i (the textbook
+    probability-proportional-to-size design). With the sample's long-tailed values (coefficient of
+    variation 1.8 in the pool) that is several times less variance than an even draw of the same
+    size. The even part keeps every member's chance at least `even_share` x k / N, so no weight is
+    more than 1 / `even_share` times the even draw's and the uplift model still sees low-value
+    customers contacted."""
+    value = np.clip(np.nan_to_num(np.asarray(value, dtype=float), nan=0.0), 0.0, None)
+    n = len(value)
+    if n == 0 or k == 0:
+        return np.zeros(n)
+    total = value.sum()
+    share = value / total if total > 0 else np.full(n, 1.0 / n)
+    weight = even_share / n + (1.0 - even_share) * share
+    chance = np.zeros(n)
+    capped = np.zeros(n, dtype=bool)
+    while True:
+        free = ~capped
+        chance[free] = (k - capped.sum()) * weight[free] / weight[free].sum()
+        over = free & (chance >= 1.0)
+        if not over.any():
+            break
+        capped |= over
+        chance[capped] = 1.0
+    return chance
+
+
+def systematic_draw(chance: np.ndarray, order: np.ndarray, start: float) -> np.ndarray:
+    """Systematic sampling with unequal probabilities: the members laid end to end in `order`,
+    each over a stretch as long as its chance, and the points start, start + 1, ... picked. Each
+    member is picked with exactly its chance (for a start uniform in [0, 1)), and exactly
+    round(sum of chances) are picked. numpy's weighted `choice` without replacement does neither
+    (its inclusion chances are not the weights), hence this."""
+    picked = np.zeros(len(chance), dtype=bool)
+    if len(chance) == 0:
+        return picked
+    total = round(float(chance.sum()))
+    # the last stretch ends exactly at the total, so rounding never adds or drops a point
+    ends = np.minimum(np.cumsum(chance[order]), total)
+    ends[-1] = total
+    begins = np.concatenate([[0.0], ends[:-1]])
+    picked[order] = np.ceil(ends - start) > np.ceil(begins - start)
+    return picked
 
 
 def exploration_sample(
@@ -170,30 +221,39 @@ def exploration_sample(
     campaign: np.ndarray,
     week: str,
     params: ScoreParams,
+    value: np.ndarray | None = None,
     suppressed: np.ndarray | None = None,
     list_policy: str = LIST_POLICY,
 ) -> Exploration:
     """k = min(`exploration_budget`, round(`exploration_share` x N)) of the N customers off the
-    outreach list who have a campaign and are not suppressed: those with the lowest keyed draws
-    (HMAC of `holdout_key`, "explore", the week and the id; independent of the holdout's draws).
-    Reproducible from the key, and independent of row order."""
+    outreach list who have a campaign and are not suppressed, each with the chance
+    `exploration_chances` gives them by predicted `value` (evenly without it): a systematic draw
+    over the members in the order of their keyed draws (HMAC of `holdout_key`, "explore", the
+    week and the id; independent of the holdout's draws), from a keyed start. Reproducible from the
+    key, and independent of row order."""
     n = len(customer_ids)
     pool = ~outreach & (campaign != params.no_campaign)
     if suppressed is not None:
         pool &= ~suppressed
     members = np.flatnonzero(pool)
     k = min(params.exploration_budget, round(params.exploration_share * len(members)))
-    draws = holdout_draw(customer_ids.iloc[members], f"explore|{week}", params.holdout_key)
-    # lowest draws first; ties (never in practice) by customer id, so row order does not matter
-    order = np.lexsort((customer_ids.iloc[members].to_numpy(dtype=str), draws))
+    member_ids = customer_ids.iloc[members]
+    draws = holdout_draw(member_ids, f"explore|{week}", params.holdout_key)
+    # a random order of the members; ties (never in practice) by customer id
+    order = np.lexsort((member_ids.to_numpy(dtype=str), draws))
+    start = float(holdout_draw(pd.Series([""]), f"explore-start|{week}", params.holdout_key)[0])
+    chance = exploration_chances(
+        value=np.ones(len(members)) if value is None else np.asarray(value, dtype=float)[members],
+        k=k,
+        even_share=1.0 if value is None else params.exploration_even_share,
+    )
     contacted = np.zeros(n, dtype=bool)
-    contacted[members[order[:k]]] = True
+    contacted[members] = systematic_draw(chance, order, start)
     probability = np.zeros(n, dtype=float)
     listed = int(outreach.sum())
     if listed:
         probability[outreach] = (listed - int((holdout & outreach).sum())) / listed
-    if len(members):
-        probability[members] = k / len(members)
+    probability[members] = chance
     policy = np.full(n, NO_POLICY, dtype=object)
     policy[outreach] = list_policy
     policy[members] = EXPLORATION_POLICY
@@ -218,6 +278,7 @@ class WeekPlan:
 def plan_week(
     customer_ids: pd.Series,
     priority: np.ndarray,
+    value: np.ndarray,
     campaign: np.ndarray,
     risk_tier: np.ndarray,
     week: str,
@@ -227,7 +288,7 @@ def plan_week(
     list_policy: str = LIST_POLICY,
 ) -> WeekPlan:
     """The outreach list by `priority` (`outreach_plan`), then the exploration sample below it
-    (`exploration_sample`), as the weekly file makes them."""
+    by predicted `value` (`exploration_sample`), as the weekly file makes them."""
     outreach, holdout, rank = outreach_plan(
         customer_ids=customer_ids,
         value_at_risk=priority,
@@ -245,6 +306,7 @@ def plan_week(
         campaign=campaign,
         week=week,
         params=params,
+        value=value,
         suppressed=suppressed,
         list_policy=list_policy,
     )

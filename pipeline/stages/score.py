@@ -105,6 +105,7 @@ def score_table(
     plan = plan_week(
         customer_ids=ids,
         priority=priority,
+        value=value,
         campaign=campaign,
         risk_tier=tier,
         week=week,
