@@ -172,8 +172,9 @@ def exploration_chances(value: np.ndarray, k: int, even_share: float) -> np.ndar
     their predicted value and divides it by their chance of contact, so its variance is about
     sum v_i^2 / p_i over the contacted, least for p_i proportional to v_i (the textbook
     probability-proportional-to-size design). With the sample's long-tailed values (coefficient of
-    variation 1.8 in the pool) that is several times less variance than an even draw of the same
-    size. The even part keeps every member's chance at least `even_share` x k / N, so no weight is
+    variation 1.8 in the pool) the formula gives several times less variance than an even draw of
+    the same size (not yet measured on the simulated weeks, docs/uplift.md).
+    The even part keeps every member's chance at least `even_share` x k / N, so no weight is
     more than 1 / `even_share` times the even draw's and the uplift model still sees low-value
     customers contacted."""
     value = np.clip(np.nan_to_num(np.asarray(value, dtype=float), nan=0.0), 0.0, None)
@@ -242,10 +243,11 @@ def exploration_sample(
     # a random order of the members; ties (never in practice) by customer id
     order = np.lexsort((member_ids.to_numpy(dtype=str), draws))
     start = float(holdout_draw(pd.Series([""]), f"explore-start|{week}", params.holdout_key)[0])
+    # without values every member weighs the same, so any even share gives k / N
     chance = exploration_chances(
         value=np.ones(len(members)) if value is None else np.asarray(value, dtype=float)[members],
         k=k,
-        even_share=1.0 if value is None else params.exploration_even_share,
+        even_share=params.exploration_even_share,
     )
     contacted = np.zeros(n, dtype=bool)
     contacted[members] = systematic_draw(chance, order, start)
