@@ -38,7 +38,7 @@ def test_repro_writes_a_valid_score_file_and_registers_the_model(project, first_
     manifest = json.loads(files[0].with_suffix(".manifest.json").read_text())
     assert manifest["rows"] == len(scores) and manifest["holdout_rows"] == int(listed["holdout"].sum())
     # the exploration sample: exactly min(budget, round(share x pool)) of the customers off the list
-    # who have a campaign and may be contacted, each with the same known chance
+    # who have a campaign and may be contacted, each with a known chance of its own
     pool = scores[scores["contact_policy"] == "exploration"]
     k = min(params["exploration_budget"], round(params["exploration_share"] * len(pool)))
     assert int(pool["exploration"].sum()) == k == manifest["exploration_rows"] > 0
@@ -46,7 +46,12 @@ def test_repro_writes_a_valid_score_file_and_registers_the_model(project, first_
         not (pool["outreach"] | pool["do_not_contact"]).any()
         and (pool["recommended_campaign"] != "none").all()
     )
-    assert (pool["contact_probability"] == round(k / len(pool), 6)).all()
+    # the published formula, uncapped on this small pool: k x (e / N + (1 - e) x value / total value)
+    even = params["exploration_even_share"]
+    value = pool["predicted_value"].clip(lower=0)
+    expected = k * (even / len(pool) + (1 - even) * value / value.sum())
+    assert expected.max() < 1
+    np.testing.assert_allclose(pool["contact_probability"], expected, rtol=0, atol=2e-6)
     assert (listed["contact_probability"] == round(1 - listed["holdout"].sum() / len(listed), 6)).all()
     assert (scores["contact"] == ((scores["outreach"] & ~scores["holdout"]) | scores["exploration"])).all()
     others = scores[scores["contact_policy"] == "none"]
