@@ -3,10 +3,10 @@ cover the truth? On many weeks of simulated files whose effect per customer is k
 (`followup.play_weeks`, docs/uplift.md).
 
 Per seed: the simulated outcome table of `--weeks` calendar weeks on the customers of a score file
-(`--replicas` times over), the uplift learner(s) fitted on the earlier kept weeks and judged on the
-later ones (`uplift.evaluate`). Prints, per seed and learner:
-- the Qini of the learner's ranking, scored on the true effects, as a share of the true effects'
-  own Qini;
+(`--replicas` times over), the uplift learner(s) judged by rolling origin, each kept week after the
+first by the learner fitted on the weeks before it (`uplift.evaluate`). Prints, per seed and learner:
+- the Qini of the learner's ranking on the latest judged week (and on every judged week pooled),
+  scored on the true effects, as a share of the true effects' own Qini;
 - the doubly robust (and inverse-propensity) estimate of the incremental value per week of the
   uplift policy minus the value-at-risk policy, its 95% interval, the true difference, and whether
   the interval covers it;
@@ -35,7 +35,7 @@ import pandas as pd
 
 from pipeline.commands.followup import PlantedEffects, RiskEffects, play_weeks, population
 from pipeline.core.params import ScoreParams, load_params
-from pipeline.core.uplift import Evaluation, evaluate, qini_coefficient
+from pipeline.core.uplift import Evaluation, evaluate, last_look, pooled, qini_coefficient, rolling
 
 EFFECTS = {"planted": PlantedEffects(), "risk": RiskEffects()}
 
@@ -83,6 +83,11 @@ def true_values(ev: Evaluation, truth: pd.DataFrame, cost: float) -> tuple[float
     )
 
 
+def qini_ratio(predicted: np.ndarray, tau: np.ndarray) -> float:
+    """The Qini of a ranking scored on the true effects, as a share of the true effects' own."""
+    return qini_coefficient(predicted, tau)["qini"] / qini_coefficient(tau, tau)["qini"]
+
+
 def one_seed(args: argparse.Namespace, seed: int) -> list[dict]:
     params, table, truth = simulated(args, seed)
     out = []
@@ -92,6 +97,7 @@ def one_seed(args: argparse.Namespace, seed: int) -> list[dict]:
         true_u, true_v = true_values(ev, truth, args.cost)
         w = len(ev.test_weeks)
         tau = truth.loc[ev.test.index, "true_uplift"].to_numpy()
+        latest_tau = truth.loc[ev.latest.test.index, "true_uplift"].to_numpy()
         d, di = ev.comparison.difference, ev.ipw_comparison.difference
         out.append(
             {
@@ -100,7 +106,10 @@ def one_seed(args: argparse.Namespace, seed: int) -> list[dict]:
                 "rows": len(table),
                 "train_weeks": len(ev.train_weeks),
                 "test_weeks": w,
-                "qini_ratio": qini_coefficient(ev.effect, tau)["qini"] / qini_coefficient(tau, tau)["qini"],
+                # the ranking the file would use: the latest judged period, by the learner fitted
+                # on every period before it; and every judged period pooled
+                "qini_ratio": qini_ratio(ev.latest.effect, latest_tau),
+                "qini_ratio_pooled": qini_ratio(ev.effect, tau),
                 "qini_realized": ev.qini["qini"],
                 "true_uplift_policy": true_u,
                 "true_value_at_risk_policy": true_v,
@@ -130,10 +139,13 @@ def switch_weeks(args: argparse.Namespace, seed: int) -> dict:
     params, table, truth = simulated(args, seed)
     weeks = sorted(table["week"].unique())
     step = math.ceil(int(table["horizon_days"].iloc[0]) / 7)
+    # every look's judged periods are a prefix of the last look's: judged once, pooled per look
+    judged, _, first = rolling(table, budget=params.contact_budget * args.replicas, cost=args.cost)
     looks = []
     for k in range(3, len(weeks) + 1):
-        part = table[table["week"].isin(weeks[:k])]
-        ev = evaluate(part, budget=params.contact_budget * args.replicas, cost=args.cost, learner="x")
+        _, look = last_look(table[table["week"].isin(weeks[:k])])
+        mine = [j for j in judged if j.period <= look.number]
+        ev = pooled(mine, learner="x", look=look, train_weeks=first, cost=args.cost)
         d = ev.comparison.difference
         true_u, true_v = true_values(ev, truth, args.cost)
         looks.append(

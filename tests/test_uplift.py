@@ -29,8 +29,8 @@ from pipeline.core.uplift import (
     qini_coefficient,
     qini_curve,
     randomized,
+    rolling,
     save_learner,
-    split_weeks,
     top_k,
     uplift_features,
     uplift_policy,
@@ -352,29 +352,58 @@ def test_only_rows_left_to_chance_are_randomized():
     assert randomized(table).index.tolist() == [2, 3, 5, 6, 8]
 
 
-def test_weeks_split_by_time():
-    table = pd.DataFrame({"week": ["2026-W03", "2026-W01", "2026-W02", "2026-W01"]})
-    train, test = split_weeks(table)
-    assert train.tolist() == [False, True, True, True] and test.tolist() == [True, False, False, False]
-    with pytest.raises(ValueError, match="two weeks"):
-        split_weeks(table.iloc[[1, 3]])
+def test_each_period_is_judged_by_a_learner_fitted_on_the_periods_before_it(monkeypatch):
+    import pipeline.core.uplift as uplift
+
+    learned: list[list[str]] = []
+
+    def recording(table, boosting):
+        learned.append(sorted(table["week"].unique()))
+        return fit_t(table, boosting)
+
+    monkeypatch.setitem(uplift.LEARNERS, "x", recording)
+    table = planted(n=10000, weeks=5)
+    judged, look, first = rolling(table, budget=100, cost=1.0, learner="x", boosting=SMALL)
+    # one-week periods: the latest look has the first four weeks (the fifth's period is open)
+    assert look.number == 3 and first == ["2026-W10"]
+    assert learned == [["2026-W10"], ["2026-W10", "2026-W11"], ["2026-W10", "2026-W11", "2026-W12"]]
+    assert [j.period for j in judged] == [1, 2, 3]
+    assert [sorted(j.test["week"].unique()) for j in judged] == [["2026-W11"], ["2026-W12"], ["2026-W13"]]
+    # an earlier look's judged periods are the same, so each look is a prefix of the last one
+    earlier, look2, _ = rolling(
+        table[table["week"] <= "2026-W13"], budget=100, cost=1.0, learner="x", boosting=SMALL
+    )
+    assert look2.number == 2 and [j.period for j in earlier] == [1, 2]
+    for a, b in zip(earlier, judged, strict=False):
+        np.testing.assert_array_equal(a.effect, b.effect)
+        np.testing.assert_array_equal(a.gamma, b.gamma)
 
 
-def test_evaluate_judges_the_later_weeks_and_contacts_within_the_budget():
+def test_evaluate_judges_every_week_after_the_first_and_contacts_within_the_budget():
     table = planted(n=12000, weeks=4)
     got = evaluate(table, budget=500, cost=1.0, learner="x", boosting=SMALL)
-    # one-week periods: the latest look has the first three weeks (the fourth's period is open)
+    # one-week periods: the latest look has the first three weeks (the fourth's period is open);
+    # the second judged by the learner fitted on the first, the third by the one fitted on both
     assert got.look.number == 2 and got.look.weeks == ["2026-W10", "2026-W11", "2026-W12"]
-    assert got.train_weeks == ["2026-W10", "2026-W11"] and got.test_weeks == ["2026-W12"]
-    assert got.uplift_contacts.sum() == 500
+    assert got.train_weeks == ["2026-W10"] and got.test_weeks == ["2026-W11", "2026-W12"]
+    assert got.uplift_contacts.sum() == 2 * 500 and len(got.test) == 2 * 3000
     a = (got.test["segment"] == "A").to_numpy()
     assert a[got.uplift_contacts].all()  # the planted effect is in segment A only
-    # contacting segment A is worth 0.4 x 100 - 1 a contact, B -1: uplift's 500 contacts in A are
-    # worth about 19,500; the list of about 500 has half of them in A, about 9,500
-    # (within three of their clustered standard errors: about 2,300 and 2,500 here)
+    # contacting segment A is worth 0.4 x 100 - 1 a contact, B -1: uplift's 500 contacts a week in
+    # A are worth about 19,500 a week; the list of about 500 has half of them in A, about 9,500
+    # (within three of their clustered standard errors)
     u, d = got.comparison.uplift, got.comparison.difference
     assert abs(u.value - 19_500) < 3 * u.se and abs(d.value - 10_000) < 3 * d.se
     assert got.qini["qini"] > 0
+
+
+def test_judging_needs_a_period_after_the_first():
+    from pipeline.core.uplift import pooled
+
+    with pytest.raises(ValueError, match="a period after the first"):
+        pooled(
+            [], learner="x", look=Look(number=1, period_weeks=1, weeks=["2026-W10"]), train_weeks=[], cost=1.0
+        )
 
 
 @pytest.mark.parametrize("fit", [fit_t, fit_x, fit_dr])

@@ -1,11 +1,12 @@
 """`churn uplift`: whom outreach changes, learned from the randomized contacts of past weekly files
 (the outcome table of `churn outcomes`), judged on later weeks, and the ranking the file should use.
 
-The learner (`uplift.learner`) is fitted on the earlier weeks' randomized rows and judged on the
-later ones: Qini/AUUC and predicted against realized uplift by decile, the uplift at the real
-budget, and the incremental value per week of contacting the uplift top-k against the
-value-at-risk top-k, by doubly robust and inverse-propensity estimates with intervals clustered by
-customer. The file switches to uplift ranking only when the doubly robust difference is above
+The learner (`uplift.learner`) is judged by rolling origin: each period of weeks after the first
+by the learner fitted on the randomized rows of the periods before it. Over every judged period:
+the incremental value per week of contacting the uplift top-k against the value-at-risk top-k, by
+doubly robust and inverse-propensity estimates with intervals clustered by customer. On the latest
+judged period: Qini/AUUC, predicted against realized uplift by decile and the uplift at the real
+budget. The file switches to uplift ranking only when the doubly robust difference is above
 zero by the bound of the switch rule's latest look (`uplift.Look`: scheduled looks, one per
 horizon, whose false-switch chances add up to at most 2.5%); the model for it is then refitted on
 every week and kept in `model/`.
@@ -111,7 +112,6 @@ def summarize(table: pd.DataFrame, params: Params) -> tuple[dict, Evaluation | N
             budget=params.score.contact_budget,
             cost=params.uplift.contact_cost,
             learner=params.uplift.learner,
-            train_share=params.uplift.train_share,
         )
     except ValueError as exc:
         summary["why"] = f"no evaluation: {exc}"
@@ -127,6 +127,7 @@ def summarize(table: pd.DataFrame, params: Params) -> tuple[dict, Evaluation | N
         "look": look.as_dict(),
         "train_weeks": ev.train_weeks,
         "test_weeks": ev.test_weeks,
+        "latest_judged_weeks": sorted(ev.latest.test["week"].unique()),
         "policy_value_per_week": {
             "doubly_robust": ev.comparison.as_dict(),
             "inverse_propensity": ev.ipw_comparison.as_dict(),
@@ -157,8 +158,9 @@ def markdown(summary: dict, deciles: pd.DataFrame | None, guards: pd.DataFrame, 
     ]
     if "policy_value_per_week" in summary:
         lines += [
-            f"Learned from {len(summary['train_weeks'])} week(s), judged on "
-            f"{len(summary['test_weeks'])} later week(s). Incremental retained value per week, "
+            f"Judged on {len(summary['test_weeks'])} week(s), each by the model learned from the "
+            f"periods before its own (the first period's {len(summary['train_weeks'])} week(s) "
+            "only learned from). Incremental retained value per week, "
             f"net of {summary['contact_cost']} {currency} a contact, "
             f"at a budget of {summary['budget']:,} contacts:",
             "",
@@ -179,7 +181,9 @@ def markdown(summary: dict, deciles: pd.DataFrame | None, guards: pd.DataFrame, 
             f"standard errors above zero (one-sided level {look['alpha']:.2g}; every look together "
             "switches wrongly with chance at most 2.5%).",
             "",
-            f"Qini {q['qini']:.5f}, AUUC {q['auuc']:.5f} (doubly robust gains on the later weeks). "
+            f"Qini {q['qini']:.5f}, AUUC {q['auuc']:.5f} (doubly robust gains on the latest judged "
+            f"period, {summary['latest_judged_weeks'][0]} to {summary['latest_judged_weeks'][-1]}, "
+            "ranked by the learner fitted on the periods before it). "
             f"Sleeping-dog deciles never contacted: {summary['excluded_deciles'] or 'none'}.",
             "",
         ]
@@ -210,7 +214,7 @@ def main(params_path: Path, outcomes: Path, out_dir: Path) -> str:
     if ev is not None:
         deciles = ev.deciles.round(6)
         write_csv(deciles, out_dir / "deciles.csv")
-        curve = qini_curve(ev.effect, ev.gamma)
+        curve = qini_curve(ev.latest.effect, ev.latest.gamma)
         step = max(1, len(curve) // CURVE_POINTS)
         write_csv(
             pd.concat([curve.iloc[::step], curve.iloc[[-1]]]).drop_duplicates().round(6), out_dir / "qini.csv"

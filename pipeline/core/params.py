@@ -332,13 +332,12 @@ class MonitorParams(_Frozen):
 
 
 class UpliftParams(_Frozen):
-    """Whom a contact changes (`churn uplift`, docs/uplift.md): the learner that ranks, the cost
-    of one contact in `score.currency`, and the share of the past weeks it learns from (the later
-    weeks judge it)."""
+    """Whom a contact changes (`churn uplift`, docs/uplift.md): the learner that ranks and the
+    cost of one contact in `score.currency`. Each period of past weeks is judged by the learner
+    fitted on the periods before it."""
 
     learner: Literal["t", "x", "dr"] = "x"
     contact_cost: Annotated[float, Field(ge=0.0)] = 1.0
-    train_share: Annotated[float, Field(gt=0.0, lt=1.0)] = 2 / 3
 
 
 class MlflowParams(_Frozen):

@@ -463,11 +463,18 @@ class Look:
         }
 
 
-def last_look(table: pd.DataFrame) -> tuple[pd.DataFrame, Look]:
-    """The rows of the latest look the outcome table allows, and that look."""
+def periods(table: pd.DataFrame, origin: pd.Timestamp | None = None) -> tuple[np.ndarray, int]:
+    """Each row's period of one horizon (ceil(horizon / 7) weeks), counted from `origin` (by
+    default the table's first week; 0 = the first period), and the period's length in days."""
     starts = pd.to_datetime(table["score_date"])
     period_days = 7 * math.ceil(int(table["horizon_days"].iloc[0]) / 7)
-    period = ((starts - starts.min()).dt.days // period_days).to_numpy()
+    first = starts.min() if origin is None else origin
+    return ((starts - first).dt.days // period_days).to_numpy(), period_days
+
+
+def last_look(table: pd.DataFrame) -> tuple[pd.DataFrame, Look]:
+    """The rows of the latest look the outcome table allows, and that look."""
+    period, period_days = periods(table)
     closed = int(period.max())  # periods before the latest one have every week closed
     if closed < 2:
         raise ValueError(
@@ -542,17 +549,6 @@ def compare_policies(
     )
 
 
-def split_weeks(table: pd.DataFrame, train_share: float = 2 / 3) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of the earlier weeks (about `train_share` of them, at least one) and of the later ones
-    (at least one): an uplift model is judged on weeks after those it learned from."""
-    weeks = sorted(table["week"].unique())
-    if len(weeks) < 2:
-        raise ValueError(f"judging an uplift model by time needs two weeks of outcomes, found {len(weeks)}")
-    first = min(max(1, round(train_share * len(weeks))), len(weeks) - 1)
-    train = table["week"].isin(weeks[:first]).to_numpy()
-    return train, ~train
-
-
 def training_scores(train: pd.DataFrame, boosting: Boosting = Boosting(), folds: int = 2) -> np.ndarray:
     """The doubly robust score of every training row, its outcome models cross-fitted by customer."""
     mu0, mu1 = cross_fitted_outcomes(train, boosting, folds)
@@ -566,54 +562,39 @@ def training_scores(train: pd.DataFrame, boosting: Boosting = Boosting(), folds:
 
 
 @dataclass(frozen=True)
-class Evaluation:
-    """An uplift learner fitted on the earlier weeks' randomized rows and judged on the later
-    weeks': its predictions, each test row's doubly robust score (outcome models from the
-    training weeks), the contacts of the uplift and value-at-risk policies at the same budget,
-    and what they are worth."""
+class Judged:
+    """One period of randomized rows judged by a learner fitted on the periods before it: its
+    predictions, each row's doubly robust and inverse-propensity scores (outcome models from the
+    earlier periods), and whom each policy contacts."""
 
-    learner: str
-    look: Look
-    train_weeks: list[str]
+    period: int
     test: pd.DataFrame
     effect: np.ndarray
     gamma: np.ndarray
-    ipw: np.ndarray  # the inverse-propensity score of each test row
+    ipw: np.ndarray
     uplift_contacts: np.ndarray
     value_at_risk_contacts: np.ndarray
     excluded_deciles: list[int]
-    comparison: PolicyComparison
-    ipw_comparison: PolicyComparison
-    qini: dict[str, float]
-    deciles: pd.DataFrame
-    at_budget: Estimate  # realized uplift (retention points) among the uplift policy's contacts
-
-    @property
-    def test_weeks(self) -> list[str]:
-        return sorted(self.test["week"].unique())
 
 
-def evaluate(
-    table: pd.DataFrame,
+def judge_period(
+    rows: pd.DataFrame,
+    period: np.ndarray,
+    judged: int,
     budget: int,
     cost: float,
     learner: str = "x",
     boosting: Boosting = Boosting(),
-    train_share: float = 2 / 3,
-) -> Evaluation:
-    """Judge `learner` by time on the outcome table (docs/uplift.md).
+) -> Judged:
+    """Fit `learner` on the randomized rows of the periods before `judged` and judge the rows of
+    period `judged` with it.
 
-    - Rows: the randomized ones (0 < chance of contact < 1) of the weeks the latest look of the
-      switch rule uses (`last_look`).
-    - Sleeping dogs: the deciles of predicted uplift whose realized uplift on the training weeks
-      (mean doubly robust score) has a 95% upper bound below zero are never contacted.
+    - Sleeping dogs: the deciles of predicted uplift whose realized uplift on the training rows
+      (mean cross-fitted doubly robust score) has a 95% upper bound below zero are never contacted.
     - The uplift policy: per week, the `budget` rows with the highest positive predicted uplift x
       predicted value - `cost`. The value-at-risk policy: the week's list (`outreach`), holdout
-      included. Both are valued by the doubly robust and the inverse-propensity estimates."""
-    seen, look = last_look(table)
-    rows = randomized(seen)
-    in_train, in_test = split_weeks(rows, train_share)
-    train, test = rows[in_train], rows[in_test]
+      included."""
+    train, test = rows[period < judged], rows[period == judged]
     train_gamma = training_scores(train, boosting)
     if learner == "dr":
         model: UpliftLearner = fit_dr(train, boosting, scores=train_gamma)
@@ -623,19 +604,75 @@ def evaluate(
     effect = model.effect(test)
     mu0, mu1 = fit_t(train, boosting).outcomes(test)
     y, t, e = test[OUTCOME].to_numpy(), test[TREATMENT].to_numpy(), test[PROPENSITY].to_numpy()
-    gamma = dr_scores(y=y, t=t, e=e, mu0=mu0, mu1=mu1)
-    ipw = dr_scores(y=y, t=t, e=e, mu0=np.zeros(len(y)), mu1=np.zeros(len(y)))
-    value, weeks, ids = test[VALUE].to_numpy(dtype=float), test["week"].to_numpy(), test[CLUSTER]
     contacts = uplift_policy(
         effect=effect,
-        value=value,
+        value=test[VALUE].to_numpy(dtype=float),
         eligible=np.ones(len(test), dtype=bool),
-        weeks=weeks,
+        weeks=test["week"].to_numpy(),
         budget=budget,
         cost=cost,
         excluded=guard.excludes(effect),
     )
-    listed = test["outreach"].to_numpy(dtype=bool)
+    return Judged(
+        period=judged,
+        test=test,
+        effect=effect,
+        gamma=dr_scores(y=y, t=t, e=e, mu0=mu0, mu1=mu1),
+        ipw=dr_scores(y=y, t=t, e=e, mu0=np.zeros(len(y)), mu1=np.zeros(len(y))),
+        uplift_contacts=contacts,
+        value_at_risk_contacts=test["outreach"].to_numpy(dtype=bool),
+        excluded_deciles=guard.excluded,
+    )
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """An uplift learner judged by rolling origin on the periods of a look: each period after the
+    first judged by the learner fitted on the periods before it (`Judged`). The policies' values
+    and their difference (what the switch rule weighs) pool every judged period; the Qini, the
+    deciles and the uplift at the budget describe the latest one, whose learner saw the most."""
+
+    learner: str
+    look: Look
+    train_weeks: list[str]  # the first period's weeks: learned from, never judged
+    test: pd.DataFrame
+    effect: np.ndarray
+    gamma: np.ndarray
+    ipw: np.ndarray  # the inverse-propensity score of each test row
+    uplift_contacts: np.ndarray
+    value_at_risk_contacts: np.ndarray
+    excluded_deciles: list[int]  # those of the latest period's learner
+    comparison: PolicyComparison
+    ipw_comparison: PolicyComparison
+    # the ranking as the file would use it: the latest period, judged by the learner fitted on
+    # every period before it; its Qini, deciles and the realized uplift of its contacts
+    latest: Judged
+    qini: dict[str, float]
+    deciles: pd.DataFrame
+    at_budget: Estimate  # realized uplift (retention points) among the uplift policy's contacts
+
+    @property
+    def test_weeks(self) -> list[str]:
+        return sorted(self.test["week"].unique())
+
+
+def pooled(judged: list[Judged], learner: str, look: Look, train_weeks: list[str], cost: float) -> Evaluation:
+    """The evaluation of the judged periods together: the policies' values per week over every
+    judged week, their difference's interval clustered by customer (a customer recurs across
+    periods), and the switch asked at `look`'s bound."""
+    if not judged:
+        raise ValueError("judging an uplift model by time needs a period after the first")
+    test = pd.concat([j.test for j in judged])
+
+    def cat(name: str) -> np.ndarray:
+        return np.concatenate([getattr(j, name) for j in judged])
+
+    effect, gamma, ipw, contacts, listed = (
+        cat(n) for n in ("effect", "gamma", "ipw", "uplift_contacts", "value_at_risk_contacts")
+    )
+    value, weeks, ids = test[VALUE].to_numpy(dtype=float), test["week"].to_numpy(), test[CLUSTER]
+    latest = judged[-1]
+    latest_ids, chosen = latest.test[CLUSTER], latest.uplift_contacts
 
     def compare(scores: np.ndarray) -> PolicyComparison:
         return compare_policies(
@@ -652,20 +689,59 @@ def evaluate(
     return Evaluation(
         learner=learner,
         look=look,
-        train_weeks=sorted(train["week"].unique()),
+        train_weeks=train_weeks,
         test=test,
         effect=effect,
         gamma=gamma,
         ipw=ipw,
         uplift_contacts=contacts,
         value_at_risk_contacts=listed,
-        excluded_deciles=guard.excluded,
+        excluded_deciles=latest.excluded_deciles,
         comparison=compare(gamma),
         ipw_comparison=compare(ipw),
-        qini=qini_coefficient(effect, gamma),
-        deciles=decile_table(effect, gamma, ids),
-        at_budget=clustered_mean(gamma[contacts], ids[contacts]) if contacts.any() else Estimate(0.0, 0.0, 0),
+        latest=latest,
+        qini=qini_coefficient(latest.effect, latest.gamma),
+        deciles=decile_table(latest.effect, latest.gamma, latest_ids),
+        at_budget=(
+            clustered_mean(latest.gamma[chosen], latest_ids[chosen])
+            if chosen.any()
+            else Estimate(0.0, 0.0, 0)
+        ),
     )
+
+
+def rolling(
+    table: pd.DataFrame, budget: int, cost: float, learner: str = "x", boosting: Boosting = Boosting()
+) -> tuple[list[Judged], Look, list[str]]:
+    """Rolling origin over the randomized rows (0 < chance of contact < 1) of the periods the
+    latest look of the switch rule uses (`last_look`): each period after the first judged by the
+    learner fitted on every period before it (`judge_period`). Returns the judged periods, the
+    look, and the first period's weeks (learned from, never judged). A judged period does not
+    depend on any later one, so the earlier looks are the prefixes of the list."""
+    seen, look = last_look(table)
+    rows = randomized(seen)
+    period, _ = periods(rows, origin=pd.to_datetime(seen["score_date"]).min())
+    judged = [
+        judge_period(rows, period, p, budget=budget, cost=cost, learner=learner, boosting=boosting)
+        for p in range(1, look.number + 1)
+        if (period == p).any()
+    ]
+    return judged, look, sorted(rows.loc[period == 0, "week"].unique())
+
+
+def evaluate(
+    table: pd.DataFrame,
+    budget: int,
+    cost: float,
+    learner: str = "x",
+    boosting: Boosting = Boosting(),
+) -> Evaluation:
+    """Judge `learner` by rolling origin on the outcome table (docs/uplift.md): each period after
+    the first judged by the learner as the file would have used it then (`rolling`), and the judged
+    periods pooled (`pooled`). Every judged week counts, not only a last third, and no row is
+    judged by a model that saw it or its period."""
+    judged, look, first = rolling(table, budget=budget, cost=cost, learner=learner, boosting=boosting)
+    return pooled(judged, learner=learner, look=look, train_weeks=first, cost=cost)
 
 
 @dataclass(frozen=True)
