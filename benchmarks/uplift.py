@@ -156,10 +156,12 @@ def switch_weeks(args: argparse.Namespace, seed: int) -> dict:
                 "se": round(d.se, 1),
                 "z": round(ev.look.z, 4),
                 "true_difference": round(true_u - true_v, 1),
+                "dr_covers": bool(d.low <= true_u - true_v <= d.high),
                 "sequential": ev.comparison.switch,
                 "plain": bool(d.low > 0),
             }
         )
+    latest_tau = truth.loc[ev.latest.test.index, "true_uplift"].to_numpy()
 
     def first(rule: str) -> dict | None:
         return next(
@@ -171,6 +173,7 @@ def switch_weeks(args: argparse.Namespace, seed: int) -> dict:
         "effects": args.effects,
         "sequential": first("sequential"),
         "plain": first("plain"),
+        "qini_ratio": round(qini_ratio(ev.latest.effect, latest_tau), 4),  # at the last look
         "looks": looks,
     }
 
@@ -183,6 +186,13 @@ def switch_summary(results: list[dict]) -> None:
         median = f"{statistics.median(fired):g}" if fired else "-"
         span = f"{fired[0]}-{fired[-1]}" if fired else "-"
         print(f"{rule:>12}{len(fired):>5}/{n:<2}{median:>24}{span:>12}")
+    ratios = [r["qini_ratio"] for r in results]
+    print(
+        f"Qini ratio at the last look: median {statistics.median(ratios):.3f}, "
+        f"{sum(q >= 0.8 for q in ratios)} of {n} at 0.8 or more; the doubly robust interval covers the "
+        f"truth at {sum(x['dr_covers'] for r in results for x in r['looks'])} of "
+        f"{sum(len(r['looks']) for r in results)} looks"
+    )
     wrong = sum(x["true_difference"] <= 0 for r in results for x in r["looks"])
     print(
         f"looks whose true difference is not above zero: {wrong} of {sum(len(r['looks']) for r in results)}"

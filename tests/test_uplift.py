@@ -337,6 +337,12 @@ def test_each_learner_recovers_a_planted_effect(fit):
     assert effect[~a].mean() == pytest.approx(0.0, abs=0.08)
 
 
+def test_the_x_learner_on_a_given_first_stage_is_the_x_learner():
+    table = planted(2000)
+    given_first = fit_x(table, SMALL, first=fit_t(table, SMALL)).effect(table)
+    np.testing.assert_array_equal(given_first, fit_x(table, SMALL).effect(table))
+
+
 def test_a_learner_needs_both_arms():
     table = planted(200).assign(contact=True)
     with pytest.raises(ValueError, match="contacted and uncontacted"):
@@ -357,11 +363,11 @@ def test_each_period_is_judged_by_a_learner_fitted_on_the_periods_before_it(monk
 
     learned: list[list[str]] = []
 
-    def recording(table, boosting):
+    def recording(table, boosting, first=None):
         learned.append(sorted(table["week"].unique()))
-        return fit_t(table, boosting)
+        return fit_x(table, boosting, first)
 
-    monkeypatch.setitem(uplift.LEARNERS, "x", recording)
+    monkeypatch.setattr(uplift, "fit_x", recording)
     table = planted(n=10000, weeks=5)
     judged, look, first = rolling(table, budget=100, cost=1.0, learner="x", boosting=SMALL)
     # one-week periods: the latest look has the first four weeks (the fifth's period is open)

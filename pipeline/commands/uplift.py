@@ -1,5 +1,5 @@
 """`churn uplift`: whom outreach changes, learned from the randomized contacts of past weekly files
-(the outcome table of `churn outcomes`), judged on later weeks, and the ranking the file should use.
+(the outcome table of `churn outcomes`), judged by rolling origin, and the ranking the file should use.
 
 The learner (`uplift.learner`) is judged by rolling origin: each period of weeks after the first
 by the learner fitted on the randomized rows of the periods before it. Over every judged period:

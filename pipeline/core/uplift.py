@@ -162,8 +162,9 @@ class XLearner:
         return g * self.tau0_model.predict(x) + (1.0 - g) * self.tau1_model.predict(x)
 
 
-def fit_x(table: pd.DataFrame, boosting: Boosting = Boosting()) -> XLearner:
-    first = fit_t(table, boosting)
+def fit_x(table: pd.DataFrame, boosting: Boosting = Boosting(), first: TLearner | None = None) -> XLearner:
+    """`first`: the T-learner of the same rows, when already at hand."""
+    first = first if first is not None else fit_t(table, boosting)
     x, y = model_frame(table, first.features), table[OUTCOME].to_numpy(dtype=float)
     treated, control = _arms(table[TREATMENT].to_numpy())
     mu0, mu1 = first.outcomes(table)
@@ -596,13 +597,19 @@ def judge_period(
       included."""
     train, test = rows[period < judged], rows[period == judged]
     train_gamma = training_scores(train, boosting)
+    outcome = fit_t(train, boosting)  # the test rows' mu0 and mu1, and the X-learner's first stage
+    model: UpliftLearner
     if learner == "dr":
-        model: UpliftLearner = fit_dr(train, boosting, scores=train_gamma)
+        model = fit_dr(train, boosting, scores=train_gamma)
+    elif learner == "x":
+        model = fit_x(train, boosting, first=outcome)
+    elif learner == "t":
+        model = outcome
     else:
-        model = LEARNERS[learner](train, boosting)
+        raise ValueError(f"unknown uplift learner {learner!r}: one of {sorted(LEARNERS)}")
     guard = sleeping_dog_guard(model.effect(train), train_gamma, train[CLUSTER])
     effect = model.effect(test)
-    mu0, mu1 = fit_t(train, boosting).outcomes(test)
+    mu0, mu1 = outcome.outcomes(test)
     y, t, e = test[OUTCOME].to_numpy(), test[TREATMENT].to_numpy(), test[PROPENSITY].to_numpy()
     contacts = uplift_policy(
         effect=effect,

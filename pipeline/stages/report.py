@@ -393,7 +393,7 @@ def uplift_section(folder: Path, currency: str) -> tuple[dict, dict, dict, dict]
         ax.plot(curve["share"], curve["gain"], label="uplift ranking")
         ax.plot(curve["share"], curve["random"], ls="--", color="grey", label="random")
         ax.set(
-            xlabel="share contacted (later weeks)",
+            xlabel="share contacted (latest judged period)",
             ylabel="cumulative uplift per customer",
             title=f"Qini {decision['qini']['qini']:.4f}; ranked by {cards['outreach list ranked by']}",
         )
