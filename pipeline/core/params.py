@@ -290,7 +290,7 @@ class ScoreParams(_Frozen):
     exploration_budget: Annotated[int, Field(ge=0)] = 200
     # of each pool member's chance of exploration, this share is the same for every member and the
     # rest is in proportion to predicted value (`outreach.exploration_chances`); 1 = an even draw
-    exploration_even_share: Annotated[float, Field(gt=0.0, le=1.0)] = 0.2
+    exploration_even_share: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5
     # who gets reasons: the outreach list (ranked rows, holdout included) or every scored customer
     reasons_for: Literal["outreach", "all"]
     # the causes that may be given as reasons (core/reasons.py); the others still move the
