@@ -245,12 +245,16 @@ def test_a_query_per_cutoff_over_the_held_tables_gives_the_rows_of_one_query_ove
     whole = finish(training_snapshots(ibis.memtable(lines), cutoffs, PARAMS).to_pandas(), PARAMS.horizon_days)
     before = temporary_tables()
     assert not LineTables.of(ibis.memtable(lines)).held
-    with LineTables.of(ibis.memtable(lines)).cached() as tables:
-        assert tables.held
-        assert len(temporary_tables() - before) == 2  # the events and the first products
-        parts = [training_snapshots(tables, [c], PARAMS).to_pandas() for c in cutoffs]
-    assert temporary_tables() == before
-    pd.testing.assert_frame_equal(finish(pd.concat(parts, ignore_index=True), PARAMS.horizon_days), whole)
+    # each query building the customers' histories at its own cutoff, or reading them held at all
+    for at, tables_held in (((), 2), (cutoffs, 3)):
+        with LineTables.of(ibis.memtable(lines)).cached(at=at) as tables:
+            assert tables.held
+            # the events, the first products and, when asked, the histories at the cutoffs
+            assert len(temporary_tables() - before) == tables_held
+            parts = [training_snapshots(tables, [c], PARAMS).to_pandas() for c in cutoffs]
+        assert temporary_tables() == before
+        got = finish(pd.concat(parts, ignore_index=True), PARAMS.horizon_days)
+        pd.testing.assert_frame_equal(got, whole)
 
 
 def test_cutoffs_are_queried_in_runs_of_at_most_the_groups_allowed_and_a_large_one_alone():
