@@ -91,7 +91,7 @@ from pipeline.core.params import load_params
 params = load_params("params.yaml").featurize
 con = ibis.duckdb.connect()
 dates = [dt.date.fromisoformat(c) for c in CUTOFFS]
-with LineTables.of(con.read_parquet(PATH)).cached() as tables:
+with LineTables.of(con.read_parquet(PATH)).cached(at=dates) as tables:
     ROWS = sum(training_snapshots(tables, [d], params).to_pyarrow().num_rows for d in dates)
 """,
     "pandas": """
