@@ -19,29 +19,44 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import pandas_idiom
 
 
-def test_the_pandas_anchor_gives_the_pipelines_snapshot(small_shop):
-    windows = [30, 90, 180, 365]
-    params = featurize_params(
-        horizon_days=60, windows_days=windows, trend_days=45, eligibility_lookback_days=200
+def both_snapshots(lines: pd.DataFrame, cutoffs: list[dt.date], params) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The pipeline's snapshot and the pandas anchor's, with the same definitions, both finished
+    (the anchor's None when it has no row)."""
+    expected = finish(
+        training_snapshots(ibis.memtable(lines), cutoffs, params).to_pandas(), params.horizon_days
     )
-    cutoffs = [dt.date(2024, 6, 1), dt.date(2024, 9, 1), dt.date(2024, 10, 15)]
-    expected = training_snapshots(ibis.memtable(small_shop), cutoffs, params).to_pandas()
-    got = pandas_idiom.training_snapshots(
-        small_shop,
-        [pd.Timestamp(c) for c in cutoffs],
-        horizon_days=60,
-        windows_days=tuple(windows),
-        trend_days=45,
-        lookback_days=200,
-    )
-    expected, got = finish(expected, 60), finish(got, 60)
-    assert len(expected) > 300 and expected["churned"].sum() > 50
-    assert sorted(got.columns) == sorted(expected.columns)
+    with warnings.catch_warnings():
+        # the anchor's shop-wide season divides by a year without orders at an early cutoff, where
+        # no customer is eligible (the pipeline has no row there either)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        got = pandas_idiom.training_snapshots(
+            lines,
+            [pd.Timestamp(c) for c in cutoffs],
+            horizon_days=params.horizon_days,
+            windows_days=tuple(params.windows_days),
+            trend_days=params.trend_days,
+            lookback_days=params.eligibility_lookback_days,
+        )
+    return expected, finish(got, params.horizon_days) if len(got) else None
+
+
+def assert_same_snapshot(got: pd.DataFrame, expected: pd.DataFrame) -> None:
     # equal to 1e-12: pandas reaches the spread of the gaps by another order of float operations
     # than the pipeline's exact sums, and a few values differ in their last bits
+    assert sorted(got.columns) == sorted(expected.columns)
     pd.testing.assert_frame_equal(
         got[expected.columns], expected, check_dtype=False, check_categorical=False, rtol=1e-12, atol=1e-12
     )
+
+
+def test_the_pandas_anchor_gives_the_pipelines_snapshot(small_shop):
+    params = featurize_params(
+        horizon_days=60, windows_days=[30, 90, 180, 365], trend_days=45, eligibility_lookback_days=200
+    )
+    cutoffs = [dt.date(2024, 6, 1), dt.date(2024, 9, 1), dt.date(2024, 10, 15)]
+    expected, got = both_snapshots(small_shop, cutoffs, params)
+    assert len(expected) > 300 and expected["churned"].sum() > 50
+    assert_same_snapshot(got, expected)
 
 
 START = pd.Timestamp("2024-01-01")
@@ -80,27 +95,11 @@ def shops(draw):
 def test_the_snapshot_is_the_pandas_anchors_on_any_small_shop(lines):
     """The pipeline's snapshot (each customer's history cumulated over the buckets between
     cutoffs) against the plain per-cutoff groupby of an independent implementation."""
-    windows = [30, 60, 120]
     params = featurize_params(
-        horizon_days=45, windows_days=windows, trend_days=30, eligibility_lookback_days=90
+        horizon_days=45, windows_days=[30, 60, 120], trend_days=30, eligibility_lookback_days=90
     )
-    expected = finish(training_snapshots(ibis.memtable(lines), CUTOFFS, params).to_pandas(), 45)
-    with warnings.catch_warnings():
-        # the anchor's shop-wide season divides by a year without orders at an early cutoff, where
-        # no customer is eligible (the pipeline has no row there either)
-        warnings.simplefilter("ignore", RuntimeWarning)
-        got = pandas_idiom.training_snapshots(
-            lines,
-            [pd.Timestamp(c) for c in CUTOFFS],
-            horizon_days=45,
-            windows_days=tuple(windows),
-            trend_days=30,
-            lookback_days=90,
-        )
-    if got.empty:
+    expected, got = both_snapshots(lines, CUTOFFS, params)
+    if got is None:
         assert expected.empty
-        return
-    got = finish(got, 45)
-    pd.testing.assert_frame_equal(
-        got[expected.columns], expected, check_dtype=False, check_categorical=False, rtol=1e-12, atol=1e-12
-    )
+    else:
+        assert_same_snapshot(got, expected)
