@@ -90,7 +90,7 @@ def shops(draw):
     return frame
 
 
-@settings(max_examples=examples(30), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(20), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(lines=shops())
 def test_the_snapshot_is_the_pandas_anchors_on_any_small_shop(lines):
     """The pipeline's snapshot (each customer's history cumulated over the buckets between
