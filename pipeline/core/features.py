@@ -292,8 +292,9 @@ def _snapshot_rows(tables: LineTables, dates: list[dt.date], params: FeaturizePa
     windows = _windows(tables.orders, cutoffs=cutoffs, params=params, longest=longest)
     agg = agg.left_join(windows, KEYS).drop("customer_id_right", "cutoff_right")
     # no order in the longest window: none in any, and no spend
+    counted = windows.schema()
     agg = agg.mutate(
-        **{c: agg[c].fill_null(0.0 if c.startswith("spend") else 0) for c in windows.columns if c not in KEYS}
+        **{c: agg[c].fill_null(0.0 if counted[c].is_floating() else 0) for c in counted if c not in KEYS}
     )
     recency = to_days(agg.cutoff_s - agg.last_s)
     # mean and sample standard deviation of the gaps from exact sums: n S2 - S1^2 is exact
