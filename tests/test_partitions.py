@@ -40,11 +40,15 @@ def _until(lines: pd.DataFrame, day: str) -> pd.DataFrame:
 
 
 def _files(folder) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+    """Every file under `folder`, the carried history's included."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def _inodes(folder) -> dict[str, int]:
-    return {p.name: p.stat().st_ino for p in folder.iterdir() if p.name != INDEX}
+    """The snapshot files' inodes (not the index's or the carried history's)."""
+    return {
+        p.name: p.stat().st_ino for p in folder.iterdir() if p.name != INDEX and not p.name.startswith(".")
+    }
 
 
 def _run(lines: pd.DataFrame, folder, spec=SPEC):
@@ -57,12 +61,28 @@ def _same_snapshots(a, b) -> None:
     pd.testing.assert_frame_equal(a.score, b.score)
 
 
+CARRIED = "carried history of"
+
+
+def _carried(caplog) -> list[str]:
+    """The scoring dates of the histories the runs since the last call carried on from."""
+    found = [
+        r.getMessage().split(CARRIED)[1].split(":")[0].strip()
+        for r in caplog.records
+        if CARRIED in r.getMessage()
+    ]
+    caplog.clear()
+    return found
+
+
 def test_next_weeks_run_recomputes_only_the_new_cutoff_and_matches_a_full_run_byte_for_byte(
-    small_shop, tmp_path
+    small_shop, tmp_path, caplog
 ):
+    caplog.set_level("INFO", logger="pipeline.core.features")
     # the shop runs 2024-01-01 .. 2025-01-01; weekly exports end on Mondays
     weekly = tmp_path / "weekly"
     first = _run(_until(small_shop, "2024-11-11"), weekly)
+    assert _carried(caplog) == []
     assert [c.isoformat() for c in first.schedule.cutoffs] == [
         "2024-07-22", "2024-08-05", "2024-08-19", "2024-09-02", "2024-09-16", "2024-09-30"
     ]  # fmt: skip
@@ -70,6 +90,8 @@ def test_next_weeks_run_recomputes_only_the_new_cutoff_and_matches_a_full_run_by
     # a week later 10-14's label window (30 days) has closed: it is added and 07-22 dropped; the
     # other five are the same files
     later = _run(_until(small_shop, "2024-11-18"), weekly)
+    # only the week's lines were aggregated, on top of the history carried from last week's run
+    assert _carried(caplog) == ["2024-11-11"]
     assert later.schedule.cutoffs == [*first.schedule.cutoffs[1:], D("2024-10-14")]
     after = _inodes(weekly)
     kept = {n: i for n, i in after.items() if not n.startswith("2024-10-14")}
@@ -77,15 +99,17 @@ def test_next_weeks_run_recomputes_only_the_new_cutoff_and_matches_a_full_run_by
     assert not any(n.startswith("2024-07-22") for n in after)
     # another week on, the last closed window on the 14-day grid is still 10-14's: nothing new
     latest = _run(_until(small_shop, "2024-11-25"), weekly)
+    assert _carried(caplog) == ["2024-11-18"]
     assert latest.schedule.cutoffs == later.schedule.cutoffs and _inodes(weekly) == after
-    # a full run on the same lines in an empty folder gives the same bytes, index included
+    # a full run on the same lines in an empty folder gives the same bytes, the index and the
+    # carried history included: a chain of weekly runs never drifts from a full run
     full = _run(_until(small_shop, "2024-11-25"), tmp_path / "full")
     assert _files(weekly) == _files(tmp_path / "full")
     _same_snapshots(latest, full)
     assert read_snapshots(weekly).equals(read_snapshots(tmp_path / "full"))
 
 
-def test_a_late_line_invalidates_exactly_the_cutoffs_whose_window_reaches_it(small_shop, tmp_path):
+def test_a_late_line_invalidates_exactly_the_cutoffs_whose_window_reaches_it(small_shop, tmp_path, caplog):
     lines = _until(small_shop, "2024-11-25")
     folder = tmp_path / "weekly"
     snaps = _run(lines, folder)
@@ -98,7 +122,10 @@ def test_a_late_line_invalidates_exactly_the_cutoffs_whose_window_reaches_it(sma
         order_ts=pd.Timestamp("2024-09-20 09:30"),
     )
     changed = pd.concat([lines, late], ignore_index=True)
+    caplog.set_level("INFO", logger="pipeline.core.features")
+    caplog.clear()
     _run(changed, folder)
+    assert _carried(caplog) == []  # a line before the carried history's date changed
     after = _inodes(folder)
     untouched = [
         c.isoformat() for c in snaps.schedule.cutoffs if c + dt.timedelta(days=30) <= D("2024-09-20")

@@ -26,7 +26,7 @@ import logging
 import multiprocessing
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,12 +36,22 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
+from pipeline.core import history
 from pipeline.core.btyd import BGNBD, ParetoNBD, Summary, btyd_predictions, fit_models, fit_sample
 from pipeline.core.cutoffs import Schedule, ScheduleError, SplitNeeds, plan_schedule
 from pipeline.core.engine import hold, record_batches, release
 from pipeline.core.errors import PipelineError
+from pipeline.core.history import FOREVER, epoch
 from pipeline.core.io import parquet_stream
-from pipeline.core.orders import DAY_SECONDS, EXACT, orders_from_lines, to_days, to_exact, to_float
+from pipeline.core.orders import (
+    DAY_SECONDS,
+    EXACT,
+    orders_from_lines,
+    plain_orders,
+    to_days,
+    to_exact,
+    to_float,
+)
 from pipeline.core.params import FeaturizeParams
 from pipeline.core.partitions import (
     Partition,
@@ -65,13 +75,19 @@ SNAPSHOT_ORDER = ["cutoff", "customer_id"]
 DISTINCT = (("product_id", "distinct_products"), ("category", "distinct_categories"))
 
 
-def _first_purchases(lines: ir.Table, column: str) -> ir.Table:
+def _first_purchases(lines: ir.Table, column: str, earlier: ir.Table | None = None) -> ir.Table:
     """Per customer and moment: how many values of `column` the customer bought for the first time
-    then (every (customer, value) pair counted once, at its first purchase)."""
+    then (every (customer, value) pair counted once, at its first purchase). `earlier`: the lines
+    before `lines`, whose pairs are not new."""
     purchases = lines.filter((lines.amount > 0) & lines[column].notnull())
     seen = purchases.group_by([purchases.customer_id, purchases[column]]).aggregate(
         first_s=purchases.order_ts.min().epoch_seconds()
     )
+    if earlier is not None:
+        # the few new pairs looked up in the earlier lines (a semi-join builds on the new pairs)
+        before = earlier.filter((earlier.amount > 0) & earlier[column].notnull())
+        known = before.select("customer_id", column).semi_join(seen, ["customer_id", column]).distinct()
+        seen = seen.anti_join(known, ["customer_id", column])
     return seen.group_by(["customer_id", "first_s"]).aggregate(n=seen.count())
 
 
@@ -82,7 +98,10 @@ class LineTables:
     first-order attributes, and per column of `DISTINCT` the first purchases of its values.
     Built lazily by `of`; `cached` computes them once in the engine for many queries (`held`),
     and with them each customer's history at the cutoffs the queries will ask for (`state`, at
-    `state_dates`)."""
+    `state_dates`). `carried_on` does the same from a carried history (`core.history`) and the
+    lines after it: `orders` and `events` are then those of the new lines only, `recent` the orders
+    the windowed features read, `earlier_gaps` the gaps before the new lines and `next_orders` each
+    customer's next order after the cutoffs the history covers."""
 
     lines: ir.Table
     orders: ir.Table
@@ -92,6 +111,9 @@ class LineTables:
     held: bool = False
     state: ir.Table | None = None
     state_dates: frozenset[dt.date] = frozenset()
+    recent: ir.Table | None = None
+    earlier_gaps: ir.Table | None = None
+    next_orders: ir.Table | None = None
 
     @classmethod
     def of(cls, lines: ir.Table | LineTables) -> LineTables:
@@ -109,50 +131,142 @@ class LineTables:
             },
         )
 
+    @property
+    def on_duckdb(self) -> bool:
+        return self.lines._find_backend(use_default=True).name == "duckdb"
+
     @contextlib.contextmanager
     def cached(self, at: Iterable[dt.date] = ()) -> Iterator[LineTables]:
         """On DuckDB, these tables computed once into temporary tables (`engine.hold`) for the
         queries of the block, then dropped; the orders are read back from the event table, not
         held twice. With `at`, each customer's history at those dates (`_state`) too, which the
         queries of any of them then read. Other engines get the expressions as they are."""
-        if self.lines._find_backend(use_default=True).name != "duckdb":
+        if not self.on_duckdb:
             yield self
             return
-        held: list[ir.Table] = []
-
-        def kept(expr: ir.Table) -> ir.Table:
-            held.append(hold(expr, "churn_lines"))
-            return held[-1]
-
-        try:
+        with _holding() as kept:
             events = kept(self.events)
             tables = dataclasses.replace(
                 self,
                 orders=events.filter(events.return_amount.isnull()).drop("event_s", "return_amount"),
                 events=events,
                 attributes=kept(self.attributes) if self.attributes is not None else None,
-                firsts={column: kept(table) for column, table in self.firsts.items()},
                 held=True,
             )
             dates = sorted(set(at))
             if dates:
+                # the first purchases are read by the state alone: computed within it, not held
                 tables = dataclasses.replace(
                     tables, state=kept(_state(tables, dates)), state_dates=frozenset(dates)
                 )
             yield tables
-        finally:
-            for table in held:
-                release(table)
+
+    @contextlib.contextmanager
+    def carried_on(
+        self, carried: history.Carried, at: Iterable[dt.date], asked: list[dt.date], reach_days: int
+    ) -> Iterator[LineTables]:
+        """As `cached(at)`, from the history `carried` (which covers every date of `at` up to its
+        scoring date) and the lines from its scoring date on: their orders ranked after the
+        customer's earlier ones, their first purchases looked up in the earlier lines, and the
+        state at the later dates cumulated on from the carried one. `asked`: the dates the queries
+        will ask for, whose windowed features read the orders of the `reach_days` before them."""
+        since = pd.Timestamp(carried.score_date)
+        lines = self.lines
+        new_lines = lines.filter(lines.order_ts >= since)
+        earlier = lines.filter(lines.order_ts < since)
+        base = carried.state.filter(carried.state.until_s == FOREVER)
+        orders = orders_from_lines(new_lines, earlier=base)
+        new = LineTables(
+            lines=new_lines,
+            orders=orders,
+            events=_with_returns(orders, new_lines),
+            attributes=None,
+            firsts={
+                column: _first_purchases(new_lines, column, earlier=earlier)
+                for column, _ in DISTINCT
+                if column in lines.columns
+            },
+        )
+        later = sorted(d for d in set(at) if d > carried.score_date)
+        fresh = _state(new, later, base=base)
+        carried_rows = carried.state.filter(carried.state.until_s != FOREVER)
+        types = fresh.schema()
+        state = carried_rows.select(
+            **{
+                name: carried_rows[name].cast(kind)
+                if name in carried_rows.columns
+                else ibis.null().cast(kind)
+                for name, kind in types.items()
+            }
+        ).union(fresh)
+        earlier_asked = [d for d in asked if d <= carried.score_date]
+        start = pd.Timestamp(min(asked) - dt.timedelta(days=reach_days))
+        attributes = None
+        if carried.attributes is not None:
+            first = _first_order_attributes(new_lines)
+            assert first is not None
+            attributes = carried.attributes.union(first.anti_join(carried.attributes, "customer_id"))
+        with _holding() as kept:
+            yield LineTables(
+                lines=lines,
+                orders=orders,
+                events=new.events,
+                attributes=kept(attributes) if attributes is not None else None,
+                firsts={},
+                held=True,
+                state=kept(state),
+                state_dates=frozenset(at),
+                recent=kept(plain_orders(lines.filter(lines.order_ts >= start))),
+                earlier_gaps=carried.gaps,
+                next_orders=kept(_next_orders(lines, earlier_asked)) if earlier_asked else None,
+            )
+
+    def gaps(self, before: dt.date | None = None) -> ir.Table:
+        """The gap before every order (before `before`), in whole seconds (`gap_s`)."""
+        orders = self.orders.filter(self.orders.gap_s.notnull())
+        if before is not None:
+            orders = orders.filter(orders.ts_s < epoch(before))
+        gaps = orders.select("gap_s")
+        return self.earlier_gaps.union(gaps) if self.earlier_gaps is not None else gaps
+
+
+@contextlib.contextmanager
+def _holding() -> Iterator[Callable[[ir.Table], ir.Table]]:
+    """`kept(expr)`: `expr` held in the engine (`engine.hold`) until the block ends."""
+    held: list[ir.Table] = []
+
+    def kept(expr: ir.Table) -> ir.Table:
+        held.append(hold(expr, "churn_lines"))
+        return held[-1]
+
+    try:
+        yield kept
+    finally:
+        for table in held:
+            release(table)
+
+
+def _next_orders(lines: ir.Table, dates: list[dt.date]) -> ir.Table:
+    """Per customer and each of `dates` (`cutoff_s`): the customer's first order at or after it."""
+    purchases = lines.filter(lines.amount > 0)
+    per_date = []
+    for day in sorted(set(dates)):
+        after = purchases.filter(purchases.order_ts >= pd.Timestamp(day))
+        per_date.append(
+            after.group_by("customer_id").aggregate(
+                cutoff_s=ibis.literal(epoch(day), type="int64"),
+                next_order_s=after.order_ts.min().epoch_seconds(),
+            )
+        )
+    return ibis.union(*per_date)
 
 
 def _bucket(ts: ir.NumericValue, dates: list[dt.date]) -> ir.IntegerValue:
     """The rank of the first of `dates` (in order) after the moment `ts` (epoch seconds), the first
     cutoff whose features see it; len(dates) when none does."""
-    return ibis.cases(*((ts < _epoch(d), k) for k, d in enumerate(dates)), else_=len(dates))
-
-
-def _epoch(day: dt.date) -> int:
-    return int(pd.Timestamp(day).timestamp())
+    if not dates:
+        return ibis.literal(0, type="int64")
+    return ibis.cases(*((ts < epoch(d), k) for k, d in enumerate(dates)), else_=len(dates))
 
 
 # the lifetime aggregates of a customer's history, per bucket and then over the buckets so far:
@@ -167,15 +281,17 @@ SMALLEST = ("first_s", "second_s")
 LATEST = ("gap_last", "last_value")
 
 
-def _state(tables: LineTables, dates: list[dt.date]) -> ir.Table:
+def _state(tables: LineTables, dates: list[dt.date], base: ir.Table | None = None) -> ir.Table:
     """Each customer's history as of each cutoff in `dates` (in order), in one pass over the events
     whatever the number of cutoffs. Events are put in buckets by the first cutoff after them
     (`_bucket`), aggregated per (customer, bucket), and the aggregates cumulated over the buckets
-    in order: a row per (customer, bucket with an event) holds what every cutoff from its bucket
-    up to the customer's next bucket (`next_bucket`) sees, and `next_order_s`, the customer's
-    first order after those cutoffs. All exact (integer and decimal sums, maxima, minima), so the
-    features are those of aggregating every event before each cutoff, which joined each order to
-    every later cutoff and cost about 1.4 s per cutoff at 10M lines."""
+    in order: a row per (customer, bucket with an event) holds what every cutoff from its bucket's
+    date (`from_s`) up to the date of the customer's next bucket (`until_s`, `FOREVER` when none)
+    sees, and `next_order_s`, the customer's first order after those cutoffs. All exact (integer
+    and decimal sums, maxima, minima), so the features are those of aggregating every event before
+    each cutoff, which joined each order to every later cutoff and cost about 1.4 s per cutoff at
+    10M lines. `base`: the customers' history before the events (rows of a carried state, with
+    their `from_s`), which the buckets cumulate on."""
     e = tables.events.mutate(bucket=_bucket(tables.events.event_s, dates))
     gap = e.gap_s.cast("decimal(38, 0)")
     metrics: dict[str, ir.Value] = {
@@ -214,6 +330,20 @@ def _state(tables: LineTables, dates: list[dt.date]) -> ir.Table:
         ).aggregate(**{name: stacked.n.sum(where=stacked.column == c) for c, name in names.items()})
         per = per.left_join(firsts, ["customer_id", "bucket"]).drop("customer_id_right", "bucket_right")
     present = [c for c in per.columns if c not in ("customer_id", "bucket")]
+    # a bucket's date; none for the events after the last date, which no cutoff sees
+    per = per.mutate(
+        from_s=ibis.cases(*((per.bucket == k, epoch(d)) for k, d in enumerate(dates)), else_=ibis.null())
+        if dates
+        else ibis.null().cast("int64")
+    )
+    if base is not None:
+        types = per.schema()
+        per = base.select(
+            **{
+                name: (ibis.literal(-1, type=types["bucket"]) if name == "bucket" else base[name].cast(kind))
+                for name, kind in types.items()
+            }
+        ).union(per)
     so_far = ibis.window(group_by=per.customer_id, order_by=per.bucket, rows=(None, 0))
     later = ibis.window(group_by=per.customer_id, order_by=per.bucket, rows=(1, None))
     ordered = ibis.window(group_by=per.customer_id, order_by=per.bucket)
@@ -228,13 +358,14 @@ def _state(tables: LineTables, dates: list[dt.date]) -> ir.Table:
             cumulated[name] = per[name].min().over(so_far)
         elif name in LATEST:
             cumulated[name] = per[name].argmax(per.top_rank).over(so_far)
-    return per.select(
+    state = per.select(
         "customer_id",
-        "bucket",
+        "from_s",
+        until_s=per.from_s.lead().over(ordered).fill_null(FOREVER),
         **cumulated,
-        next_bucket=per.bucket.lead().over(ordered).fill_null(len(dates)),
         next_order_s=per.first_s.min().over(later),
     )
+    return state.filter(state.from_s.notnull())
 
 
 def _at_cutoffs(tables: LineTables, dates: list[dt.date]) -> tuple[ir.Table, ir.Table]:
@@ -243,15 +374,15 @@ def _at_cutoffs(tables: LineTables, dates: list[dt.date]) -> tuple[ir.Table, ir.
     state `tables` holds when it covers `dates`."""
     wanted = sorted(set(dates))
     if tables.state is not None and tables.state_dates.issuperset(wanted):
-        state, every = tables.state, sorted(tables.state_dates)
+        state = tables.state
+    elif tables.recent is not None:
+        raise ValueError(f"the carried history covers {sorted(tables.state_dates)}, not {wanted}")
     else:
-        state, every = _state(tables, wanted), wanted
-    cutoffs = cutoff_table(every)
-    if len(every) > len(wanted):
-        cutoffs = cutoffs.filter(cutoffs.cutoff.isin([pd.Timestamp(d) for d in wanted]))
+        state = _state(tables, wanted)
+    cutoffs = cutoff_table(wanted).drop("rank")
     cutoffs = cutoffs.mutate(cutoff_s=cutoffs.cutoff.epoch_seconds())
-    j = state.join(cutoffs, (state.bucket <= cutoffs["rank"]) & (cutoffs["rank"] < state.next_bucket))
-    return j.drop("bucket", "next_bucket", "rank"), cutoffs.drop("rank")
+    j = state.join(cutoffs, (state.from_s <= cutoffs.cutoff_s) & (cutoffs.cutoff_s < state.until_s))
+    return j.drop("from_s", "until_s"), cutoffs
 
 
 def _recent(orders: ir.Table, cutoffs: ir.Table, days: int) -> ir.Table:
@@ -288,8 +419,9 @@ def _snapshot_rows(tables: LineTables, dates: list[dt.date], params: FeaturizePa
     agg, cutoffs = _at_cutoffs(tables, dates)
     recency = to_days(agg.cutoff_s - agg.last_s)
     agg = agg.filter(recency <= params.eligibility_lookback_days)
-    longest = max([*params.windows_days, 2 * params.trend_days, YEAR_DAYS])
-    windows = _windows(tables.orders, cutoffs=cutoffs, params=params, longest=longest)
+    longest = reach_days(params) - 1
+    recent = tables.recent if tables.recent is not None else tables.orders
+    windows = _windows(recent, cutoffs=cutoffs, params=params, longest=longest)
     agg = agg.left_join(windows, KEYS).drop("customer_id_right", "cutoff_right")
     # no order in the longest window: none in any, and no spend
     counted = windows.schema()
@@ -346,12 +478,17 @@ def _snapshot_rows(tables: LineTables, dates: list[dt.date], params: FeaturizePa
         "spend_trend_recent", "spend_trend_before", "last_value", "max_value", "top_rank", "return_sum",
         "gap_sum_sq_s", "line_sum", "weekend_sum", "minute_sum", *(["items_sum"] if extra else []),
     )  # fmt: skip
-    season = _season(tables.orders, cutoffs, params.horizon)
+    season = _season(recent, cutoffs, params.horizon)
     feats = feats.left_join(season, "cutoff").drop("cutoff_right")
     feats = feats.mutate(return_rate=feats.n_return_lines / feats.n_orders)
     if tables.attributes is not None:
         feats = feats.left_join(tables.attributes, "customer_id").drop("customer_id_right")
     return feats
+
+
+def reach_days(params: FeaturizeParams) -> int:
+    """How far before a cutoff the windowed features and the season read orders (and a day more)."""
+    return max([*params.windows_days, 2 * params.trend_days, YEAR_DAYS]) + 1
 
 
 def build_features(lines: ir.Table | LineTables, dates: list[dt.date], params: FeaturizeParams) -> ir.Table:
@@ -515,10 +652,19 @@ def horizon_report(
     longest = max(candidates)
     reference = score_date - dt.timedelta(days=2 * longest)
     ref_s = int(pd.Timestamp(reference).timestamp())
-    orders = LineTables.of(lines).orders
-    per_customer = orders.group_by("customer_id").aggregate(
-        last_before=orders.ts_s.max(where=orders.ts_s < ref_s),
-        first_after=orders.ts_s.min(where=orders.ts_s >= ref_s),
+    tables = LineTables.of(lines)
+    # an order's time is that of its lines; only the orders since the lookback before the
+    # reference can make a customer eligible there
+    purchases = tables.lines.filter(
+        (tables.lines.amount > 0)
+        & (
+            tables.lines.order_ts
+            >= pd.Timestamp(reference) - pd.Timedelta(days=params.eligibility_lookback_days)
+        )
+    )
+    ts_s = purchases.order_ts.epoch_seconds()
+    per_customer = purchases.group_by("customer_id").aggregate(
+        last_before=ts_s.max(where=ts_s < ref_s), first_after=ts_s.min(where=ts_s >= ref_s)
     )
     eligible = per_customer.filter(
         per_customer.last_before >= ref_s - int(params.eligibility_lookback_days * DAY_SECONDS)
@@ -537,7 +683,8 @@ def horizon_report(
                 "false_churn_share": float(came_back.sum() / churned.sum()) if churned.any() else 0.0,
             }
         )
-    gaps = orders.filter(orders.gap_days.notnull()).select("gap_days").to_pandas()["gap_days"]
+    every = tables.gaps()
+    gaps = every.select(gap_days=to_days(every.gap_s)).to_pandas()["gap_days"]
     quantiles = (
         {f"p{int(q * 100)}": float(gaps.quantile(q)) for q in (0.5, 0.75, 0.9, 0.95)} if len(gaps) else {}
     )
@@ -550,7 +697,14 @@ def training_snapshots(
     """Features and the label at each cutoff, from the lines or from what was derived from them.
     The label is 1 (churned) when the customer's next order is not in [cutoff, cutoff + horizon):
     an order exactly at the cutoff belongs to the label window, not the features."""
-    rows = _snapshot_rows(LineTables.of(lines), cutoff_dates, params)
+    tables = LineTables.of(lines)
+    rows = _snapshot_rows(tables, cutoff_dates, params)
+    if tables.next_orders is not None:  # the carried history's rows do not know the next order
+        known = tables.next_orders
+        rows = rows.left_join(known, ["customer_id", "cutoff_s"]).drop("customer_id_right", "cutoff_s_right")
+        rows = rows.mutate(next_order_s=rows.next_order_s.fill_null(rows.next_order_s_right)).drop(
+            "next_order_s_right"
+        )
     churned = rows.next_order_s.isnull() | (rows.next_order_s >= rows.cutoff_s + params.horizon * DAY_SECONDS)
     return rows.mutate(**{LABEL: churned.cast("int8")}).drop("cutoff_s", "next_order_s")
 
@@ -699,12 +853,33 @@ def write_snapshots(
     cutoffs = schedule.cutoffs
     horizon = dt.timedelta(days=params.horizon)
     context = context_digest(params, lines.columns)
-    digests = line_digests(lines, [c + horizon for c in cutoffs])
-    keys = {c: partition_key(d, context) for c, d in zip(cutoffs, digests, strict=True)}
+    carried_date = history.carried_date(train_out)
+    bounds = sorted({*(c + horizon for c in cutoffs), score_date, *([carried_date] if carried_date else [])})
+    digest_at = dict(zip(bounds, line_digests(lines, bounds), strict=True))
+    keys = {c: partition_key(digest_at[c + horizon], context) for c in cutoffs}
     kept = {c: p for c in cutoffs if (p := folder.reusable(c, keys[c])) is not None}
     missing = [c for c in cutoffs if c not in kept]
     log.info("training snapshots: %d cutoff(s) reused, %d to compute", len(kept), len(missing))
-    with LineTables.of(lines).cached(at=[*missing, score_date]) as tables:
+    # the dates whose history the next run can carry on from, and every date this one needs
+    carrying = history.carry_dates(cutoffs[-1], score_date, params.cutoff_every_days)
+    needed = sorted({*missing, *carrying})
+    derived = LineTables.of(lines)
+    carried = (
+        history.read(train_out, lines._find_backend(use_default=True), context, digest_at)
+        if derived.on_duckdb
+        else None
+    )
+    if carried is not None and not carried.covers(needed):
+        log.info("carried history: does not cover %s; the history is read again", needed)
+        carried = None
+    if carried is not None:
+        log.info("carried history of %s: aggregating the lines from that date on", carried.score_date)
+        holding = derived.carried_on(
+            carried, at=needed, asked=[*missing, score_date], reach_days=reach_days(params)
+        )
+    else:
+        holding = derived.cached(at=needed)
+    with holding as tables:
         summary = customer_summary(tables, [*missing, score_date])
         # in (cutoff, customer) order: each cutoff's fit sample is drawn by position
         btyd = fit_btyd(per_cutoff(summary.order_by(SNAPSHOT_ORDER)), params)
@@ -727,6 +902,8 @@ def write_snapshots(
         horizons, gap_quantiles, reference = horizon_report(
             lines=tables, first_day=first_day, score_date=score_date, params=params
         )
+        if tables.held:
+            _carry(tables, train_out, dates=carrying, context=context, lines_digest=digest_at[score_date])
     by_cutoff = pd.DataFrame(
         {"rows": [p.rows for p in partitions], "churned": [p.churned for p in partitions]},
         index=pd.DatetimeIndex([pd.Timestamp(p.cutoff) for p in partitions], name="cutoff").astype(
@@ -745,6 +922,26 @@ def write_snapshots(
         horizons=horizons,
         gap_quantiles=gap_quantiles,
         horizon_reference=reference,
+    )
+
+
+def _carry(tables: LineTables, train: Path, dates: list[dt.date], context: str, lines_digest: str) -> None:
+    """The history at `dates` written for the next run to carry on from (`core.history`)."""
+    assert tables.state is not None
+    state = history.canonical(tables.state, dates)
+    score_date = max(dates)
+    current = state.filter((state.until_s == FOREVER) & (state.n_orders > 0))
+    history.write(
+        train,
+        state=state.drop("next_order_s"),
+        gaps=tables.gaps(before=score_date),
+        attributes=(
+            tables.attributes.semi_join(current, "customer_id") if tables.attributes is not None else None
+        ),
+        score_date=score_date,
+        dates=dates,
+        context=context,
+        lines_digest=lines_digest,
     )
 
 
