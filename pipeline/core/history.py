@@ -155,6 +155,8 @@ def write(
     """The history at `dates` (`state` already `canonical`), written to a new folder that then
     replaces the old one."""
     folder = folder_of(train)
+    for stale in Path(train).glob(f"{FOLDER}.*.tmp"):  # left by a run killed while writing
+        shutil.rmtree(stale, ignore_errors=True)
     fresh = folder.with_name(f"{FOLDER}.{uuid.uuid4().hex}.tmp")
     fresh.mkdir(parents=True)
     try:
