@@ -104,9 +104,10 @@ class BGNBD:
         odds = np.where(x > 0, a / np.maximum(b + x - 1, 1e-300) * np.exp(np.minimum(log_ratio, 700)), 0.0)
         return 1.0 / (1.0 + odds)
 
-    def p_no_order(self, s: Summary, t: float) -> np.ndarray:
-        """P(no order in (T, T + t]): dead, or alive with no order (dropout happens only at orders)."""
-        alive = self.p_alive(s)
+    def p_no_order(self, s: Summary, t: float, alive: np.ndarray | None = None) -> np.ndarray:
+        """P(no order in (T, T + t]): dead, or alive with no order (dropout happens only at orders).
+        `alive`: `p_alive(s)`, when already computed."""
+        alive = self.p_alive(s) if alive is None else alive
         quiet = np.exp((self.r + s.x) * (np.log(self.alpha + s.T) - np.log(self.alpha + s.T + t)))
         return 1.0 - alive + alive * quiet
 
@@ -200,16 +201,19 @@ class ParetoNBD:
         log_odds = np.log(s) - np.log(r + s + x) + (r + x) * np.log(alpha + T) + s * np.log(beta + T) + log_a0
         return 1.0 / (1.0 + np.exp(np.minimum(log_odds, 700)))
 
-    def expected_orders(self, summary: Summary, t: float) -> np.ndarray:
-        """E[orders in (T, T + t] | x, t_x, T] = P(alive) E[lambda / mu (1 - e^{-mu t}) | alive]."""
+    def expected_orders(self, summary: Summary, t: float, alive: np.ndarray | None = None) -> np.ndarray:
+        """E[orders in (T, T + t] | x, t_x, T] = P(alive) E[lambda / mu (1 - e^{-mu t}) | alive].
+        `alive`: `p_alive(summary)`, when already computed."""
         r, alpha, s, beta = self.r, self.alpha, self.s, self.beta
         x, T = summary.x, summary.T
         per_alive = (
             (r + x) / (alpha + T) * (beta + T) / (s - 1) * (1 - ((beta + T) / (beta + T + t)) ** (s - 1))
         )
-        return self.p_alive(summary) * per_alive
+        return (self.p_alive(summary) if alive is None else alive) * per_alive
 
-    def p_no_order(self, summary: Summary, t: float, nodes: int = 12) -> np.ndarray:
+    def p_no_order(
+        self, summary: Summary, t: float, nodes: int = 12, alive: np.ndarray | None = None
+    ) -> np.ndarray:
         """P(no order in (T, T + t]) = 1 - P(alive) + P(alive) E[mu/(lam+mu) + lam/(lam+mu) e^{-(lam+mu)t}],
         the expectation over the posterior lam ~ Gamma(r + x, alpha + T), mu ~ Gamma(s, beta + T), by
         generalised Gauss-Laguerre quadrature in each rate (12 nodes agree with 64 to 1e-13)."""
@@ -228,7 +232,7 @@ class ParetoNBD:
                 total = lam + mu
                 acc += weight * (((mu + lam * np.exp(-total * t)) / total) @ mu_weights)
             quiet[rows] = acc
-        alive = self.p_alive(summary)
+        alive = self.p_alive(summary) if alive is None else alive
         return 1.0 - alive + alive * quiet
 
 
@@ -299,12 +303,15 @@ def fit_models(fit_on: Summary, start: tuple[BGNBD, ParetoNBD] | None = None) ->
 def btyd_predictions(
     bg: BGNBD, pnbd: ParetoNBD, predict_for: Summary, horizon_days: float
 ) -> dict[str, np.ndarray]:
-    """The horizon outcomes both models predict for `predict_for`: the model features."""
+    """The horizon outcomes both models predict for `predict_for`: the model features. Each model's
+    P(alive) is computed once for its three outcomes (the Pareto/NBD's costs two 2F1 series a
+    customer)."""
     t = horizon_days / WEEK_DAYS
+    pnbd_alive, bg_alive = pnbd.p_alive(predict_for), bg.p_alive(predict_for)
     return {
-        "pnbd_p_no_order": pnbd.p_no_order(predict_for, t),
-        "pnbd_expected_orders": pnbd.expected_orders(predict_for, t),
-        "pnbd_p_alive": pnbd.p_alive(predict_for),
-        "bgnbd_p_no_order": bg.p_no_order(predict_for, t),
-        "bgnbd_p_alive": bg.p_alive(predict_for),
+        "pnbd_p_no_order": pnbd.p_no_order(predict_for, t, alive=pnbd_alive),
+        "pnbd_expected_orders": pnbd.expected_orders(predict_for, t, alive=pnbd_alive),
+        "pnbd_p_alive": pnbd_alive,
+        "bgnbd_p_no_order": bg.p_no_order(predict_for, t, alive=bg_alive),
+        "bgnbd_p_alive": bg_alive,
     }

@@ -336,7 +336,11 @@ def _state(tables: LineTables, dates: list[dt.date], base: ir.Table | None = Non
         if dates
         else ibis.null().cast("int64")
     )
+    untouched = None
     if base is not None:
+        # only the customers with new events are cumulated on; the others' rows hold as they are
+        untouched = base.anti_join(per, "customer_id")
+        base = base.semi_join(per, "customer_id")
         types = per.schema()
         per = base.select(
             **{
@@ -365,7 +369,24 @@ def _state(tables: LineTables, dates: list[dt.date], base: ir.Table | None = Non
         **cumulated,
         next_order_s=per.first_s.min().over(later),
     )
-    return state.filter(state.from_s.notnull())
+    state = state.filter(state.from_s.notnull())
+    if untouched is not None:
+        kinds = state.schema()
+        state = state.union(
+            untouched.select(
+                **{
+                    name: (
+                        ibis.literal(FOREVER, type=kind)
+                        if name == "until_s"
+                        else ibis.null().cast(kind)
+                        if name == "next_order_s"
+                        else untouched[name].cast(kind)
+                    )
+                    for name, kind in kinds.items()
+                }
+            )
+        )
+    return state
 
 
 def _at_cutoffs(tables: LineTables, dates: list[dt.date]) -> tuple[ir.Table, ir.Table]:
@@ -825,13 +846,18 @@ def write_snapshots(
     folder = SnapshotFolder(train_out)
     bounds = (
         lines.aggregate(
-            first=lines.order_ts.min(), last=lines.order_ts.max(), customers=lines.customer_id.nunique()
+            first=lines.order_ts.min(),
+            last=lines.order_ts.max(),
+            # an estimate (HyperLogLog) is cheap and enough unless it is near the minimum
+            customers=lines.customer_id.approx_nunique(),
         )
         .to_pandas()
         .iloc[0]
     )
     if pd.isna(bounds["first"]):
         raise ScheduleError("no transactions to build features from")
+    if bounds["customers"] < 2 * needs.min_customers:
+        bounds["customers"] = int(lines.customer_id.nunique().execute())
     if bounds["customers"] < needs.min_customers:
         raise ScheduleError(
             f"only {bounds['customers']} distinct customer(s) in the transactions (train.min_customers = "
