@@ -190,15 +190,7 @@ class LineTables:
         later = sorted(d for d in set(at) if d > carried.score_date)
         fresh = _state(new, later, base=base)
         carried_rows = carried.state.filter(carried.state.until_s != FOREVER)
-        types = fresh.schema()
-        state = carried_rows.select(
-            **{
-                name: carried_rows[name].cast(kind)
-                if name in carried_rows.columns
-                else ibis.null().cast(kind)
-                for name, kind in types.items()
-            }
-        ).union(fresh)
+        state = _shaped(carried_rows, fresh.schema()).union(fresh)
         earlier_asked = [d for d in asked if d <= carried.score_date]
         start = pd.Timestamp(min(asked) - dt.timedelta(days=reach_days))
         attributes = None
@@ -341,13 +333,7 @@ def _state(tables: LineTables, dates: list[dt.date], base: ir.Table | None = Non
         # only the customers with new events are cumulated on; the others' rows hold as they are
         untouched = base.anti_join(per, "customer_id")
         base = base.semi_join(per, "customer_id")
-        types = per.schema()
-        per = base.select(
-            **{
-                name: (ibis.literal(-1, type=types["bucket"]) if name == "bucket" else base[name].cast(kind))
-                for name, kind in types.items()
-            }
-        ).union(per)
+        per = _shaped(base, per.schema(), bucket=ibis.literal(-1)).union(per)
     so_far = ibis.window(group_by=per.customer_id, order_by=per.bucket, rows=(None, 0))
     later = ibis.window(group_by=per.customer_id, order_by=per.bucket, rows=(1, None))
     ordered = ibis.window(group_by=per.customer_id, order_by=per.bucket)
@@ -371,22 +357,21 @@ def _state(tables: LineTables, dates: list[dt.date], base: ir.Table | None = Non
     )
     state = state.filter(state.from_s.notnull())
     if untouched is not None:
-        kinds = state.schema()
-        state = state.union(
-            untouched.select(
-                **{
-                    name: (
-                        ibis.literal(FOREVER, type=kind)
-                        if name == "until_s"
-                        else ibis.null().cast(kind)
-                        if name == "next_order_s"
-                        else untouched[name].cast(kind)
-                    )
-                    for name, kind in kinds.items()
-                }
-            )
-        )
+        state = state.union(_shaped(untouched, state.schema(), until_s=ibis.literal(FOREVER)))
     return state
+
+
+def _shaped(table: ir.Table, schema: ibis.Schema, **given: ir.Value) -> ir.Table:
+    """`table` with the columns of `schema`, in its order and of its types: the `given` values,
+    else `table`'s column, else null (for a union with a table of that schema)."""
+    return table.select(
+        **{
+            name: (
+                given[name] if name in given else table[name] if name in table.columns else ibis.null()
+            ).cast(kind)
+            for name, kind in schema.items()
+        }
+    )
 
 
 def _at_cutoffs(tables: LineTables, dates: list[dt.date]) -> tuple[ir.Table, ir.Table]:
