@@ -657,7 +657,7 @@ def horizon_report(
     candidates = watchable or [min(params.horizon_candidates)]
     longest = max(candidates)
     reference = score_date - dt.timedelta(days=2 * longest)
-    ref_s = int(pd.Timestamp(reference).timestamp())
+    ref_s = epoch(reference)
     tables = LineTables.of(lines)
     # an order's time is that of its lines; only the orders since the lookback before the
     # reference can make a customer eligible there

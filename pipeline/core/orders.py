@@ -69,15 +69,10 @@ def orders_from_lines(lines: ir.Table, earlier: ir.Table | None = None) -> ir.Ta
             order_rank=orders.order_rank + orders.earlier_orders.fill_null(0),
             prev_s=orders.prev_s.fill_null(orders.earlier_s.cast("int64")),
         ).drop("earlier_orders", "earlier_s")
-    orders = orders.mutate(gap_s=orders.ts_s.cast("int64") - orders.prev_s).drop("prev_s")
-    return with_times(orders)
-
-
-def with_times(orders: ir.Table) -> ir.Table:
-    """`orders` (with `gap_s`) with what is read from each order's time: the gap in days, the
-    minute of the day and whether it fell on a weekend."""
+    gap_s = orders.ts_s.cast("int64") - orders.prev_s
     return orders.mutate(
+        gap_s=gap_s,
         minute_of_day=(orders.order_ts.hour() * 60 + orders.order_ts.minute()).cast("int64"),
-        gap_days=to_days(orders.gap_s),
+        gap_days=to_days(gap_s),
         weekend=(orders.order_ts.day_of_week.index() >= 5).cast("int64"),
-    )
+    ).drop("prev_s")
