@@ -88,6 +88,13 @@ def test_a_history_is_read_only_while_its_lines_and_context_hold(tmp_path):
     assert not carried.covers([D("2024-02-15")])  # before its date and not a carry date
     assert history.read(train, con, "other", {D("2024-03-01"): "L"}) is None
     assert history.read(train, con, "C", {D("2024-03-01"): "changed"}) is None
+    # a damaged table is refused when read, not when a query reaches it
+    state = train / history.FOLDER / "state.parquet"
+    whole = state.read_bytes()
+    state.write_bytes(b"garbage")
+    assert history.read(train, con, "C", {D("2024-03-01"): "L"}) is None
+    state.write_bytes(whole)
+    assert history.read(train, con, "C", {D("2024-03-01"): "L"}) is not None
     (train / history.FOLDER / history.META).write_text("{not json")
     assert history.read(train, con, "C", {D("2024-03-01"): "L"}) is None
 

@@ -125,17 +125,19 @@ def read(
         if lines_digest.get(score_date) != meta["lines"]:
             log.info("carried history: lines before %s changed; the history is read again", score_date)
             return None
+        present = {name: folder / f"{name}.parquet" for name in TABLES}
+        present = {name: path for name, path in present.items() if path.is_file()}
+        for path in present.values():
+            pq.read_metadata(path)  # a damaged file is refused here, not halfway through the run
         tables = {
-            name: backend.read_parquet(
-                folder / f"{name}.parquet", table_name=f"churn_history_{uuid.uuid4().hex}"
-            )
-            if (folder / f"{name}.parquet").is_file()
+            name: backend.read_parquet(present[name], table_name=f"churn_history_{uuid.uuid4().hex}")
+            if name in present
             else None
             for name in TABLES
         }
         if tables["state"] is None or tables["gaps"] is None:
             raise ValueError("state or gaps missing")
-    except (OSError, KeyError, ValueError, TypeError) as exc:
+    except (OSError, KeyError, ValueError, TypeError, pa.ArrowException) as exc:
         log.warning("carried history in %s unreadable (%s); the history is read again", folder, exc)
         return None
     return Carried(score_date=score_date, dates=dates, **tables)
