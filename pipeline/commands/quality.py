@@ -12,6 +12,7 @@ import ibis
 import pandas as pd
 import yaml
 
+from pipeline.core.columns import LABEL
 from pipeline.core.cutoffs import Schedule, SplitNeeds
 from pipeline.core.errors import PipelineError
 from pipeline.core.features import make_snapshots
@@ -19,7 +20,6 @@ from pipeline.core.metrics import classification_metrics
 from pipeline.core.oracle import truth_at
 from pipeline.core.params import Params, ParamsError, validate_params
 from pipeline.core.shop import SimulatedShop, read_shop
-from pipeline.core.tables import LABEL
 from pipeline.stages.backtest import backtest
 from pipeline.stages.ingest import ingest
 

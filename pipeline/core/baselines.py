@@ -8,8 +8,8 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from pipeline.core.columns import LABEL
 from pipeline.core.numerics import logistic_regression
-from pipeline.core.tables import LABEL
 
 RFM = ("recency_days", "n_orders", "spend", "tenure_days")
 # the snapshot columns the baselines learn from: a stage that only fits them reads no others

@@ -13,8 +13,8 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import log_loss
 
 from pipeline.core.baselines import RFM, rfm_matrix
+from pipeline.core.columns import LABEL
 from pipeline.core.numerics import Logistic, logistic_regression
-from pipeline.core.tables import LABEL
 
 EPS = 1e-6
 

@@ -38,6 +38,7 @@ import pandas as pd
 
 from pipeline.core import history
 from pipeline.core.btyd import BGNBD, ParetoNBD, Summary, btyd_predictions, fit_models, fit_sample
+from pipeline.core.columns import HORIZON, KEYS, LABEL
 from pipeline.core.cutoffs import Schedule, ScheduleError, SplitNeeds, plan_schedule
 from pipeline.core.engine import hold, record_batches, release
 from pipeline.core.errors import PipelineError
@@ -62,7 +63,6 @@ from pipeline.core.partitions import (
     partition_metadata,
     read_snapshots,
 )
-from pipeline.core.tables import HORIZON, KEYS, LABEL
 
 log = logging.getLogger(__name__)
 

@@ -16,10 +16,10 @@ from sklearn.metrics import log_loss, roc_auc_score
 
 from pipeline.core.baselines import RFM
 from pipeline.core.calibration import Calibrator, choose, fit_blend, fit_rfm, initial_score
+from pipeline.core.columns import LABEL
 from pipeline.core.errors import PipelineError
 from pipeline.core.model import ChurnModel, booster_probability, feature_columns, label_horizon, model_frame
 from pipeline.core.params import TrainParams
-from pipeline.core.tables import LABEL
 
 log = logging.getLogger(__name__)
 

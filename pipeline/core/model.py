@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 
 from pipeline.core.calibration import Calibrator, initial_score
+from pipeline.core.columns import HORIZON, KEYS, LABEL
 from pipeline.core.errors import SnapshotError
 from pipeline.core.io import read_json
-from pipeline.core.tables import HORIZON, KEYS, LABEL
 
 
 def feature_columns(snapshot: pd.DataFrame) -> list[str]:

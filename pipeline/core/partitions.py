@@ -36,11 +36,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pipeline.core.columns import LABEL
 from pipeline.core.errors import PipelineError
 from pipeline.core.io import read_json, write_json
 from pipeline.core.params import FeaturizeParams
 from pipeline.core.sources import ROOT, reached
-from pipeline.core.tables import LABEL
 
 INDEX = "index.json"
 NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})\.([0-9a-f]{16})\.parquet$")

@@ -12,11 +12,6 @@ import pandera.pandas as pa
 from pipeline.core.errors import PipelineError
 from pipeline.core.params import CANONICAL_OPTIONAL, LIFECYCLE_STAGES, RISK_TIERS, VALUE_TIERS
 
-# snapshot tables: one row per customer and cutoff; the label is 1 when the customer churned
-KEYS = ["customer_id", "cutoff"]
-LABEL = "churned"
-HORIZON = "horizon_days"  # the label window's length, carried with every snapshot row; not a feature
-
 _NON_EMPTY = pa.Check.str_length(min_value=1)
 _FINITE = pa.Check(lambda s: np.isfinite(s), element_wise=False, error="finite")
 

@@ -18,6 +18,7 @@ import pandas as pd
 
 from pipeline.core import tracking
 from pipeline.core.baselines import baseline_scores
+from pipeline.core.columns import LABEL
 from pipeline.core.fitting import (
     Split,
     TrainError,
@@ -32,7 +33,6 @@ from pipeline.core.metrics import best_baseline, classification_metrics
 from pipeline.core.model import SUMMARY_FILE, ChurnModel
 from pipeline.core.params import Params, TrainParams
 from pipeline.core.partitions import read_snapshots
-from pipeline.core.tables import LABEL
 
 log = logging.getLogger(__name__)
 MODEL = "model"

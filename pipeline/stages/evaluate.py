@@ -32,13 +32,13 @@ from sklearn.metrics import (
 from pipeline.core import registry, tracking
 from pipeline.core.baselines import TRAINING_INPUTS, baseline_scores
 from pipeline.core.calibration import expected_calibration_error, reliability_table
+from pipeline.core.columns import LABEL
 from pipeline.core.errors import SnapshotError
 from pipeline.core.fitting import cap_rows
 from pipeline.core.io import atomic_path, csv_bytes, read_json, write_headline, write_json
 from pipeline.core.model import EVALUATION_DIR, SUMMARY_FILE, ChurnModel, risk_deciles
 from pipeline.core.params import EvaluateParams, TrainParams
 from pipeline.core.partitions import read_snapshots
-from pipeline.core.tables import LABEL
 
 log = logging.getLogger(__name__)
 CURVE_POINTS = 200

@@ -33,13 +33,14 @@ import numpy as np
 import pandas as pd
 
 from pipeline.core import tracking
+from pipeline.core.columns import LABEL
 from pipeline.core.engine import hold
 from pipeline.core.io import atomic_path, read_json, write_csv, write_headline, write_json
 from pipeline.core.model import SUMMARY_FILE, ChurnModel
 from pipeline.core.orders import orders_from_lines
 from pipeline.core.partitions import each_snapshot_file
 from pipeline.core.records import Fits, read_record
-from pipeline.core.tables import LABEL, SCORE_FILE_SCHEMA, read_table
+from pipeline.core.tables import SCORE_FILE_SCHEMA, read_table
 from pipeline.core.uplift import DECISION_FILE
 
 log = logging.getLogger(__name__)

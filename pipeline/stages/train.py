@@ -23,6 +23,7 @@ from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
 from pipeline.core import registry, tracking
+from pipeline.core.columns import LABEL
 from pipeline.core.fitting import Fitted, fit_churn_model, preflight, recipe_digest, select, split_snapshots
 from pipeline.core.io import atomic_path, write_json
 from pipeline.core.model import (
@@ -38,7 +39,6 @@ from pipeline.core.model import (
 from pipeline.core.params import Params
 from pipeline.core.partitions import read_snapshots
 from pipeline.core.runs import params_digest, run_kind
-from pipeline.core.tables import LABEL
 
 log = logging.getLogger(__name__)
 

@@ -37,9 +37,9 @@ def tune(snapshots: pd.DataFrame, params: Params, trials: int) -> tuple[dict, li
     import optuna
     from sklearn.metrics import log_loss, roc_auc_score
 
+    from pipeline.core.columns import LABEL
     from pipeline.core.fitting import fit, holdout_customers, select, split_snapshots
     from pipeline.core.model import booster_probability
-    from pipeline.core.tables import LABEL
 
     split = split_snapshots(snapshots, params.train)
     rows = select(snapshots, split.train)
