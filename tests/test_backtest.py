@@ -198,7 +198,9 @@ def test_the_origin_train_judged_is_read_not_refitted_and_every_metric_is_the_sa
     fits = []
     real_fit = stage.fit_churn_model
     monkeypatch.setattr(
-        stage, "fit_churn_model", lambda rows, p: fits.append(rows["cutoff"].max()) or real_fit(rows, p)
+        stage,
+        "fit_churn_model",
+        lambda rows, p, total=None: fits.append(rows["cutoff"].max()) or real_fit(rows, p, total),
     )
     snapshots = read_snapshots(path)
 
@@ -224,3 +226,26 @@ def test_a_judged_model_of_another_recipe_or_other_snapshots_is_not_read(trained
     write_parquet(_history(cutoffs=9), other)
     assert stage.read_judged(folder, other, params.train) is None
     assert stage.read_judged(None, path, params.train) is None
+
+
+def test_the_rows_read_for_the_fits_give_every_metric_of_the_whole_table(tmp_path):
+    """The stage reads each origin's rows and, of the training cutoffs, only the customers the cap
+    keeps; with the cap biting, every metric is the whole table's, to the last bit."""
+    from pipeline.core.io import write_parquet
+    from pipeline.core.partitions import read_snapshots
+    from pipeline.stages import backtest as stage
+
+    path = tmp_path / "train.parquet"
+    write_parquet(_history(), path)
+    params = load_params(ROOT / "params.yaml")
+    params = params.model_copy(update={"train": params.train.model_copy(update={"max_rows": 1200})})
+    rows, keys = stage.backtest_rows(path, params)
+    whole = read_snapshots(path)
+    pd.testing.assert_frame_equal(keys, whole[["customer_id", "cutoff", "horizon_days"]])
+    origins = sorted(whole["cutoff"].unique())[-3:]
+    assert whole["cutoff"].isin(origins).sum() == rows["cutoff"].isin(origins).sum()  # whole
+    earlier = len(whole) - whole["cutoff"].isin(origins).sum()
+    assert len(rows) - rows["cutoff"].isin(origins).sum() < 0.6 * earlier  # the cap bites on the others
+    read = stage.backtest(rows, params=params, origins=3, keys=keys)
+    pd.testing.assert_frame_equal(read, stage.backtest(whole, params=params, origins=3))
+    assert read["cutoff"].nunique() == 3

@@ -129,3 +129,30 @@ def test_the_row_cap_keeps_every_cutoff_of_a_share_of_customers_independent_of_t
     # the early-stopping holdout keeps its share among the kept customers (an independent hash)
     held = holdout_customers(kept, 0.2, seed=1).mean()
     assert abs(held - 0.2) < 0.03
+
+
+def test_rows_read_by_the_capped_mask_fit_the_model_of_the_whole_table():
+    """The train stage reads only the rows its two fits learn from after the cap; fitted with the
+    whole set's row count, they give the same booster, to the last split and leaf value."""
+    from pipeline.core.fitting import cap_rows, capped_mask, select
+
+    start = pd.Timestamp("2024-01-01")
+    frames = [_snapshots(seed=k).assign(cutoff=start + pd.Timedelta(days=14 * k)) for k in range(4)]
+    whole = pd.concat(frames, ignore_index=True)
+    params = PARAMS.model_copy(update={"max_rows": len(whole) // 3})
+    early, every = sorted(whole["cutoff"].unique())[:3], sorted(whole["cutoff"].unique())
+    mask = capped_mask(whole[["customer_id", "cutoff"]], [early, every], params)
+    n_early = int(whole["cutoff"].isin(early).sum())
+    # every row of the customers each cap keeps, and no other row
+    kept = cap_rows(select(whole, early), params.max_rows, params.seed).index.union(
+        cap_rows(whole, params.max_rows, params.seed).index
+    )
+    assert np.flatnonzero(mask).tolist() == kept.tolist()
+    assert mask.sum() < 0.5 * len(whole)  # the cap bites
+    read = whole[mask].reset_index(drop=True)
+    for rows, cutoffs, total in ((read, every, len(whole)), (select(read, early), early, n_early)):
+        alone = fit_churn_model(select(whole, cutoffs), params).booster.model_to_string()
+        assert fit_churn_model(rows, params, total=total).booster.model_to_string() == alone
+    # at or below the cap every row of the set is read
+    roomy = PARAMS.model_copy(update={"max_rows": len(whole)})
+    assert capped_mask(whole[["customer_id", "cutoff"]], [early, every], roomy).all()

@@ -6,6 +6,7 @@ import json
 import shutil
 
 import ibis
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
@@ -328,3 +329,18 @@ def test_the_latest_cutoffs_read_alone_are_those_rows_of_the_whole_table(small_s
         # the same from one file holding every cutoff
         write_parquet(whole, tmp_path / "one.parquet")
         pd.testing.assert_frame_equal(read_snapshots(tmp_path / "one.parquet", latest=n), expected)
+
+
+def test_a_mask_keeps_those_rows_of_the_whole_table_file_by_file(small_shop, tmp_path):
+    folder = tmp_path / "train"
+    _run(small_shop, folder)
+    whole = read_snapshots(folder)
+    assert len(snapshot_files(folder)) == 6
+    mask = (np.arange(len(whole)) % 3 == 0) | (whole["cutoff"] == whole["cutoff"].max()).to_numpy()
+    expected = whole[mask].reset_index(drop=True)
+    pd.testing.assert_frame_equal(read_snapshots(folder, mask=mask), expected)
+    write_parquet(whole, tmp_path / "one.parquet")
+    pd.testing.assert_frame_equal(read_snapshots(tmp_path / "one.parquet", mask=mask), expected)
+    short = f"a mask of {len(whole) - 1} flags for a table of {len(whole)} rows"
+    with pytest.raises(ValueError, match=short):
+        read_snapshots(folder, mask=mask[1:])

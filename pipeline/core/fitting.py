@@ -66,16 +66,56 @@ def recipe_digest(params: TrainParams) -> str:
     return hashlib.sha256(params.model_dump_json().encode()).hexdigest()
 
 
-def cap_rows(rows: pd.DataFrame, max_rows: int | None, seed: int) -> pd.DataFrame:
+CAP_SCALE = 1_000_000  # the cap's hash is read modulo this: shares in steps of one in a million
+
+
+def cap_threshold(n_rows: int, max_rows: int | None) -> int | None:
+    """The cap on a set of `n_rows` rows: a customer is kept when `cap_hash` of the id falls below
+    it, a share max_rows / n_rows of the customers. None: every row (no cap, or few enough rows)."""
+    if max_rows is None or n_rows <= max_rows:
+        return None
+    return round(max_rows / n_rows * CAP_SCALE)
+
+
+def cap_hash(customer_ids: pd.Series, seed: int) -> np.ndarray:
+    """A keyed hash of each id in [0, CAP_SCALE), independent of `holdout_customers`'s."""
+    hashed = pd.util.hash_array(customer_ids.to_numpy(dtype=object), hash_key=f"cap{seed:013d}"[-16:])
+    return hashed % CAP_SCALE
+
+
+def cap_rows(rows: pd.DataFrame, max_rows: int | None, seed: int, total: int | None = None) -> pd.DataFrame:
     """`rows` cut to about `max_rows` when longer: every row of a share max_rows / len(rows) of the
-    customers, chosen by a keyed hash of the id independent of `holdout_customers`'s, so a kept
-    customer keeps every cutoff and the held-out share stays what it was. None: every row."""
-    if max_rows is None or len(rows) <= max_rows:
+    customers, chosen by `cap_hash`, so a kept customer keeps every cutoff and the held-out share
+    stays what it was. None: every row. `total`: the number of rows of the set being capped when
+    `rows` hold only part of it, every row of the customers the cap keeps among them (a stage that
+    read only those, `capped_mask`); the same rows are kept as from the whole set."""
+    total = len(rows) if total is None else total
+    threshold = cap_threshold(total, max_rows)
+    if threshold is None:
         return rows
-    hashed = pd.util.hash_array(rows["customer_id"].to_numpy(dtype=object), hash_key=f"cap{seed:013d}"[-16:])
-    keep = (hashed % 1_000_000) < round(max_rows / len(rows) * 1_000_000)
-    log.info("training rows capped by train.max_rows: %d of %d", int(keep.sum()), len(rows))
+    keep = cap_hash(rows["customer_id"], seed) < threshold
+    log.info("training rows capped by train.max_rows: %d of %d", int(keep.sum()), total)
     return rows[keep]
+
+
+def capped_mask(keys: pd.DataFrame, fits: list[list[pd.Timestamp]], params: TrainParams) -> np.ndarray:
+    """One flag per row of `keys` (the snapshots' customer_id and cutoff columns, in the table's
+    order): the rows that fits of the recipe on each set of cutoffs in `fits` learn from after the
+    cap, so that a stage reads only those (`read_snapshots(mask=...)`) and holds about
+    `train.max_rows` rows per fit whatever the size of the table. Fit such rows with `total`, the
+    set's number of rows in `keys`."""
+    keep = np.zeros(len(keys), dtype=bool)
+    hashed = None
+    for cutoffs in fits:
+        in_set = keys["cutoff"].isin(cutoffs).to_numpy()
+        threshold = cap_threshold(int(in_set.sum()), params.max_rows)
+        if threshold is None:
+            keep |= in_set
+            continue
+        if hashed is None:
+            hashed = cap_hash(keys["customer_id"], params.seed)
+        keep |= in_set & (hashed < threshold)
+    return keep
 
 
 @dataclass(frozen=True)
@@ -94,7 +134,7 @@ class Fitted:
         return ChurnModel(self.booster, self.calibrator)
 
 
-def fit_churn_model(rows: pd.DataFrame, params: TrainParams) -> Fitted:
+def fit_churn_model(rows: pd.DataFrame, params: TrainParams, total: int | None = None) -> Fitted:
     """The recipe for every model that scores or is judged. Boost on the training customers with
     early stopping on the customers held out of the same cutoffs, so every closed label counts and
     no cutoff is set aside; the boosting starts from `train.boost_from`'s log-odds. Then, on the
@@ -102,8 +142,9 @@ def fit_churn_model(rows: pd.DataFrame, params: TrainParams) -> Fitted:
     rates move), fit the blend of the booster, an RFM regression and the BTYD models
     (`train.blend`), leveled to the booster (`train.level`), or else the calibrator of lowest
     cross-validated log loss. With `train.refit`, boost again on every row with the rounds found.
-    Above `train.max_rows` rows, the recipe runs on a share of the customers (`cap_rows`)."""
-    rows = cap_rows(rows, params.max_rows, params.seed)
+    Above `train.max_rows` rows, the recipe runs on a share of the customers (`cap_rows`; `total`:
+    the number of rows when `rows` were read cut to that share by `capped_mask`)."""
+    rows = cap_rows(rows, params.max_rows, params.seed, total=total)
     held = holdout_customers(rows, params.valid_share, params.seed)
     probe = fit(rows[~held], rows[held], params)
     best = probe.best_iteration or probe.current_iteration()

@@ -236,12 +236,28 @@ def _read_one(file: Path, columns: list[str] | None) -> pa.Table:
     return table.replace_schema_metadata(meta)
 
 
-def read_snapshots(path: Path, columns: list[str] | None = None, latest: int | None = None) -> pd.DataFrame:
+def read_snapshots(
+    path: Path, columns: list[str] | None = None, latest: int | None = None, mask: np.ndarray | None = None
+) -> pd.DataFrame:
     """The training snapshots as one DataFrame in (cutoff, customer) order, each Arrow buffer freed
     as its column is converted (as `io.read_parquet`). `latest`: only the rows of the latest that
-    many cutoffs (in a folder, only their files are read)."""
+    many cutoffs (in a folder, only their files are read). `mask`: one flag per row of the whole
+    table, in its order; only the flagged rows are kept, file by file, so the others are never
+    held beside them."""
     files = snapshot_files(path)[-latest:] if latest is not None else snapshot_files(path)
-    table = pa.concat_tables([_read_one(file, columns) for file in files], promote_options="default")
+    if mask is None:
+        table = pa.concat_tables([_read_one(file, columns) for file in files], promote_options="default")
+    else:
+        if latest is not None:
+            raise ValueError("read_snapshots: a mask covers the whole table, not the latest cutoffs")
+        sizes = [pq.read_metadata(file).num_rows for file in files]
+        if sum(sizes) != len(mask):
+            raise ValueError(f"read_snapshots: a mask of {len(mask)} flags for a table of {sum(sizes)} rows")
+        pieces, start = [], 0
+        for file, size in zip(files, sizes, strict=True):
+            pieces.append(_read_one(file, columns).filter(pa.array(mask[start : start + size])))
+            start += size
+        table = pa.concat_tables(pieces, promote_options="default")
     if latest is not None:  # a single file holds every cutoff
         kept = pc.unique(table.column("cutoff")).sort()[-latest:]
         table = table.filter(pc.is_in(table.column("cutoff"), kept))

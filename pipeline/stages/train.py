@@ -23,8 +23,16 @@ from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
 from pipeline.core import registry, tracking
-from pipeline.core.columns import LABEL
-from pipeline.core.fitting import Fitted, fit_churn_model, preflight, recipe_digest, select, split_snapshots
+from pipeline.core.columns import HORIZON, KEYS, LABEL
+from pipeline.core.fitting import (
+    Fitted,
+    capped_mask,
+    fit_churn_model,
+    preflight,
+    recipe_digest,
+    select,
+    split_snapshots,
+)
 from pipeline.core.io import atomic_path, write_json
 from pipeline.core.model import (
     CALIBRATOR_FILE,
@@ -54,10 +62,10 @@ def save_model(fitted: Fitted, folder: Path, summary: dict[str, Any]) -> None:
     write_json(summary, folder / SUMMARY_FILE)
 
 
-def _about(fitted: Fitted, rows: pd.DataFrame) -> dict[str, Any]:
+def _about(fitted: Fitted, rows: int) -> dict[str, Any]:
     return {
         "best_iteration": fitted.best_iteration,
-        "rows": len(rows),
+        "rows": rows,
         "calibration": fitted.calibrator.method,
         "calibration_cutoffs": _dates(fitted.calibration_cutoffs),
         "calibration_log_loss": {k: round(v, 6) for k, v in fitted.calibration_losses.items()},
@@ -69,38 +77,37 @@ def main(params_path: Path, snapshots_path: Path, out_dir: Path, run_out: Path) 
     from pipeline.core.params import load_params
 
     params: Params = load_params(params_path)
-    snapshots = read_snapshots(snapshots_path)
-    split = split_snapshots(snapshots, params.train)
-    train, test = select(snapshots, split.train), select(snapshots, split.test)
-    preflight({"training": train, "test": test}, params.train)
+    # the keys and labels of every row first; then only the rows the two fits learn from
+    keys = read_snapshots(snapshots_path, columns=[*KEYS, LABEL, HORIZON])
+    split = split_snapshots(keys, params.train)
+    preflight({"training": select(keys, split.train), "test": select(keys, split.test)}, params.train)
+    every = sorted(pd.Timestamp(c) for c in keys["cutoff"].unique())
+    n_train, n_every = int(keys["cutoff"].isin(split.train).sum()), len(keys)
+    rows = read_snapshots(snapshots_path, mask=capped_mask(keys, [split.train, every], params.train))
     # judged: trained on what was known at the test cutoffs; scores: every closed label
-    judged = fit_churn_model(train, params.train)
-    scoring = fit_churn_model(snapshots, params.train)
+    judged = fit_churn_model(select(rows, split.train), params.train, total=n_train)
+    scoring = fit_churn_model(rows, params.train, total=n_every)
     out_dir.mkdir(parents=True, exist_ok=True)
     common = {
         "features": scoring.booster.feature_name(),
-        "horizon_days": label_horizon(snapshots),
+        "horizon_days": label_horizon(keys),
         "train_cutoffs": _dates(split.train),
         "test_cutoffs": _dates(split.test),
         # what the models were fitted from, so a stage can tell whether refitting would repeat them
         "recipe_sha256": recipe_digest(params.train),
         "snapshots_sha256": tracking.snapshots_digest(snapshots_path),
     }
-    judged_summary = {**common, **_about(judged, train)}
+    judged_summary = {**common, **_about(judged, n_train)}
     save_model(judged, out_dir / EVALUATION_DIR, judged_summary)
-    summary = {
-        **common,
-        "scoring_cutoffs": _dates(sorted(snapshots["cutoff"].unique())),
-        **_about(scoring, snapshots),
-    }
+    summary = {**common, "scoring_cutoffs": _dates(every), **_about(scoring, n_every)}
     save_model(scoring, out_dir, summary)
     log.info(
         "judged model: %d rounds on %d rows (%s); scoring model: %d rounds on %d rows; calibration %s",
         judged.best_iteration,
-        len(train),
+        n_train,
         judged.valid_scores,
         scoring.best_iteration,
-        len(snapshots),
+        n_every,
         scoring.calibrator.method,
     )
     identity = {
@@ -111,7 +118,7 @@ def main(params_path: Path, snapshots_path: Path, out_dir: Path, run_out: Path) 
         record_run(
             params=params,
             booster=scoring.booster,
-            train=snapshots,
+            train=rows,
             snapshots_path=snapshots_path,
             model_dir=out_dir,
             summary=summary,
@@ -121,9 +128,11 @@ def main(params_path: Path, snapshots_path: Path, out_dir: Path, run_out: Path) 
     )
 
 
-def snapshot_dataset(train: pd.DataFrame, snapshots_path: Path, digest: str) -> MetaDataset:
-    """The training snapshot as an MLflow dataset: its file, content digest (`snapshots_digest`)
-    and schema. (MLflow's pandas dataset infers the schema row by row in Python: 9 s for 200k rows.)"""
+def snapshot_dataset(train: pd.DataFrame, snapshots_path: Path, summary: dict[str, Any]) -> MetaDataset:
+    """The training snapshot as an MLflow dataset: its file, rows and cutoffs (from the scoring
+    model's `summary`), content digest (`snapshots_digest`) and schema (from the rows `train` the
+    model learnt from). (MLflow's pandas dataset infers the schema row by row in Python: 9 s for
+    200k rows.)"""
     with warnings.catch_warnings():
         # MLflow registers its local source for two schemes and warns that a path matches both: the
         # same class either way
@@ -131,9 +140,9 @@ def snapshot_dataset(train: pd.DataFrame, snapshots_path: Path, digest: str) -> 
         source = resolve_dataset_source(str(Path(snapshots_path).resolve()))
     return MetaDataset(
         source=source,
-        name=f"training-snapshots ({len(train)} rows, cutoffs {train['cutoff'].min().date()}"
-        f"..{train['cutoff'].max().date()})",
-        digest=digest[:16],
+        name=f"training-snapshots ({summary['rows']} rows, cutoffs {summary['scoring_cutoffs'][0]}"
+        f"..{summary['scoring_cutoffs'][-1]})",
+        digest=summary["snapshots_sha256"][:16],
         schema=infer_signature(train.head(1000).astype({LABEL: "float64"})).inputs,
     )
 
@@ -175,9 +184,7 @@ def record_run(
             }
         )
         mlflow.log_artifacts(str(model_dir), MODEL_ARTIFACTS)
-        mlflow.log_input(
-            snapshot_dataset(train, snapshots_path, summary["snapshots_sha256"]), context="training"
-        )
+        mlflow.log_input(snapshot_dataset(train, snapshots_path, summary), context="training")
         x = model_frame(train.head(200), booster.feature_name())
         signature = infer_signature(
             x.astype({c: "string" for c in x.select_dtypes("category")}), np.zeros(len(x))
