@@ -9,6 +9,7 @@ about 10M lines); `--set section.key=value` changes a param in the copy (YAML va
 
     python benchmarks/repro.py --repeat 3
     python benchmarks/repro.py --lines 10 --repeat 1 --set featurize.memory_limit=2GB
+    python benchmarks/repro.py --lines 10 --repeat 1 --keep /tmp/x10-project   # to profile a stage
 
 Each stage's `churn` command runs through a wrapper first on PATH that waits for it with
 `os.wait4`, which gives that process's own peak memory. (The stages run the installed `churn`
@@ -98,7 +99,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--lines", type=int, default=1, help="the shop's size in multiples of the sample")
     parser.add_argument("--set", action="append", default=[], help="section.key=value, a param in the copy")
+    parser.add_argument("--keep", type=Path, help="copy the last run's project here (to profile a stage)")
     args = parser.parse_args()
+    if args.keep is not None and args.keep.exists():
+        raise SystemExit(f"--keep {args.keep}: exists already")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp) / "project"
         shutil.copytree(ROOT / "pipeline", work / "pipeline", ignore=shutil.ignore_patterns("__pycache__"))
@@ -125,6 +129,8 @@ def main() -> None:
         runs = [one_run(work, env) for _ in range(args.repeat)]
         with open(work / "data" / "raw" / "transactions.csv", "rb") as raw:
             lines = sum(1 for _ in raw) - 1
+        if args.keep is not None:
+            shutil.copytree(work, args.keep, symlinks=True)
     print(f"cores: {os.cpu_count()}; runs: {args.repeat}; order lines: {lines:,}; {' '.join(args.set)}")
     print(f"{'stage':<12}{'median s':>10}{'min s':>8}{'max s':>8}{'peak MiB':>10}")
     for stage in runs[0][1]:
