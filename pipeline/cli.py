@@ -209,6 +209,12 @@ def evaluate(
     headline: Annotated[
         Path | None, typer.Option(help="Headline metrics for dvc metrics show (JSON): a few numbers.")
     ] = None,
+    baselines: Annotated[
+        Path | None,
+        typer.Option(
+            help="The baselines' scores of the held-out rows (Parquet), for backtest's latest origin."
+        ),
+    ] = None,
     params: ParamsOpt = PARAMS,
 ) -> None:
     """Held-out metrics of the model and of every baseline, per segment, with curves and figures."""
@@ -226,6 +232,7 @@ def evaluate(
         plots_dir=plots,
         judged_out=judged,
         headline_out=headline,
+        baselines_out=baselines,
     )
 
 
@@ -271,6 +278,13 @@ def backtest(
             "fitted for, when fitted by the same recipe from the same snapshots, instead of fitting it again."
         ),
     ] = None,
+    baselines: Annotated[
+        Path | None,
+        typer.Option(
+            help="evaluate's baseline scores (Parquet): at the judged model's origin, read instead of "
+            "fitting the baselines again when they are of the same rows, recipe and snapshots."
+        ),
+    ] = None,
     params: ParamsOpt = PARAMS,
 ) -> None:
     """Rolling-origin backtest of the model and the baselines over the last cutoffs."""
@@ -278,7 +292,13 @@ def backtest(
 
     _run(
         stage.main,
-        inputs=("params_path", "snapshots_path:parquet", "run_path:json", "judged_dir"),
+        inputs=(
+            "params_path",
+            "snapshots_path:parquet",
+            "run_path:json",
+            "baselines_path:parquet",
+            "judged_dir",
+        ),
         params_path=params,
         snapshots_path=snapshots,
         run_path=run,
@@ -288,6 +308,7 @@ def backtest(
         figure_out=figure,
         headline_out=headline,
         judged_dir=judged,
+        baselines_path=baselines,
     )
 
 

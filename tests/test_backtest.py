@@ -249,3 +249,40 @@ def test_the_rows_read_for_the_fits_give_every_metric_of_the_whole_table(tmp_pat
     read = stage.backtest(rows, params=params, origins=3, keys=keys)
     pd.testing.assert_frame_equal(read, stage.backtest(whole, params=params, origins=3))
     assert read["cutoff"].nunique() == 3
+
+
+def test_at_the_judged_origin_evaluates_baseline_scores_are_read_and_every_metric_is_the_same(
+    trained, tmp_path, monkeypatch
+):
+    from pipeline.core.partitions import read_snapshots
+    from pipeline.stages import backtest as stage
+    from pipeline.stages import evaluate
+
+    path, judged_dir = trained
+    scores = tmp_path / "baselines.parquet"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        evaluate.main(
+            params_path=ROOT / "params.yaml",
+            snapshots_path=path,
+            model_dir=judged_dir.parent,
+            run_path=judged_dir.parent.parent / "run.json",
+            truth_path=None,
+            metrics_out=tmp_path / "evaluate.json",
+            plots_dir=tmp_path / "plots",
+            judged_out=tmp_path / "judged.json",
+            baselines_out=scores,
+        )
+    params = load_params(ROOT / "params.yaml")
+    fits = []
+    real = stage.baseline_scores
+    monkeypatch.setattr(stage, "baseline_scores", lambda *args: fits.append(1) or real(*args))
+    snapshots = read_snapshots(path)
+    judged = stage.read_judged(judged_dir, path, params.train, baselines=scores)
+    read = stage.backtest(snapshots, params=params, origins=3, judged=judged)
+    assert len(fits) == 2  # the two earlier origins; the latest reads evaluate's scores
+    fitted = stage.backtest(
+        snapshots, params=params, origins=3, judged=stage.read_judged(judged_dir, path, params.train)
+    )
+    assert len(fits) == 5
+    pd.testing.assert_frame_equal(read, fitted)

@@ -49,3 +49,34 @@ def test_the_learned_baselines_are_probabilities_that_rank_by_recency_here():
         assert ((p > 0) & (p < 1)).all()
         assert roc_auc_score(held["churned"], p) > 0.75
         np.testing.assert_array_equal(p, scorer(train, held))
+
+
+def test_saved_scores_are_read_back_only_for_the_same_rows_recipe_and_snapshots(tmp_path):
+    from pipeline.core.baselines import load_scores, save_scores
+
+    held_out = pd.DataFrame(
+        {
+            "customer_id": ["a", "b", "c"],
+            "cutoff": pd.to_datetime(["2024-01-01"] * 3),
+            "churned": [0, 1, 1],
+        },
+        index=[7, 8, 9],  # a slice of a larger table
+    )
+    scores = {
+        "recency": (np.array([3.0, 40.0, 12.5]), False),
+        "logistic_rfm": (np.array([0.1, 0.7, 1 / 3]), True),
+    }
+    fitted_by = {"recipe_sha256": "r1", "snapshots_sha256": "s1"}
+    path = tmp_path / "baselines.parquet"
+    save_scores(scores, held_out=held_out, fitted_by=fitted_by, path=path)
+    read = load_scores(path, held_out=held_out, fitted_by=fitted_by)
+    assert read is not None and list(read) == ["recency", "logistic_rfm"]
+    for name, (score, probability) in scores.items():
+        assert read[name][1] is probability
+        assert read[name][0].tolist() == score.tolist()  # to the last bit
+    assert load_scores(path, held_out=held_out, fitted_by={**fitted_by, "recipe_sha256": "r2"}) is None
+    assert load_scores(path, held_out=held_out, fitted_by={**fitted_by, "snapshots_sha256": "s2"}) is None
+    assert load_scores(path, held_out=held_out.iloc[::-1], fitted_by=fitted_by) is None  # other order
+    assert load_scores(path, held_out=held_out.iloc[:2], fitted_by=fitted_by) is None
+    assert load_scores(tmp_path / "none.parquet", held_out=held_out, fitted_by=fitted_by) is None
+    assert load_scores(None, held_out=held_out, fitted_by=fitted_by) is None

@@ -4,11 +4,16 @@ the four RFM features."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
-from pipeline.core.columns import LABEL
+from pipeline.core.columns import KEYS, LABEL
+from pipeline.core.io import parquet_stream
 from pipeline.core.numerics import logistic_regression
 
 RFM = ("recency_days", "n_orders", "spend", "tenure_days")
@@ -69,3 +74,38 @@ def baseline_scores(
         if column in held_out.columns:
             scores[name] = (held_out[column].to_numpy(), True)
     return scores
+
+
+SCORES_META = b"churn.baselines"
+
+
+def save_scores(
+    scores: dict[str, tuple[np.ndarray, bool]], held_out: pd.DataFrame, fitted_by: dict[str, str], path: Path
+) -> None:
+    """The baselines' scores of the held-out rows, with the rows' keys and what the baselines were
+    fitted by (`fitted_by`: the recipe's and the snapshots' digests), so that a stage scoring the
+    same rows with baselines fitted the same way reads them (`load_scores`) instead of fitting
+    them again."""
+    about = {"fitted_by": fitted_by, "probability": {name: flag for name, (_, flag) in scores.items()}}
+    frame = held_out[KEYS].reset_index(drop=True).assign(**{name: s for name, (s, _) in scores.items()})
+    with parquet_stream(path, metadata={SCORES_META: json.dumps(about, sort_keys=True).encode()}) as write:
+        write(frame)
+
+
+def load_scores(
+    path: Path | None, held_out: pd.DataFrame, fitted_by: dict[str, str]
+) -> dict[str, tuple[np.ndarray, bool]] | None:
+    """The scores `save_scores` wrote for exactly these rows (the same keys in the same order) by
+    baselines fitted as `fitted_by` says; None when there is no such file or it is of other rows,
+    another recipe or other snapshots."""
+    if path is None or not Path(path).is_file():
+        return None
+    table = pq.read_table(path)
+    about = json.loads((table.schema.metadata or {}).get(SCORES_META, b"{}"))
+    if about.get("fitted_by") != fitted_by:
+        return None
+    frame = table.to_pandas()
+    if not frame[KEYS].equals(held_out[KEYS].reset_index(drop=True)):
+        return None
+    names = [c for c in frame.columns if c not in KEYS]  # in the order they were scored
+    return {name: (frame[name].to_numpy(), bool(about["probability"][name])) for name in names}

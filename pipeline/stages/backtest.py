@@ -17,7 +17,7 @@ import mlflow
 import pandas as pd
 
 from pipeline.core import tracking
-from pipeline.core.baselines import baseline_scores
+from pipeline.core.baselines import baseline_scores, load_scores
 from pipeline.core.columns import HORIZON, KEYS, LABEL
 from pipeline.core.fitting import (
     Split,
@@ -43,25 +43,34 @@ MODEL = "model"
 class Judged:
     """The train stage's judged model, fitted by this recipe from these snapshots on `split`: the
     model of the origin with that split, read instead of fitted again (the fit is deterministic, so
-    it is the same model; at the latest origin this saves one of the three trainings)."""
+    it is the same model; at the latest origin this saves one of the three trainings). `baselines`:
+    evaluate's baseline scores of that origin's rows (`baselines.save_scores`), read instead of
+    fitting the baselines again when they were fitted as `fitted_by` says."""
 
     model: ChurnModel
     split: Split
+    fitted_by: dict[str, str]
+    baselines: Path | None = None
 
 
-def read_judged(folder: Path | None, snapshots_path: Path, params: TrainParams) -> Judged | None:
+def read_judged(
+    folder: Path | None, snapshots_path: Path, params: TrainParams, baselines: Path | None = None
+) -> Judged | None:
     """`folder`'s model when its summary says it was fitted by `params` from `snapshots_path`."""
     if folder is None:
         return None
     about = read_json(Path(folder) / SUMMARY_FILE)
-    same = about.get("recipe_sha256") == recipe_digest(params) and about.get(
-        "snapshots_sha256"
-    ) == tracking.snapshots_digest(snapshots_path)
-    if not same:
+    fitted_by = {
+        "recipe_sha256": recipe_digest(params),
+        "snapshots_sha256": tracking.snapshots_digest(snapshots_path),
+    }
+    if any(about.get(k) != v for k, v in fitted_by.items()):
         log.info("%s was fitted by another recipe or from other snapshots: every origin is fitted", folder)
         return None
     dates = {k: [pd.Timestamp(d) for d in about[f"{k}_cutoffs"]] for k in ("train", "test")}
-    return Judged(model=ChurnModel.load(folder), split=Split(**dates))
+    return Judged(
+        model=ChurnModel.load(folder), split=Split(**dates), fitted_by=fitted_by, baselines=baselines
+    )
 
 
 def origin_split(keys: pd.DataFrame, origin: pd.Timestamp, params: TrainParams) -> Split:
@@ -85,21 +94,21 @@ def origin_metrics(
     split = origin_split(keys, origin, params.train)
     total = int(keys["cutoff"].isin(split.train).sum())
     train, test = select(snapshots, split.train), select(snapshots, split.test)
+    baselines = None
     if judged is not None and judged.split == split:
         model = judged.model
+        baselines = load_scores(judged.baselines, held_out=test, fitted_by=judged.fitted_by)
     else:
         model = fit_churn_model(train, params.train, total=total).model
+    if baselines is None:
+        # the baselines learn from the rows the model learnt from (the same `train.max_rows` cap)
+        capped = cap_rows(train, params.train.max_rows, params.train.seed, total=total)
+        baselines = baseline_scores(capped, test, params.train.num_threads)
+    else:
+        log.info("baselines at %s: evaluate's scores of these rows, read", origin.date())
     y = test[LABEL].to_numpy()
     p = model.probability(test)
-    # the baselines learn from the rows the model learnt from (the same `train.max_rows` cap)
-    scores = {
-        MODEL: (p, True),
-        **baseline_scores(
-            cap_rows(train, params.train.max_rows, params.train.seed, total=total),
-            test,
-            params.train.num_threads,
-        ),
-    }
+    scores = {MODEL: (p, True), **baselines}
     top = params.evaluate.top_share
     head = {"cutoff": origin.date().isoformat(), "rows": len(test), "churn_rate": float(y.mean())}
     return [
@@ -211,11 +220,12 @@ def main(
     figure_out: Path,
     headline_out: Path | None = None,
     judged_dir: Path | None = None,
+    baselines_path: Path | None = None,
 ) -> None:
     from pipeline.core.params import load_params
 
     params = load_params(params_path)
-    judged = read_judged(judged_dir, snapshots_path, params.train)
+    judged = read_judged(judged_dir, snapshots_path, params.train, baselines=baselines_path)
     snapshots, keys = backtest_rows(snapshots_path, params)
     table = backtest(snapshots, params=params, origins=params.backtest.origins, judged=judged, keys=keys)
     result = write_outputs(

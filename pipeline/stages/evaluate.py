@@ -30,7 +30,7 @@ from sklearn.metrics import (
 )
 
 from pipeline.core import registry, tracking
-from pipeline.core.baselines import TRAINING_INPUTS, baseline_scores
+from pipeline.core.baselines import TRAINING_INPUTS, baseline_scores, save_scores
 from pipeline.core.calibration import expected_calibration_error, reliability_table
 from pipeline.core.columns import LABEL
 from pipeline.core.errors import SnapshotError
@@ -219,10 +219,10 @@ def held_out_rows(snapshots_path: Path, summary: dict) -> tuple[pd.DataFrame, pd
 
 def evaluate(
     test: pd.DataFrame, fit_rows: pd.DataFrame, model: ChurnModel, params: EvaluateParams, train: TrainParams
-) -> tuple[dict, np.ndarray, dict[str, np.ndarray]]:
+) -> tuple[dict, np.ndarray, dict[str, tuple[np.ndarray, bool]]]:
     """Metrics of the calibrated model, the raw model and every baseline on the held-out rows
     `test`, the baselines fitted on `fit_rows`; the model's probabilities and each baseline's
-    score."""
+    score with whether it is a probability."""
     y = test[LABEL].to_numpy()
     raw = model.raw_probability(test)
     p = model.calibrator.apply(raw, test)
@@ -240,7 +240,7 @@ def evaluate(
         },
         "segments": segment_metrics(y, p, segment_masks(test, params.new_customer_days)),
     }
-    return report, p, {name: score for name, (score, _) in baselines.items()}
+    return report, p, baselines
 
 
 def champion_metrics(test: pd.DataFrame, name: str, horizon_days: int, top_share: float) -> dict | None:
@@ -326,6 +326,7 @@ def main(
     plots_dir: Path,
     judged_out: Path,
     headline_out: Path | None = None,
+    baselines_out: Path | None = None,
 ) -> None:
     from pipeline.core.params import load_params
 
@@ -334,9 +335,13 @@ def main(
     # the model trained only on what was known at the test cutoffs; the scoring model saw them
     judged = ChurnModel.load(model_dir / EVALUATION_DIR)
     test, fit_rows = held_out_rows(snapshots_path, summary)
-    report, p, scores = evaluate(
+    report, p, baselines = evaluate(
         test=test, fit_rows=fit_rows, model=judged, params=params.evaluate, train=params.train
     )
+    if baselines_out is not None:  # backtest's latest origin is these rows with these baselines
+        fitted_by = {k: summary[k] for k in ("recipe_sha256", "snapshots_sha256")}
+        save_scores(baselines, held_out=test, fitted_by=fitted_by, path=baselines_out)
+    scores = {name: score for name, (score, _) in baselines.items()}
     y = test[LABEL].to_numpy()
     tracking.configure(params.mlflow.experiment)
     held_by_champion = champion_metrics(
