@@ -193,6 +193,15 @@ def test_15_exact_duplicate_rows(tmp_path):
     assert reasons(quarantine) == [(2, "duplicate_line"), (3, "duplicate_line")]
 
 
+def test_15b_a_line_two_rules_flag_takes_the_first_rules_reason_once(tmp_path):
+    """A return without an earlier order, exported twice: the copy is a duplicate line (the first
+    rule), the first an unmatched return; each row is quarantined once and the counts add up."""
+    unmatched = "C3,p9,-2,2026-01-06 10:00,1.00,c2"
+    kept, quarantine = run(tmp_path, GOOD, unmatched, unmatched)
+    assert kept["source_row"].tolist() == [1]
+    assert reasons(quarantine) == [(2, "unmatched_return"), (3, "duplicate_line")]
+
+
 def test_16_near_duplicates_equal_after_parsing(tmp_path):
     params = M.model_copy(update={"date_formats": ["%Y-%m-%d %H:%M", "%d/%m/%Y %H:%M"]})
     _kept, quarantine = run(tmp_path, GOOD, " 1 , p1 ,2.0,05/01/2026 10:00,3.5, c1 ", params=params)

@@ -91,7 +91,8 @@ class Calibrator:
             raise ValueError("a leveled blend needs the snapshot's cutoff column")
         groups = snapshot["cutoff"].to_numpy()
         shifts = level_shifts(q, p, groups)
-        return shifted(q, np.array([shifts[g] for g in groups], dtype=float))
+        codes, cutoffs = pd.factorize(groups)  # each row's shift by its cutoff's index, not one lookup a row
+        return shifted(q, np.array([shifts[g] for g in cutoffs], dtype=float)[codes])
 
     def unleveled(self, p: np.ndarray, snapshot: pd.DataFrame | None = None) -> np.ndarray:
         p = np.asarray(p, dtype=float)

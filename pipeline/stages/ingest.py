@@ -552,17 +552,21 @@ def cross_row_checks(
     `ingest.memory_limit`, so the file's size does not matter."""
     source = f"read_parquet('{staged}')"
     keys = ", ".join(_quote(c) for c in canonical if c != "source_row")
-    flags = ", ".join(
-        f"({sql.format(canonical=keys)}) AS {_quote('flag:' + name)}" for name, _, sql in CROSS_ROW_RULES
+    keyed = f"(SELECT {keys}, source_row FROM {source})"
+    # each rule's window over a scan of its own, a row taking the first rule's reason that flags it:
+    # the windows over their different partitions in one query took 9.5 s at 10M lines, 5.1 s apart
+    rules = {name: _quote("rule:" + name) for name, _, _ in CROSS_ROW_RULES}
+    flagged_by = ", ".join(
+        f"{rules[name]} AS (SELECT source_row FROM "
+        f"(SELECT source_row, ({sql.format(canonical=keys)}) AS flag FROM {keyed}) WHERE flag)"
+        for name, _, sql in CROSS_ROW_RULES
     )
-    reason = (
-        "CASE " + " ".join(f"WHEN {_quote('flag:' + n)} THEN '{n}'" for n, _, _ in CROSS_ROW_RULES) + " END"
+    firsts = " UNION ALL ".join(
+        f"SELECT source_row, '{name}' AS reason FROM {rules[name]}"
+        + "".join(f" ANTI JOIN {rules[earlier]} USING (source_row)" for earlier in list(rules)[:k])
+        for k, name in enumerate(rules)
     )
-    keyed = f"SELECT source_row, {flags} FROM (SELECT {keys}, source_row FROM {source})"
-    con.execute(
-        f"CREATE TEMP TABLE flagged AS SELECT source_row, reason FROM "
-        f"(SELECT source_row, {reason} AS reason FROM ({keyed})) WHERE reason IS NOT NULL"
-    )
+    con.execute(f"CREATE TEMP TABLE flagged AS WITH {flagged_by} {firsts}")
     selected = ", ".join(_quote(c) for c in canonical)
     survivors = f"SELECT {selected} FROM {source} ANTI JOIN flagged USING (source_row) ORDER BY source_row"
     con.execute(f"COPY ({survivors}) TO '{kept_out}' (FORMAT parquet)")

@@ -247,11 +247,7 @@ def predicted_vs_realized(
     sums = []
     for piece in pieces:
         frame = pd.DataFrame(
-            {
-                "cutoff": piece["cutoff"].dt.date.astype(str),
-                "predicted": model.probability(piece),
-                "realized": piece[LABEL],
-            }
+            {"cutoff": piece["cutoff"], "predicted": model.probability(piece), "realized": piece[LABEL]}
         )
         sums.append(
             frame.groupby("cutoff").agg(
@@ -259,6 +255,7 @@ def predicted_vs_realized(
             )
         )
     total = pd.concat(sums).groupby(level=0).sum()
+    total.index = total.index.strftime("%Y-%m-%d")  # the few cutoffs named, not every row
     out = pd.DataFrame(
         {
             "customers": total["customers"],
