@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
@@ -64,6 +65,17 @@ def recipe_digest(params: TrainParams) -> str:
     """sha256 of the recipe's settings: two fits of the same rows with the same digest are the same
     model (the fit is deterministic)."""
     return hashlib.sha256(params.model_dump_json().encode()).hexdigest()
+
+
+def fitted_by(params: TrainParams, snapshots_path: Path) -> dict[str, str]:
+    """What a fit of the recipe depends on besides the code: the digests of its settings and of the
+    snapshot files. A model or baseline score recorded with the same digests is the same bytes."""
+    from pipeline.core import tracking  # MLflow comes with it; only the stages that record need it
+
+    return {
+        "recipe_sha256": recipe_digest(params),
+        "snapshots_sha256": tracking.snapshots_digest(snapshots_path),
+    }
 
 
 CAP_SCALE = 1_000_000  # the cap's hash is read modulo this: shares in steps of one in a million

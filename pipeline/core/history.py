@@ -125,8 +125,7 @@ def read(
         if lines_digest.get(score_date) != meta["lines"]:
             log.info("carried history: lines before %s changed; the history is read again", score_date)
             return None
-        present = {name: folder / f"{name}.parquet" for name in TABLES}
-        present = {name: path for name, path in present.items() if path.is_file()}
+        present = {name: path for name in TABLES if (path := folder / f"{name}.parquet").is_file()}
         for path in present.values():
             pq.read_metadata(path)  # a damaged file is refused here, not halfway through the run
         tables = {

@@ -25,7 +25,7 @@ from pipeline.core.fitting import (
     cap_rows,
     capped_mask,
     fit_churn_model,
-    recipe_digest,
+    fitted_by,
     select,
     split_snapshots,
 )
@@ -60,17 +60,12 @@ def read_judged(
     if folder is None:
         return None
     about = read_json(Path(folder) / SUMMARY_FILE)
-    fitted_by = {
-        "recipe_sha256": recipe_digest(params),
-        "snapshots_sha256": tracking.snapshots_digest(snapshots_path),
-    }
-    if any(about.get(k) != v for k, v in fitted_by.items()):
+    fitted = fitted_by(params, snapshots_path)
+    if any(about.get(k) != v for k, v in fitted.items()):
         log.info("%s was fitted by another recipe or from other snapshots: every origin is fitted", folder)
         return None
     dates = {k: [pd.Timestamp(d) for d in about[f"{k}_cutoffs"]] for k in ("train", "test")}
-    return Judged(
-        model=ChurnModel.load(folder), split=Split(**dates), fitted_by=fitted_by, baselines=baselines
-    )
+    return Judged(model=ChurnModel.load(folder), split=Split(**dates), fitted_by=fitted, baselines=baselines)
 
 
 def origin_split(keys: pd.DataFrame, origin: pd.Timestamp, params: TrainParams) -> Split:

@@ -34,7 +34,7 @@ from pipeline.core.baselines import TRAINING_INPUTS, baseline_scores, save_score
 from pipeline.core.calibration import expected_calibration_error, reliability_table
 from pipeline.core.columns import LABEL
 from pipeline.core.errors import SnapshotError
-from pipeline.core.fitting import cap_rows
+from pipeline.core.fitting import cap_rows, fitted_by
 from pipeline.core.io import atomic_path, csv_bytes, read_json, write_headline, write_json
 from pipeline.core.model import EVALUATION_DIR, SUMMARY_FILE, ChurnModel, risk_deciles
 from pipeline.core.params import EvaluateParams, TrainParams
@@ -339,8 +339,8 @@ def main(
         test=test, fit_rows=fit_rows, model=judged, params=params.evaluate, train=params.train
     )
     if baselines_out is not None:  # backtest's latest origin is these rows with these baselines
-        fitted_by = {k: summary[k] for k in ("recipe_sha256", "snapshots_sha256")}
-        save_scores(baselines, held_out=test, fitted_by=fitted_by, path=baselines_out)
+        used = fitted_by(params.train, snapshots_path)  # what they were fitted by here, not train's record
+        save_scores(baselines, held_out=test, fitted_by=used, path=baselines_out)
     scores = {name: score for name, (score, _) in baselines.items()}
     y = test[LABEL].to_numpy()
     tracking.configure(params.mlflow.experiment)

@@ -28,8 +28,8 @@ from pipeline.core.fitting import (
     Fitted,
     capped_mask,
     fit_churn_model,
+    fitted_by,
     preflight,
-    recipe_digest,
     select,
     split_snapshots,
 )
@@ -94,8 +94,7 @@ def main(params_path: Path, snapshots_path: Path, out_dir: Path, run_out: Path) 
         "train_cutoffs": _dates(split.train),
         "test_cutoffs": _dates(split.test),
         # what the models were fitted from, so a stage can tell whether refitting would repeat them
-        "recipe_sha256": recipe_digest(params.train),
-        "snapshots_sha256": tracking.snapshots_digest(snapshots_path),
+        **fitted_by(params.train, snapshots_path),
     }
     judged_summary = {**common, **_about(judged, n_train)}
     save_model(judged, out_dir / EVALUATION_DIR, judged_summary)
