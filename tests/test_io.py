@@ -75,11 +75,9 @@ def test_a_table_streamed_in_pieces_is_byte_identical_to_the_whole_written_at_on
 
     monkeypatch.setattr(io, "ROW_GROUP_ROWS", 4)  # small row groups, so pieces straddle them
     whole = pd.DataFrame({"id": [f"c{i}" for i in range(10)], "x": [i / 3 for i in range(10)]})
-    with io.atomic_path(tmp_path / "whole.parquet") as tmp:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+    io.write_parquet(whole, tmp_path / "whole.parquet")
+    import pyarrow.parquet as pq
 
-        pq.write_table(pa.Table.from_pandas(whole, preserve_index=False), tmp, row_group_size=4)
     written: list[int] = []
 
     class Spy(pq.ParquetWriter):
@@ -129,3 +127,77 @@ def test_read_parquet_gives_the_frame_pandas_gives(tmp_path):
     read = read_parquet(tmp_path / "t.parquet")
     assert read.equals(pd.read_parquet(tmp_path / "t.parquet")) and (read.dtypes == frame.dtypes).all()
     assert read_parquet(tmp_path / "t.parquet", columns=["churned"]).columns.tolist() == ["churned"]
+
+
+def test_parquet_files_are_lz4_with_dictionaries_only_for_columns_that_are_not_floats(tmp_path):
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from pipeline.core.io import parquet_stream, write_parquet
+
+    frame = pd.DataFrame(
+        {"customer_id": ["a", "b"], "n_orders": np.array([1, 2], dtype="int32"), "p": [0.25, 0.5]}
+    )
+    write_parquet(frame, tmp_path / "whole.parquet")
+    with parquet_stream(tmp_path / "pieces.parquet") as write:
+        write(frame)
+    for name in ("whole.parquet", "pieces.parquet"):
+        group = pq.ParquetFile(tmp_path / name).metadata.row_group(0)
+        chunks = {group.column(i).path_in_schema: group.column(i) for i in range(group.num_columns)}
+        # pyarrow names the LZ4_RAW codec it writes "LZ4" (DuckDB's parquet_metadata says LZ4_RAW)
+        assert {c.compression for c in chunks.values()} == {"LZ4"}
+        dictionary = {n: "RLE_DICTIONARY" in c.encodings for n, c in chunks.items()}
+        assert dictionary == {"customer_id": True, "n_orders": True, "p": False}
+
+
+def test_prefetched_gives_every_item_in_order_from_a_thread_of_its_own():
+    import threading
+
+    from pipeline.core.io import prefetched
+
+    threads = []
+
+    def items():
+        for i in range(50):
+            threads.append(threading.current_thread())
+            yield i
+
+    assert list(prefetched(items(), depth=3)) == list(range(50))
+    assert threading.main_thread() not in threads
+
+
+def test_prefetched_raises_the_producers_error_in_its_place():
+    from pipeline.core.io import prefetched
+
+    def items():
+        yield 1
+        yield 2
+        raise ValueError("the query failed")
+
+    got = []
+    with pytest.raises(ValueError, match="the query failed"):
+        for item in prefetched(items()):
+            got.append(item)
+    assert got == [1, 2]
+
+
+def test_prefetched_stops_its_producer_when_the_consumer_stops():
+    import threading
+
+    from pipeline.core.io import prefetched
+
+    produced = []
+
+    def items():
+        for i in range(1000):
+            produced.append(i)
+            yield i
+
+    before = threading.active_count()
+    with pytest.raises(RuntimeError):
+        for item in prefetched(items(), depth=2):
+            if item == 3:
+                raise RuntimeError("the disk is full")
+    # the producer ran at most its queue's depth and the item it held ahead of the consumer
+    assert len(produced) <= 3 + 1 + 2 + 1
+    assert threading.active_count() == before

@@ -216,7 +216,8 @@ class ParetoNBD:
     ) -> np.ndarray:
         """P(no order in (T, T + t]) = 1 - P(alive) + P(alive) E[mu/(lam+mu) + lam/(lam+mu) e^{-(lam+mu)t}],
         the expectation over the posterior lam ~ Gamma(r + x, alpha + T), mu ~ Gamma(s, beta + T), by
-        generalised Gauss-Laguerre quadrature in each rate (12 nodes agree with 64 to 1e-13)."""
+        generalised Gauss-Laguerre quadrature in each rate: 12 nodes are within 2.3e-6 of 64 on the
+        latest cutoff of a 10M-line simulated shop (s = 0.65, 90 days), 8 within 1.5e-4."""
         x, T = summary.x, summary.T
         mu_nodes, mu_weights = gamma_nodes(self.s, nodes)
         quiet = np.empty_like(x)

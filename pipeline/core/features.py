@@ -43,7 +43,7 @@ from pipeline.core.cutoffs import Schedule, ScheduleError, SplitNeeds, plan_sche
 from pipeline.core.engine import hold, record_batches, release
 from pipeline.core.errors import PipelineError
 from pipeline.core.history import FOREVER, epoch
-from pipeline.core.io import parquet_stream
+from pipeline.core.io import parquet_stream, prefetched
 from pipeline.core.orders import (
     DAY_SECONDS,
     EXACT,
@@ -984,7 +984,8 @@ def _write_partitions(
                     yield pd.Timestamp(cutoff).date(), rows
 
     made = []
-    for cutoff, parts in itertools.groupby(pieces(), key=lambda item: item[0]):
+    # the queries and the BTYD arithmetic on a thread of their own, overlapping the writing
+    for cutoff, parts in itertools.groupby(prefetched(pieces()), key=lambda item: item[0]):
         fit = btyd.params[cutoff.isoformat()]
         rows = churned = 0
         with parquet_stream(folder.path(cutoff, keys[cutoff]), metadata=partition_metadata(fit)) as write:
