@@ -344,3 +344,26 @@ def test_a_mask_keeps_those_rows_of_the_whole_table_file_by_file(small_shop, tmp
     short = f"a mask of {len(whole) - 1} flags for a table of {len(whole)} rows"
     with pytest.raises(ValueError, match=short):
         read_snapshots(folder, mask=mask[1:])
+
+
+def test_a_piece_that_fails_on_the_query_thread_stops_the_run_and_leaves_no_partial_file(
+    small_shop, tmp_path, monkeypatch
+):
+    lines = _until(small_shop, "2024-11-25")
+    folder = tmp_path / "t"
+    monkeypatch.setattr(features, "PIECE_ROWS", 7)  # many pieces, so the failure comes mid-stream
+    checked = []
+
+    def failing(frame, what):
+        checked.append(what)
+        if what == "training snapshots" and checked.count(what) == 5:
+            raise features.FeatureError("a feature is not finite")
+
+    monkeypatch.setattr(features, "check_finite", failing)
+    with pytest.raises(features.FeatureError, match="not finite"):
+        _run(lines, folder)
+    # raised where the main thread was writing, after the earlier pieces' cutoffs were written
+    assert checked.count("training snapshots") == 5
+    assert not any(p.name.startswith(".") or p.suffix == ".tmp" for p in folder.rglob("*"))
+    with pytest.raises(SnapshotFolderError):
+        read_snapshots(folder)
