@@ -201,3 +201,24 @@ def test_prefetched_stops_its_producer_when_the_consumer_stops():
     # the producer ran at most its queue's depth and the item it held ahead of the consumer
     assert len(produced) <= 3 + 1 + 2 + 1
     assert threading.active_count() == before
+
+
+def test_prefetched_closes_its_producing_generator_on_the_producers_thread():
+    import threading
+
+    from pipeline.core.io import prefetched
+
+    closed_on = []
+
+    def items():
+        try:
+            yield from range(100)
+        finally:
+            closed_on.append(threading.current_thread())
+
+    with pytest.raises(RuntimeError):
+        for item in prefetched(items()):
+            if item == 2:
+                raise RuntimeError("the consumer failed")
+    # closed before prefetched returned, where it ran, not left to the garbage collector
+    assert len(closed_on) == 1 and closed_on[0] is not threading.main_thread()

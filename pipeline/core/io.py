@@ -222,15 +222,18 @@ def prefetched(items: Iterable[T], depth: int = 2) -> Iterator[T]:
     """`items` in order, produced on a thread of their own up to `depth` ahead of the consumer: an
     engine's query and NumPy's arithmetic (which release the GIL) overlap the writing of the items
     before them. An exception raised producing an item is raised here in its place; when the
-    consumer stops early (an exception, a `break`) the producer stops at its next item. (The
-    standard library has no bounded prefetching iterator; the packages that do are unmaintained.)"""
+    consumer stops early (an exception, a `break`) the producer stops after the item in progress,
+    and a generator producing them is closed on the producer's thread before this returns (so an
+    engine's cursor is not left to another thread). (The standard library has no bounded
+    prefetching iterator; the packages that do are unmaintained.)"""
     done = object()
     slots: queue.Queue[tuple[Any, BaseException | None]] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
     def produce() -> None:
+        iterator = iter(items)
         try:
-            for item in items:
+            for item in iterator:
                 while not stop.is_set():
                     try:
                         slots.put((item, None), timeout=0.1)
@@ -242,6 +245,10 @@ def prefetched(items: Iterable[T], depth: int = 2) -> Iterator[T]:
             slots.put((done, None))
         except BaseException as exc:  # handed to the consumer, which raises it
             slots.put((done, exc))
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
 
     producer = threading.Thread(target=produce, name="prefetched", daemon=True)
     producer.start()
