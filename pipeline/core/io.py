@@ -146,7 +146,8 @@ def read_parquet(path: str | Path, columns: list[str] | None = None) -> pd.DataF
 # the same row groups, so the same bytes, as the whole written at once by `write_parquet`
 ROW_GROUP_ROWS = 1024 * 1024
 # LZ4 (Parquet's LZ4_RAW, which DuckDB, Spark 3.4+ and pyarrow read) rather than the default Snappy:
-# on 1.3M snapshot rows x 51 columns the same write time and reads 2.4x faster, for 23% more bytes
+# on 1.3M snapshot rows x 51 columns the same write time as Snappy and reads 3.3x faster, for 3% more
+# bytes (docs/benchmarks.md, "Writing the snapshots")
 PARQUET_COMPRESSION = "lz4"
 
 
@@ -230,21 +231,23 @@ def prefetched(items: Iterable[T], depth: int = 2) -> Iterator[T]:
     slots: queue.Queue[tuple[Any, BaseException | None]] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
+    def offer(entry: tuple[Any, BaseException | None]) -> bool:
+        """Queue `entry` unless the consumer has stopped (looked at every 0.1 s); whether it was."""
+        while not stop.is_set():
+            with contextlib.suppress(queue.Full):
+                slots.put(entry, timeout=0.1)
+                return True
+        return False
+
     def produce() -> None:
         iterator = iter(items)
         try:
             for item in iterator:
-                while not stop.is_set():
-                    try:
-                        slots.put((item, None), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not offer((item, None)):
                     return
-            slots.put((done, None))
+            offer((done, None))
         except BaseException as exc:  # handed to the consumer, which raises it
-            slots.put((done, exc))
+            offer((done, exc))
         finally:
             close = getattr(iterator, "close", None)
             if close is not None:
@@ -261,10 +264,7 @@ def prefetched(items: Iterable[T], depth: int = 2) -> Iterator[T]:
                 return
             yield item
     finally:
-        stop.set()
-        while producer.is_alive():  # let a producer blocked on a full queue see the stop
-            with contextlib.suppress(queue.Empty):
-                slots.get(timeout=0.1)
+        stop.set()  # a producer waiting on a full queue sees it within 0.1 s
         producer.join()
 
 
