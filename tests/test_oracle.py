@@ -170,6 +170,16 @@ def test_every_scenario_has_calibrated_truths_between_history_and_known_rates(sc
     assert 0.7 < oracle < ceiling
 
 
+def test_truth_in_pieces_on_threads_is_the_truth_in_one_piece():
+    """Cut into pieces of a few customers each (computed on a thread per core), every number is
+    the one computed in a single piece, to the last bit."""
+    _, shop = simulate(SMALL)
+    whole = truth_at(shop, cutoffs=CUTOFFS, horizon=60, lookback=365, chunk_points=10**12)
+    pieces = truth_at(shop, cutoffs=CUTOFFS, horizon=60, lookback=365, chunk_points=50_000)
+    assert len(whole) > 1_000  # about 150 pieces a cutoff
+    pd.testing.assert_frame_equal(pieces, whole, check_exact=True)
+
+
 def test_truth_rows_and_labels_follow_the_clean_order_stream():
     """Who is in the truth at a cutoff (an order in the lookback before it) and the label (no order
     in the window), counted by hand from the simulator's orders."""

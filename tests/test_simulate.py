@@ -2,9 +2,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pipeline.core.shop import CUSTOMER_COLUMNS, ORDER_COLUMNS
-from pipeline.stages.simulate import simulate
+from pipeline.stages.simulate import export_order, invoice_text, simulate
 from tests.conftest import SMALL_SHOP as SMALL
 
 
@@ -85,3 +87,50 @@ def test_damage_changes_one_cell_of_each_drawn_row_to_a_known_bad_value_and_noth
     assert all(len(cells) == 1 for cells in damaged.values())
     assert {(cells[0], out[cells[0]][i]) for i, cells in damaged.items()} == set(DAMAGE)
     assert len(damaged) == int((np.random.default_rng(7).random(n) < 0.25).sum()) == 107
+
+
+def lines_of(invoice, credit, minutes, product) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "invoice": np.asarray(invoice, dtype=np.int64),
+            "credit": np.asarray(credit, dtype=bool),
+            "minutes": np.asarray(minutes, dtype=float),
+            "product": np.asarray(product, dtype=np.int64),
+        }
+    )
+
+
+def test_export_order_sorts_the_invoice_as_text():
+    """In one minute: "1000000" < "500000" < "5000000" < "500001" < "C500000", as text; then by
+    product; a later minute last whatever its invoice."""
+    lines = lines_of(
+        invoice=[500001, 500000, 5000000, 1000000, 500000, 500000, 500000, 1],
+        credit=[False, True, False, False, False, False, False, False],
+        minutes=[10, 10, 10, 10, 10, 10, 10, 11],
+        product=[1, 1, 1, 1, 7, 3, 3, 1],
+    )
+    ordered = lines.iloc[export_order(lines)]
+    assert invoice_text(ordered).to_pylist() == [
+        "1000000", "500000", "500000", "500000", "5000000", "500001", "C500000", "1",
+    ]  # fmt: skip
+    # equal keys keep their order: the two (500000, product 3) lines are rows 5 then 6
+    assert ordered.index.tolist() == [3, 5, 6, 4, 2, 0, 1, 7]
+
+
+# numbers that are prefixes of others, so that padding ties and the length decides, and any others
+INVOICES = st.one_of(
+    st.sampled_from([1, 10, 100, 5, 50, 500, 501, 51, 5000000, 123, 1230]), st.integers(1, 10**12)
+)
+
+
+@given(
+    st.lists(
+        st.tuples(INVOICES, st.booleans(), st.integers(0, 3), st.integers(0, 3)), min_size=1, max_size=40
+    )
+)
+def test_export_order_is_the_order_of_the_text(rows):
+    invoice, credit, minutes, product = zip(*rows, strict=True)
+    lines = lines_of(invoice, credit, minutes, product)
+    text = lines.assign(text=invoice_text(lines).to_pylist())
+    expected = text.sort_values(["minutes", "text", "product"], kind="stable").index.to_numpy()
+    np.testing.assert_array_equal(export_order(lines), expected)

@@ -24,7 +24,6 @@ import datetime as dt
 import itertools
 import logging
 import multiprocessing
-import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -53,6 +52,7 @@ from pipeline.core.orders import (
     to_exact,
     to_float,
 )
+from pipeline.core.parallel import usable_cores
 from pipeline.core.params import FeaturizeParams
 from pipeline.core.partitions import (
     Partition,
@@ -620,9 +620,7 @@ def fit_each(
     customers: each fit is its own (same start, its own sample), so the results are those of
     fitting them one after another, in about half the time on two cores. Fresh processes
     ("spawn"), not forks of this one, which runs the engine's threads."""
-    # the cores this process may use (Linux); elsewhere every core of the machine
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    workers = min(cores, len(samples))
+    workers = min(usable_cores(), len(samples))
     if workers <= 1 or sum(len(s.x) for s in samples) < parallel_from:
         return [fit_models(sample) for sample in samples]
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:

@@ -15,11 +15,14 @@ featurize's fits.json), so the oracle is judged on the same rows as the model.
 from __future__ import annotations
 
 import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import numpy as np
 import pandas as pd
 
 from pipeline.core.errors import PipelineError
+from pipeline.core.parallel import usable_cores
 from pipeline.core.quadrature import gamma_nodes
 from pipeline.core.shop import (
     BASE_DROPOUT,
@@ -242,15 +245,35 @@ def observed_history(
     return history, pd.DataFrame({"row": row[is_open], "seen": seen})
 
 
+def _open_orders_of(open_orders: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
+    """The open orders of the consecutive customers `rows`, positioned within them."""
+    mine = open_orders[open_orders["row"].isin(rows)]
+    return mine.assign(row=mine["row"] - rows[0])
+
+
 def _days_since(start: dt.date, ts: pd.Series) -> np.ndarray:
     return ((ts - pd.Timestamp(start)) / pd.Timedelta(days=1)).to_numpy(dtype=float)
 
 
-def truth_at(shop: SimulatedShop, cutoffs: list[dt.date], horizon: int, lookback: int) -> pd.DataFrame:
+# quadrature points of the oracle's grid per piece of customers: about 32 MB per float array
+CHUNK_POINTS = 4_096_000
+
+
+def truth_at(
+    shop: SimulatedShop,
+    cutoffs: list[dt.date],
+    horizon: int,
+    lookback: int,
+    chunk_points: int = CHUNK_POINTS,
+) -> pd.DataFrame:
     """The truth at each cutoff (a midnight) for the customers with an order in the `lookback`
     days before it: both probabilities of no order in [cutoff, cutoff + `horizon`), whether the
     customer was still alive, and the label from the clean order stream (NaN where the window runs
-    past the export's end). One row per customer and cutoff, sorted by cutoff and customer."""
+    past the export's end). One row per customer and cutoff, sorted by cutoff and customer.
+
+    Each customer's probabilities are their own arithmetic, so the customers are cut into pieces
+    of about `chunk_points` quadrature points, computed on a thread per core (NumPy releases the
+    interpreter during its array operations): the same numbers as one piece on one thread."""
     p = shop.params
     n_days = (p.end_date - p.start_date).days
     too_late = [c for c in cutoffs if (c - p.start_date).days + horizon > n_days + BEYOND_DAYS]
@@ -262,7 +285,7 @@ def truth_at(shop: SimulatedShop, cutoffs: list[dt.date], horizon: int, lookback
     scenario = SCENARIOS[p.scenario]
     cal, dcal = calendars(p)
     nodes = 8
-    # the oracle's quadrature grid per customer, to size the chunks (about 4M points each)
+    # the oracle's quadrature grid per customer, to size the pieces
     grid = (nodes if scenario.drifts else 1) * nodes * 2 * nodes * nodes * len(scenario.basket_shares)
     customers = shop.customers.sort_values("customer_id", ignore_index=True)
     customer_id = customers["customer_id"].to_numpy()
@@ -281,39 +304,26 @@ def truth_at(shop: SimulatedShop, cutoffs: list[dt.date], horizon: int, lookback
     orders = shop.orders.assign(owner=owner, day=np.floor(shop.orders["t"].to_numpy()))
     order_t = orders["t"].to_numpy()
     frames = []
-    for cutoff in cutoffs:
-        c = float((cutoff - p.start_date).days)
-        before = order_t < c
-        last = np.full(customer_id.size, -np.inf)
-        np.maximum.at(last, owner[before], order_t[before])
-        eligible = np.flatnonzero(last >= c - lookback)
-        prob = true_no_order_probability(
-            cal=cal,
-            dcal=dcal,
-            last_order=last[eligible],
-            cutoff=c,
-            horizon=horizon,
-            rates=Rates(
-                lam=rates.lam[eligible],
-                mu=rates.mu[eligible],
-                drift=rates.drift[eligible],
-                birth=rates.birth[eligible],
-            ),
-        )
-        history, open_orders = observed_history(
-            before=orders[before], covariate_dropout=covariate_dropout, eligible=eligible, c=c
-        )
-        bayes = np.empty(eligible.size)
-        for chunk in np.array_split(np.arange(eligible.size), max(1, eligible.size * grid // 4_096_000)):
-            if chunk.size == 0:  # nobody eligible at this cutoff
-                continue
-            rows = open_orders[open_orders["row"].isin(chunk)]
-            rows = rows.assign(row=rows["row"] - chunk[0])
-            bayes[chunk] = bayes_no_order_probability(
+    with ThreadPoolExecutor(usable_cores()) as pool:
+        for cutoff in cutoffs:
+            c = float((cutoff - p.start_date).days)
+            before = order_t < c
+            last = np.full(customer_id.size, -np.inf)
+            np.maximum.at(last, owner[before], order_t[before])
+            eligible = np.flatnonzero(last >= c - lookback)
+            history, open_orders = observed_history(
+                before=orders[before], covariate_dropout=covariate_dropout, eligible=eligible, c=c
+            )
+            pieces = np.array_split(np.arange(eligible.size), max(1, eligible.size * grid // chunk_points))
+            pieces = [piece for piece in pieces if piece.size]  # none when nobody is eligible
+            # the known-rates truth loops over the days of the longest gap: a share per core
+            true_p = partial(true_no_order_probability, cal=cal, dcal=dcal, cutoff=c, horizon=horizon)
+            shares = [at for at in np.array_split(eligible, usable_cores()) if at.size]
+            true_parts = [pool.submit(true_p, last_order=last[at], rates=rates.of(at)) for at in shares]
+            bayes_p = partial(
+                bayes_no_order_probability,
                 cal=cal,
                 dcal=dcal,
-                history=history.iloc[chunk],
-                open_orders=rows,
                 cutoff=c,
                 horizon=horizon,
                 return_share=p.return_share,
@@ -321,21 +331,29 @@ def truth_at(shop: SimulatedShop, cutoffs: list[dt.date], horizon: int, lookback
                 extra_lines=p.mean_lines_per_order - 1.0,
                 nodes=nodes,
             )
-        in_window = (order_t >= c) & (order_t < c + horizon)
-        ordered = np.bincount(owner[in_window], minlength=customer_id.size)[eligible] > 0
-        observed = c + horizon <= n_days
-        frames.append(
-            pd.DataFrame(
-                {
-                    "customer_id": customer_id[eligible],
-                    "cutoff": pd.Timestamp(cutoff),
-                    "true_p_no_order": prob,
-                    "bayes_p_no_order": bayes,
-                    "alive_at_cutoff": death[eligible] > c,
-                    # the label from the clean order stream; unknown past the end of the data
-                    "churned": np.where(ordered, 0.0, 1.0) if observed else np.nan,
-                }
+            bayes_parts = [
+                pool.submit(
+                    bayes_p, history=history.iloc[rows], open_orders=_open_orders_of(open_orders, rows)
+                )
+                for rows in pieces
+            ]
+            prob = np.concatenate([np.empty(0), *(part.result() for part in true_parts)])
+            bayes = np.concatenate([np.empty(0), *(part.result() for part in bayes_parts)])
+            in_window = (order_t >= c) & (order_t < c + horizon)
+            ordered = np.bincount(owner[in_window], minlength=customer_id.size)[eligible] > 0
+            observed = c + horizon <= n_days
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "customer_id": customer_id[eligible],
+                        "cutoff": pd.Timestamp(cutoff),
+                        "true_p_no_order": prob,
+                        "bayes_p_no_order": bayes,
+                        "alive_at_cutoff": death[eligible] > c,
+                        # the label from the clean order stream; unknown past the end of the data
+                        "churned": np.where(ordered, 0.0, 1.0) if observed else np.nan,
+                    }
+                )
             )
-        )
     truth = pd.concat(frames, ignore_index=True)
     return truth.sort_values(["cutoff", "customer_id"], ignore_index=True)

@@ -140,6 +140,10 @@ class Rates:
     drift: np.ndarray
     birth: np.ndarray
 
+    def of(self, at: np.ndarray) -> Rates:
+        """The rates of the customers at positions `at`."""
+        return Rates(lam=self.lam[at], mu=self.mu[at], drift=self.drift[at], birth=self.birth[at])
+
 
 # how far the calendars run past the export's end: a label window opened at the end closes inside
 # them for any horizon up to two years

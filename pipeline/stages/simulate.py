@@ -206,7 +206,8 @@ def draw_lines(
     ts_minutes = orders["day"].to_numpy()[idx] * 1440 + orders["minute"].to_numpy()[idx]
     lines = pd.DataFrame(
         {
-            "invoice": orders["invoice"].to_numpy()[idx].astype(str),
+            "invoice": orders["invoice"].to_numpy()[idx],
+            "credit": np.zeros(idx.size, dtype=bool),
             "product": product,
             "quantity": quantity,
             "minutes": ts_minutes,
@@ -218,7 +219,7 @@ def draw_lines(
     returned = rng.random(len(orders)) < pop.return_prob[orders["owner"].to_numpy()]
     ret_rows = first_line[returned]
     ret = lines.iloc[ret_rows].copy()
-    ret["invoice"] = "C" + ret["invoice"]
+    ret["credit"] = True  # its invoice is "C" and the order's number
     ret["quantity"] = -ret["quantity"]
     ret["minutes"] = ret["minutes"] + rng.integers(1, RETURN_DAYS + 1, len(ret)) * 1440
     # each order's return time (NaN: kept), which the Bayes oracle sees once it has happened
@@ -226,10 +227,35 @@ def draw_lines(
     return_minute[returned] = ret["minutes"].to_numpy()
     ret = ret[ret["minutes"] < n_days * 1440]
     lines = pd.concat([lines, ret], ignore_index=True)
-    lines = lines.sort_values(["minutes", "invoice", "product"], kind="stable").reset_index(drop=True)
+    lines = lines.iloc[export_order(lines)].reset_index(drop=True)
     lines["price"] = product_price[lines["product"].to_numpy()]
     lines["category"] = CATEGORIES[product_category[lines["product"].to_numpy()]]
     return lines, return_minute, n_lines - 1
+
+
+def export_order(lines: pd.DataFrame) -> np.ndarray:
+    """The positions of `lines` in the export's order: by minute, then by the invoice as text, then
+    by product; ties keep their order. The invoice's text ("C" and the number for a credit note)
+    is compared through integers: a credit note after every plain invoice, and among either a
+    number's digits right-padded with zeros to the longest, a shorter number first where they tie
+    (it is a prefix of the other). Sorting the text itself took a quarter of the stage."""
+    invoice = lines["invoice"].to_numpy()
+    digits = np.searchsorted(10 ** np.arange(1, 19, dtype=np.int64), invoice, side="right") + 1
+    padded = invoice * 10 ** (digits.max(initial=1) - digits)
+    keys = (
+        lines["product"].to_numpy(),
+        digits,
+        padded,
+        lines["credit"].to_numpy(),
+        lines["minutes"].to_numpy(),
+    )
+    return np.lexsort(keys)  # stable; the last key sorts first
+
+
+def invoice_text(lines: pd.DataFrame) -> pa.Array:
+    """The export's invoice column: the number as text, after "C" for a credit note."""
+    text = pc.cast(pa.array(lines["invoice"].to_numpy()), pa.string())
+    return pc.if_else(pa.array(lines["credit"].to_numpy()), pc.binary_join_element_wise("C", text, ""), text)
 
 
 def _distinct(values: np.ndarray, text: Callable[[np.ndarray], np.ndarray]) -> pa.Array:
@@ -253,7 +279,7 @@ def to_raw_table(lines: pd.DataFrame, pop: Population, start: dt.date) -> pa.Tab
 
     return pa.table(
         {
-            "Invoice": lines["invoice"].to_numpy(),
+            "Invoice": invoice_text(lines),
             "StockCode": _distinct(
                 lines["product"].to_numpy(), lambda p: np.char.add("P", np.char.zfill(p.astype(str), 5))
             ),
