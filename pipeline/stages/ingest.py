@@ -25,7 +25,14 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from pipeline.core.errors import PipelineError
-from pipeline.core.io import atomic_path, permissions_of, write_headline, write_json
+from pipeline.core.io import (
+    atomic_path,
+    parquet_options,
+    permissions_of,
+    prefetched,
+    write_headline,
+    write_json,
+)
 from pipeline.core.params import IngestParams
 from pipeline.core.privacy import pseudonym_key, pseudonyms
 from pipeline.core.tables import OPTIONAL_TYPES, TRANSACTIONS, validate
@@ -476,34 +483,44 @@ def _stream(
         staged_path = Path(work) / "staged.parquet"
         staged_writer: pq.ParquetWriter | None = None
         quarantine_writer: pq.ParquetWriter | None = None
-        parsed_rows = 0
-        for raw_batch in batches:
-            numbers = row_numbers(range(parsed_rows + 1, parsed_rows + raw_batch.num_rows + 1), ragged)
-            parsed_rows += raw_batch.num_rows
-            tally.input_rows += raw_batch.num_rows
-            batch = pa.Table.from_batches([raw_batch]).append_column("source_row", numbers)
-            con.register("batch", batch)
-            # two threads return the batch's rows in any order: put them back in the file's
-            parsed = con.sql(query).to_arrow_table().sort_by("source_row")
-            con.unregister("batch")
-            if key is not None:  # ids never leave this loop in clear, not even in the quarantine
-                parsed = _pseudonymized(parsed, key, raw_id)
-            is_kept = parsed.column("reason").is_null()
-            passed = parsed.filter(is_kept)
-            kept = validate(
-                passed.drop_columns(["reason", *raw_names]).to_pandas(),
-                TRANSACTIONS,
-                f"{path} (validated rows)",
-            )
-            staged = pa.Table.from_pandas(kept, preserve_index=False)
-            for name in raw_names:
-                staged = staged.append_column(name, passed.column(name))
-            rejected = _with_extra(
-                parsed.filter(pc.invert(is_kept)).select(["source_row", "reason", *raw_names])
-            )
+
+        def checked() -> Iterator[tuple[int, pa.Table, pa.Table]]:
+            """Per batch of the file: its rows, the rows that passed the row checks (canonical
+            columns and raw values) and the rejected rows with their reason."""
+            parsed_rows = 0
+            for raw_batch in batches:
+                numbers = row_numbers(range(parsed_rows + 1, parsed_rows + raw_batch.num_rows + 1), ragged)
+                parsed_rows += raw_batch.num_rows
+                batch = pa.Table.from_batches([raw_batch]).append_column("source_row", numbers)
+                con.register("batch", batch)
+                # two threads return the batch's rows in any order: put them back in the file's
+                parsed = con.sql(query).to_arrow_table().sort_by("source_row")
+                con.unregister("batch")
+                if key is not None:  # ids never leave this loop in clear, not even in the quarantine
+                    parsed = _pseudonymized(parsed, key, raw_id)
+                is_kept = parsed.column("reason").is_null()
+                passed = parsed.filter(is_kept)
+                kept = validate(
+                    passed.drop_columns(["reason", *raw_names]).to_pandas(),
+                    TRANSACTIONS,
+                    f"{path} (validated rows)",
+                )
+                staged = pa.Table.from_pandas(kept, preserve_index=False)
+                for name in raw_names:
+                    staged = staged.append_column(name, passed.column(name))
+                rejected = _with_extra(
+                    parsed.filter(pc.invert(is_kept)).select(["source_row", "reason", *raw_names])
+                )
+                yield raw_batch.num_rows, staged, rejected
+
+        # reading, parsing and checking the next batches on a thread of their own while this one
+        # writes (DuckDB and pyarrow release the interpreter)
+        for rows, staged, rejected in prefetched(checked()):
+            tally.input_rows += rows
             _count_reasons(tally, rejected)
             if staged_writer is None:
-                staged_writer = pq.ParquetWriter(staged_path, staged.schema)
+                # a working file, read once by the checks across rows: the fast writer options
+                staged_writer = pq.ParquetWriter(staged_path, staged.schema, **parquet_options(staged.schema))
                 quarantine_writer = pq.ParquetWriter(quarantine_tmp, rejected.schema)
             staged_writer.write_table(staged, row_group_size=STAGED_ROW_GROUP)
             log.info(
