@@ -3,7 +3,8 @@ on a shop N times its size.
 
 Copies the project into a temporary folder (its own git, DVC and MLflow store), runs `dvc repro`
 `--repeat` times from scratch, and prints per stage the median seconds and the peak resident
-memory of the stage's process (the largest over the runs), then the whole run. `--lines N`
+memory of the stage's process (the largest over the runs) and the median seconds of its command
+alone (the rest is DVC's hashing and caching of the outputs), then the whole run. `--lines N`
 simulates a shop with N times the sample's customers (so about N times its order lines: 10 gives
 about 10M lines); `--set section.key=value` changes a param in the copy (YAML values).
 
