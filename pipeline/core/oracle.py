@@ -304,7 +304,8 @@ def truth_at(
     orders = shop.orders.assign(owner=owner, day=np.floor(shop.orders["t"].to_numpy()))
     order_t = orders["t"].to_numpy()
     frames = []
-    with ThreadPoolExecutor(usable_cores()) as pool:
+    cores = usable_cores()
+    with ThreadPoolExecutor(cores) as pool:
         for cutoff in cutoffs:
             c = float((cutoff - p.start_date).days)
             before = order_t < c
@@ -318,7 +319,7 @@ def truth_at(
             pieces = [piece for piece in pieces if piece.size]  # none when nobody is eligible
             # the known-rates truth loops over the days of the longest gap: a share per core
             true_p = partial(true_no_order_probability, cal=cal, dcal=dcal, cutoff=c, horizon=horizon)
-            shares = [at for at in np.array_split(eligible, usable_cores()) if at.size]
+            shares = [at for at in np.array_split(eligible, cores) if at.size]
             true_parts = [pool.submit(true_p, last_order=last[at], rates=rates.of(at)) for at in shares]
             bayes_p = partial(
                 bayes_no_order_probability,
@@ -337,6 +338,7 @@ def truth_at(
                 )
                 for rows in pieces
             ]
+            # in the customers' order; the empty array stands for a cutoff nobody is eligible at
             prob = np.concatenate([np.empty(0), *(part.result() for part in true_parts)])
             bayes = np.concatenate([np.empty(0), *(part.result() for part in bayes_parts)])
             in_window = (order_t >= c) & (order_t < c + horizon)
